@@ -1,0 +1,70 @@
+// The bridge's HTTP API as the page uses it: the call's public description
+// (`GET /_salon/v1/calls/{id}`) and the join request that trades a Matrix
+// OpenID token for a LiveKit URL and token (`POST /_salon/v1/calls/{id}/join`).
+// Failures become `JoinError`s whose `kind` names the message to show.
+
+/** A failure the page can explain: `kind` is one of not-found, unauthorized, forbidden, rate, server, network. */
+export class JoinError extends Error {
+  constructor(kind, detail, status) {
+    super(detail || kind);
+    this.kind = kind;
+    this.detail = detail || '';
+    this.status = status;
+  }
+}
+
+/** Maps an HTTP status to the kind of failure the user is told about. */
+export function failureKind(status) {
+  if (status === 401) return 'unauthorized';
+  if (status === 403) return 'forbidden';
+  if (status === 404) return 'not-found';
+  if (status === 429) return 'rate';
+  return 'server';
+}
+
+async function request(path, init) {
+  let response;
+  try {
+    response = await fetch(path, { ...init, headers: { Accept: 'application/json', ...(init?.headers || {}) } });
+  } catch (err) {
+    throw new JoinError('network', String(err?.message || err));
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    const detail = body && (body.errcode || body.error) ? `${body.errcode || ''} ${body.error || ''}`.trim() : `HTTP ${response.status}`;
+    throw new JoinError(failureKind(response.status), detail, response.status);
+  }
+  if (body === null) throw new JoinError('server', `HTTP ${response.status}: not JSON`, response.status);
+  return body;
+}
+
+/** The call the page is for: `{call_id, room_id, room_name, state, homeserver_url, server_name, transcription}`. */
+export async function fetchCall(callId) {
+  const call = await request(`/_salon/v1/calls/${encodeURIComponent(callId)}`);
+  if (call.state === 'ended') throw new JoinError('not-found', 'call ended', 404);
+  return call;
+}
+
+/** Trades an OpenID token for the SFU's address and a LiveKit token: `{url, token}`. */
+export async function joinCall(callId, openidToken, displayName) {
+  const grant = await request(`/_salon/v1/calls/${encodeURIComponent(callId)}/join`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ openid_token: openidToken, display_name: displayName }),
+  });
+  if (typeof grant.url !== 'string' || typeof grant.token !== 'string') {
+    throw new JoinError('server', 'join answer lacks url or token');
+  }
+  return grant;
+}
+
+/** The call id in a `/call/<id>` path, or null. */
+export function callIdFromPath(pathname) {
+  const match = /^\/call\/([^/]+)\/?$/.exec(pathname);
+  return match ? decodeURIComponent(match[1]) : null;
+}

@@ -1,0 +1,228 @@
+// The in-call screen: a grid of participant tiles (video or initials, name,
+// muted and speaking marks), screen shares as wide tiles, the captions panel
+// and the header's count. It is fed plain participant descriptions, so the
+// LiveKit room (room.js) and the screenshot demo (demo.js) drive it alike.
+// A "track" here is anything with `attach(videoElement)` / `detach(videoElement)`,
+// which LiveKit's tracks are.
+
+import { t } from './i18n.js';
+
+const MAX_CAPTIONS = 60;
+
+function initials(name) {
+  const words = String(name || '?').replace(/^@/, '').split(/[\s._:-]+/).filter(Boolean);
+  const letters = words.length > 1 ? words[0][0] + words[1][0] : (words[0] || '?').slice(0, 2);
+  return letters.toUpperCase();
+}
+
+function svgIcon(id, className = 'icon') {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('class', className);
+  svg.setAttribute('aria-hidden', 'true');
+  const use = document.createElementNS(ns, 'use');
+  use.setAttribute('href', `#${id}`);
+  svg.append(use);
+  return svg;
+}
+
+/** Picks the number of grid columns for `count` tiles in a `width`×`height` box of 16:9 tiles. */
+export function gridColumns(count, width, height) {
+  if (count <= 1) return 1;
+  let best = 1;
+  let bestArea = 0;
+  for (let cols = 1; cols <= count; cols += 1) {
+    const rows = Math.ceil(count / cols);
+    const tileWidth = Math.min(width / cols, ((height / rows) * 16) / 9);
+    const area = tileWidth * tileWidth;
+    if (area > bestArea) {
+      bestArea = area;
+      best = cols;
+    }
+  }
+  return best;
+}
+
+class Tile {
+  constructor(key, screen) {
+    this.key = key;
+    this.track = null;
+    this.element = document.createElement('li');
+    this.element.className = screen ? 'tile tile-screen' : 'tile';
+    this.element.dataset.key = key;
+    this.video = document.createElement('video');
+    this.video.autoplay = true;
+    this.video.playsInline = true;
+    this.video.muted = true;
+    this.video.hidden = true;
+    this.avatar = document.createElement('div');
+    this.avatar.className = 'avatar';
+    this.avatar.setAttribute('aria-hidden', 'true');
+    const plate = document.createElement('div');
+    plate.className = 'nameplate';
+    this.mutedIcon = svgIcon('i-mic-off', 'icon muted-icon');
+    this.mutedLabel = document.createElement('span');
+    this.mutedLabel.className = 'visually-hidden';
+    this.mutedLabel.textContent = t('call.muted');
+    this.name = document.createElement('span');
+    this.name.className = 'name';
+    this.bars = document.createElement('span');
+    this.bars.className = 'speaking-bars';
+    this.bars.setAttribute('aria-hidden', 'true');
+    this.bars.append(document.createElement('span'), document.createElement('span'), document.createElement('span'));
+    this.speakingLabel = document.createElement('span');
+    this.speakingLabel.className = 'visually-hidden';
+    plate.append(this.bars, this.name, this.mutedIcon, this.mutedLabel, this.speakingLabel);
+    this.element.append(this.video, this.avatar, plate);
+  }
+
+  setTrack(track) {
+    if (track === this.track) return;
+    if (this.track) this.track.detach(this.video);
+    this.track = track;
+    if (track) {
+      track.attach(this.video);
+      this.video.play?.().catch(() => {});
+    }
+    this.video.hidden = !track;
+    this.avatar.hidden = !!track;
+  }
+
+  update({ label, name, local, speaking, micMuted }) {
+    this.name.textContent = label;
+    this.avatar.textContent = initials(name);
+    this.element.classList.toggle('local', !!local);
+    this.element.classList.toggle('speaking', !!speaking);
+    this.element.dataset.speaking = speaking ? 'true' : 'false';
+    this.speakingLabel.textContent = speaking ? `, ${t('call.speaking')}` : '';
+    this.mutedIcon.style.display = micMuted ? '' : 'none';
+    this.mutedLabel.textContent = micMuted ? `, ${t('call.muted')}` : '';
+  }
+
+  remove() {
+    this.setTrack(null);
+    this.element.remove();
+  }
+}
+
+export class CallView {
+  constructor(doc = document) {
+    this.grid = doc.getElementById('grid');
+    this.count = doc.getElementById('participant-count');
+    this.captionsPanel = doc.getElementById('captions');
+    this.captionsList = doc.getElementById('captions-list');
+    this.captionsLive = doc.getElementById('captions-live');
+    this.tiles = new Map();
+    this.captionItems = new Map();
+    this.captionOrder = [];
+    this.resize = new ResizeObserver(() => this.layout());
+    this.resize.observe(this.grid);
+  }
+
+  /**
+   * Shows `participants`, in order: `[{identity, name, local, speaking, micMuted, camera, screen}]`,
+   * where `camera` and `screen` are attachable tracks or null.
+   */
+  render(participants) {
+    const seen = new Set();
+    const ordered = [];
+    for (const p of participants) {
+      if (p.screen) {
+        const key = `${p.identity}#screen`;
+        ordered.push(this.tile(key, true, seen));
+        const tile = this.tiles.get(key);
+        tile.setTrack(p.screen);
+        tile.update({ label: t('call.screen.of', { name: p.name }), name: p.name, local: p.local, speaking: false, micMuted: false });
+        tile.element.dataset.identity = p.identity;
+      }
+    }
+    for (const p of participants) {
+      const tile = this.tile(p.identity, false, seen);
+      ordered.push(tile);
+      tile.setTrack(p.camera || null);
+      tile.update({ label: p.local ? `${p.name} ${t('call.you')}` : p.name, name: p.name, local: p.local, speaking: p.speaking, micMuted: p.micMuted });
+      tile.element.dataset.identity = p.identity;
+    }
+    for (const [key, tile] of this.tiles) {
+      if (!seen.has(key)) {
+        tile.remove();
+        this.tiles.delete(key);
+      }
+    }
+    ordered.forEach((tile, index) => {
+      if (this.grid.children[index] !== tile.element) this.grid.insertBefore(tile.element, this.grid.children[index] || null);
+    });
+    this.grid.dataset.count = String(ordered.length);
+    this.count.hidden = false;
+    this.count.textContent = t('call.participants', { n: participants.length });
+    this.layout();
+  }
+
+  tile(key, screen, seen) {
+    seen.add(key);
+    let tile = this.tiles.get(key);
+    if (!tile) {
+      tile = new Tile(key, screen);
+      this.tiles.set(key, tile);
+    }
+    return tile;
+  }
+
+  layout() {
+    const count = this.grid.children.length;
+    const screens = this.grid.querySelectorAll('.tile-screen').length;
+    const box = this.grid.getBoundingClientRect();
+    const width = box.width || window.innerWidth;
+    const height = box.height || window.innerHeight;
+    // A screen share takes a 2×2 block when there are other tiles beside it.
+    const span = screens === 1 && count > 2 ? 2 : 1;
+    const slots = count + screens * (span * span - 1);
+    const cols = Math.max(gridColumns(slots, width, height), span);
+    const rows = Math.max(1, Math.ceil(slots / cols));
+    this.grid.style.setProperty('--cols', String(cols));
+    this.grid.style.setProperty('--screen-span', String(span));
+    this.grid.style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
+  }
+
+  showCaptions(visible) {
+    this.captionsPanel.hidden = !visible;
+    this.layout();
+  }
+
+  /** Adds or updates one caption segment: `{id, speaker, text, final}`; partial text is replaced by its final. */
+  caption({ id, speaker, text, final }) {
+    let item = this.captionItems.get(id);
+    if (!item) {
+      item = document.createElement('li');
+      item.className = 'caption';
+      const who = document.createElement('span');
+      who.className = 'caption-speaker';
+      const what = document.createElement('span');
+      what.className = 'caption-text';
+      item.append(who, what);
+      this.captionItems.set(id, item);
+      this.captionOrder.push(id);
+      this.captionsList.append(item);
+      while (this.captionOrder.length > MAX_CAPTIONS) {
+        const old = this.captionOrder.shift();
+        this.captionItems.get(old)?.remove();
+        this.captionItems.delete(old);
+      }
+    }
+    item.children[0].textContent = speaker;
+    item.children[1].textContent = text;
+    item.classList.toggle('partial', !final);
+    if (final) this.captionsLive.textContent = `${speaker} : ${text}`;
+    const nearBottom = this.captionsList.scrollHeight - this.captionsList.scrollTop - this.captionsList.clientHeight < 80;
+    if (nearBottom) this.captionsList.scrollTop = this.captionsList.scrollHeight;
+  }
+
+  clear() {
+    for (const tile of this.tiles.values()) tile.remove();
+    this.tiles.clear();
+    this.captionItems.clear();
+    this.captionOrder = [];
+    this.captionsList.replaceChildren();
+    this.count.hidden = true;
+  }
+}

@@ -1,0 +1,473 @@
+// The call page's entry point, served by the bridge at `/call/{call_id}`.
+// It walks a person through: loading the call, proving who they are (the
+// widget API's OpenID token inside Element/Tchap, or a login to the
+// homeserver), the pre-join check of microphone and camera, and the call
+// itself. Each step is a `view-*` section of call.html; `setState` switches
+// between them and `window.salonTest` lets end-to-end tests watch.
+
+import { applyStaticText, currentLanguage, pickLanguage, setLanguage, t } from './i18n.js';
+import { callIdFromPath, fetchCall, joinCall, JoinError } from './bridge.js';
+import {
+  displayName as profileName,
+  localpart,
+  loginFlows,
+  LoginError,
+  loginWithPassword,
+  loginWithToken,
+  logout,
+  requestOpenIdToken,
+  ssoRedirectUrl,
+  storedSession,
+} from './matrix.js';
+import { startWidget, widgetContext, widgetOpenIdToken } from './widget.js';
+import { PreJoin } from './prejoin.js';
+import { CallView } from './call-view.js';
+import { CallSession } from './room.js';
+import { startDemo } from './demo.js';
+
+const $ = (id) => document.getElementById(id);
+const VIEWS = { loading: 'view-loading', login: 'view-login', prejoin: 'view-prejoin', joining: 'view-prejoin', 'in-call': 'view-call', left: 'view-left', error: 'view-error' };
+const NAME_KEY = 'salon.displayName';
+
+const page = {
+  state: 'loading',
+  callId: null,
+  call: null,
+  widget: null,
+  session: null,
+  prejoin: null,
+  view: null,
+  live: null,
+  transcription: false,
+  error: null,
+  timer: 0,
+};
+
+function setState(state) {
+  page.state = state;
+  document.body.dataset.state = state;
+  for (const [name, id] of Object.entries(VIEWS)) {
+    if (name !== state && VIEWS[state] !== id) $(id).hidden = true;
+  }
+  $(VIEWS[state]).hidden = false;
+}
+
+function focusHeading(viewId) {
+  const heading = $(viewId).querySelector('h1');
+  if (heading) {
+    heading.tabIndex = -1;
+    heading.focus({ preventScroll: true });
+  }
+}
+
+/** Shows or hides the "transcription is on" banner. */
+export function setTranscriptionBanner(on) {
+  page.transcription = !!on;
+  $('transcription-banner').hidden = !on;
+  document.body.dataset.transcription = on ? 'on' : 'off';
+}
+
+function showError(kind, detail = '', retry = () => location.reload()) {
+  page.error = { kind, detail };
+  const key = {
+    'no-call': 'error.no.call',
+    'not-found': 'error.not.found',
+    unauthorized: 'error.unauthorized',
+    forbidden: 'error.forbidden',
+    rate: 'error.rate',
+    network: 'error.network',
+    media: 'error.media',
+    widget: 'error.widget',
+  }[kind] || 'error.server';
+  $('error-message').textContent = t(key);
+  $('error-detail').textContent = detail ? t('error.details', { detail }) : '';
+  $('error-detail').hidden = !detail;
+  $('error-detail').dataset.kind = kind;
+  $('retry-button').hidden = kind === 'no-call';
+  $('retry-button').onclick = retry;
+  setState('error');
+  focusHeading('view-error');
+}
+
+const notices = new Map();
+
+function notice(kind, on) {
+  if (on) notices.set(kind, true);
+  else notices.delete(kind);
+  const order = ['reconnecting', 'audio-blocked', 'screen', 'device'];
+  const current = order.find((k) => notices.has(k));
+  $('notice').hidden = !current;
+  if (!current) return;
+  const text = { reconnecting: 'call.reconnecting', 'audio-blocked': 'call.audio.blocked', screen: 'call.screen.error', device: 'call.device.error' }[current];
+  $('notice-text').textContent = t(text);
+  const action = $('notice-action');
+  action.hidden = current === 'reconnecting';
+  action.textContent = current === 'audio-blocked' ? t('call.audio.enable') : 'OK';
+  action.onclick = async () => {
+    if (current === 'audio-blocked') await page.live?.startAudio();
+    notice(current, false);
+  };
+}
+
+// ---- Login (standalone) ----
+
+async function showLogin(message) {
+  setState('login');
+  const server = page.call.server_name;
+  $('login-intro').textContent = t('login.intro', { server });
+  $('login-user-hint').textContent = t('login.user.hint', { server });
+  showLoginError(message);
+  let flows = { password: true, sso: null };
+  try {
+    flows = await loginFlows(page.call.homeserver_url);
+  } catch (err) {
+    showLoginError(message || t('login.unreachable'));
+  }
+  $('login-form').hidden = !flows.password;
+  if (!flows.password && !flows.sso) showLoginError(t('login.no.password'));
+  const buttons = (flows.sso || []).map((provider) => {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'button button-secondary button-block';
+    button.textContent = t('login.sso', { provider: provider.name || t('login.sso.default') });
+    button.addEventListener('click', () => {
+      const back = new URL(location.href);
+      back.searchParams.delete('loginToken');
+      location.assign(ssoRedirectUrl(page.call.homeserver_url, provider.id, back.toString()));
+    });
+    return button;
+  });
+  $('login-sso-buttons').replaceChildren(...buttons);
+  $('login-sso').hidden = buttons.length === 0;
+  $('login-sso').querySelector('.divider').hidden = !flows.password;
+  focusHeading('view-login');
+}
+
+function showLoginError(message) {
+  $('login-error').hidden = !message;
+  $('login-error-text').textContent = message || '';
+}
+
+function loginMessage(err) {
+  const kind = err instanceof LoginError ? err.kind : 'unreachable';
+  return t({ failed: 'login.failed', rate: 'login.rate', 'no-password': 'login.no.password' }[kind] || 'login.unreachable');
+}
+
+async function submitLogin(event) {
+  event.preventDefault();
+  const user = $('login-user').value.trim();
+  const password = $('login-password').value;
+  $('login-user').setAttribute('aria-invalid', String(!user));
+  $('login-password').setAttribute('aria-invalid', String(!password));
+  if (!user || !password) {
+    showLoginError(t('login.missing'));
+    return;
+  }
+  const submit = $('login-submit');
+  submit.disabled = true;
+  submit.textContent = t('login.busy');
+  try {
+    page.session = await loginWithPassword(page.call.homeserver_url, user, password);
+    $('login-password').value = '';
+    showLoginError(null);
+    await showPrejoin();
+  } catch (err) {
+    showLoginError(loginMessage(err));
+    $('login-password').focus();
+  } finally {
+    submit.disabled = false;
+    submit.textContent = t('login.submit');
+  }
+}
+
+// ---- Pre-join ----
+
+async function showPrejoin() {
+  setState('prejoin');
+  const userId = page.widget ? page.widget.userId : page.session.user_id;
+  const name = $('display-name');
+  if (!name.value) {
+    const stored = sessionStorage.getItem(NAME_KEY);
+    const known = page.widget ? page.widget.displayName : await profileName(page.session);
+    name.value = stored || known || localpart(userId);
+  }
+  $('prejoin-identity-text').textContent = page.widget ? t('prejoin.widget', { user: userId || '' }) : t('prejoin.signed.as', { user: userId });
+  $('logout-button').hidden = !!page.widget;
+  page.prejoin ||= new PreJoin();
+  focusHeading('view-prejoin');
+  await page.prejoin.start();
+}
+
+function setJoinBusy(busy) {
+  const button = $('join-button');
+  button.disabled = busy;
+  button.textContent = t(busy ? 'prejoin.joining' : 'prejoin.join');
+  $('view-prejoin').setAttribute('aria-busy', String(busy));
+}
+
+async function openIdToken() {
+  if (page.widget) {
+    try {
+      return await widgetOpenIdToken(page.widget);
+    } catch (err) {
+      throw new JoinError('widget', String(err?.message || err));
+    }
+  }
+  try {
+    return await requestOpenIdToken(page.session);
+  } catch (err) {
+    if (err instanceof LoginError && err.kind === 'failed') throw new JoinError('unauthorized', err.message, 401);
+    throw new JoinError('network', err.message);
+  }
+}
+
+function backToStart() {
+  if (!page.widget && !storedSession(page.call.homeserver_url)) {
+    page.session = null;
+    showLogin(null);
+  } else {
+    showPrejoin();
+  }
+}
+
+async function join(event) {
+  event.preventDefault();
+  const displayName = $('display-name').value.trim() || localpart(page.widget?.userId || page.session?.user_id);
+  $('display-name').value = displayName;
+  sessionStorage.setItem(NAME_KEY, displayName);
+  // Made inside the click, so the browser lets it play.
+  const audioContext = new AudioContext();
+  setState('joining');
+  setJoinBusy(true);
+  let grant;
+  try {
+    const openid = await openIdToken();
+    grant = await joinCall(page.callId, openid, displayName);
+  } catch (err) {
+    setJoinBusy(false);
+    audioContext.close();
+    const kind = err instanceof JoinError ? err.kind : 'server';
+    if (kind === 'unauthorized' && !page.widget) logout(page.session);
+    showError(kind, err?.detail || err?.message || '', backToStart);
+    return;
+  }
+  const tracks = page.prejoin.takeTracks();
+  page.view ||= new CallView();
+  const live = new CallSession(
+    page.view,
+    {
+      onTranscription: (on) => setTranscriptionBanner(on || page.call.transcription),
+      onLeft: (reasonKey) => left(reasonKey),
+      onNotice: notice,
+      onControls: () => showControls(),
+    },
+    audioContext,
+  );
+  page.live = live;
+  try {
+    await live.connect(grant.url, grant.token, tracks);
+  } catch (err) {
+    page.live = null;
+    setJoinBusy(false);
+    showError('media', String(err?.message || err), backToStart);
+    return;
+  }
+  setJoinBusy(false);
+  setState('in-call');
+  startTimer();
+  showControls();
+  $('mic-button').focus();
+}
+
+// ---- In the call ----
+
+function startTimer() {
+  const started = Date.now();
+  const timer = $('call-timer');
+  timer.hidden = false;
+  clearInterval(page.timer);
+  const tick = () => {
+    const s = Math.floor((Date.now() - started) / 1000);
+    const hh = Math.floor(s / 3600);
+    const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
+    const ss = String(s % 60).padStart(2, '0');
+    timer.textContent = hh > 0 ? `${hh}:${mm}:${ss}` : `${mm}:${ss}`;
+  };
+  tick();
+  page.timer = setInterval(tick, 1000);
+}
+
+function setControl(id, { pressed, off, active, label, icon }) {
+  const button = $(id);
+  button.setAttribute('aria-pressed', String(pressed));
+  button.setAttribute('aria-label', label);
+  button.title = label;
+  button.classList.toggle('off', !!off);
+  button.classList.toggle('active', !!active);
+  if (icon) button.querySelector('use').setAttribute('href', icon);
+}
+
+function showControls() {
+  const state = page.live ? page.live.state() : { mic: false, camera: false, screen: false };
+  setControl('mic-button', { pressed: !state.mic, off: !state.mic, label: t(state.mic ? 'call.mic.mute' : 'call.mic.unmute'), icon: state.mic ? '#i-mic' : '#i-mic-off' });
+  setControl('cam-button', { pressed: !state.camera, off: !state.camera, label: t(state.camera ? 'call.cam.off' : 'call.cam.on'), icon: state.camera ? '#i-cam' : '#i-cam-off' });
+  setControl('screen-button', { pressed: state.screen, active: state.screen, label: t(state.screen ? 'call.screen.stop' : 'call.screen.start') });
+  const captions = !$('captions').hidden;
+  setControl('captions-button', { pressed: captions, active: captions, label: t(captions ? 'call.captions.hide' : 'call.captions.show') });
+}
+
+function wireControls() {
+  const act = (fn) => async () => {
+    if (!page.live) return;
+    try {
+      await fn(page.live);
+    } finally {
+      showControls();
+    }
+  };
+  $('mic-button').addEventListener('click', act((live) => live.toggleMic()));
+  $('cam-button').addEventListener('click', act((live) => live.toggleCamera()));
+  $('screen-button').addEventListener('click', act((live) => live.toggleScreen()));
+  $('captions-button').addEventListener('click', () => {
+    page.view?.showCaptions($('captions').hidden);
+    showControls();
+  });
+  $('leave-button').addEventListener('click', act((live) => live.leave()));
+  $('rejoin-button').addEventListener('click', () => location.reload());
+  $('login-form').addEventListener('submit', submitLogin);
+  $('prejoin-form').addEventListener('submit', join);
+  $('logout-button').addEventListener('click', async () => {
+    page.prejoin?.stop();
+    page.prejoin = null;
+    $('display-name').value = '';
+    sessionStorage.removeItem(NAME_KEY);
+    await logout(page.session);
+    page.session = null;
+    showLogin(null);
+  });
+  document.addEventListener('keydown', (event) => {
+    // Ctrl+D / Cmd+D mutes or unmutes, as in most call apps.
+    if (page.state === 'in-call' && (event.ctrlKey || event.metaKey) && event.key.toLowerCase() === 'd') {
+      event.preventDefault();
+      $('mic-button').click();
+    }
+  });
+}
+
+function left(reasonKey) {
+  clearInterval(page.timer);
+  $('call-timer').hidden = true;
+  notices.clear();
+  notice('reconnecting', false);
+  page.live = null;
+  $('left-reason').textContent = t(reasonKey);
+  $('left-title').textContent = reasonKey === 'left.body' ? t('left.title') : t('left.title.dropped');
+  setState('left');
+  focusHeading('view-left');
+}
+
+// ---- Start ----
+
+function installTestHooks() {
+  window.salonTest = {
+    get state() {
+      return page.state;
+    },
+    get transcription() {
+      return page.transcription;
+    },
+    get error() {
+      return page.error;
+    },
+    get language() {
+      return currentLanguage();
+    },
+    get room() {
+      return page.live?.room || null;
+    },
+    participants: () => (page.live ? page.live.participants() : page.demo ? page.demo.participants() : []),
+    remoteAudioLevel: (identity) => (page.live ? page.live.remoteAudioLevel(identity) : 0),
+    captions: () => (page.live ? page.live.captions() : page.demo ? page.demo.captions() : []),
+    setTranscriptionBanner,
+  };
+}
+
+async function runDemo(kind) {
+  page.call = { transcription: true };
+  $('room-name').textContent = currentLanguage() === 'fr' ? 'Comité de pilotage – Transformation' : 'Steering committee – Transformation';
+  setTranscriptionBanner(true);
+  page.view = new CallView();
+  setState('in-call');
+  startTimer();
+  const demo = await startDemo(page.view, currentLanguage(), kind);
+  page.demo = demo;
+  page.live = {
+    state: demo.state,
+    toggleMic: demo.toggleMic,
+    toggleCamera: demo.toggleCamera,
+    toggleScreen: demo.toggleScreen,
+    leave: async () => left('left.body'),
+    participants: demo.participants,
+    captions: demo.captions,
+    remoteAudioLevel: () => 0,
+    startAudio: async () => {},
+  };
+  showControls();
+}
+
+async function main() {
+  setLanguage(pickLanguage());
+  applyStaticText(document);
+  document.title = t('app.title');
+  installTestHooks();
+  wireControls();
+  setState('loading');
+  const params = new URLSearchParams(location.search);
+  const demo = params.get('demo');
+  if (demo) {
+    await runDemo(demo);
+    return;
+  }
+  page.callId = callIdFromPath(location.pathname);
+  if (!page.callId) {
+    showError('no-call');
+    return;
+  }
+  try {
+    page.call = await fetchCall(page.callId);
+  } catch (err) {
+    showError(err instanceof JoinError ? err.kind : 'server', err?.detail || '');
+    return;
+  }
+  $('room-name').textContent = page.call.room_name || '';
+  if (page.call.room_name) document.title = `${page.call.room_name} – ${t('app.title')}`;
+  setTranscriptionBanner(!!page.call.transcription);
+
+  page.widget = widgetContext();
+  if (page.widget) {
+    startWidget(page.widget);
+    await showPrejoin();
+    return;
+  }
+  const homeserver = page.call.homeserver_url;
+  const loginToken = params.get('loginToken');
+  if (loginToken) {
+    const clean = new URL(location.href);
+    clean.searchParams.delete('loginToken');
+    history.replaceState(null, '', clean.toString());
+    try {
+      page.session = await loginWithToken(homeserver, loginToken);
+    } catch (err) {
+      await showLogin(loginMessage(err));
+      return;
+    }
+  }
+  page.session ||= storedSession(homeserver);
+  if (page.session) await showPrejoin();
+  else await showLogin(null);
+}
+
+main().catch((err) => {
+  console.error('salon: the page failed to start', err);
+  showError('server', String(err?.message || err));
+});

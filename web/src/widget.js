@@ -1,0 +1,58 @@
+// The page as an Element/Tchap widget: Element opens the call page in an
+// iframe with `?widgetId=…&parentUrl=…` (plus `room` and `user` from the widget
+// URL template). The widget API's `get_openid` asks the client for an OpenID
+// token, so the user does not log in a second time.
+
+import { WidgetApi } from 'matrix-widget-api';
+
+/** The widget context when the page runs embedded: `{widgetId, parentOrigin, userId, roomId, displayName}`, else null. */
+export function widgetContext(search = location.search, embedded = window.parent !== window) {
+  const params = new URLSearchParams(search);
+  const widgetId = params.get('widgetId');
+  const parentUrl = params.get('parentUrl');
+  if (!embedded || !widgetId || !parentUrl) return null;
+  let parentOrigin;
+  try {
+    parentOrigin = new URL(parentUrl).origin;
+  } catch {
+    return null;
+  }
+  return {
+    widgetId,
+    parentOrigin,
+    userId: params.get('user'),
+    roomId: params.get('room'),
+    displayName: params.get('displayName') || params.get('displayname'),
+  };
+}
+
+let api = null;
+let ready = null;
+
+/** Starts talking to the hosting client; resolves when capabilities are negotiated (or after `timeoutMs`). */
+export function startWidget(context, timeoutMs = 5000) {
+  if (ready) return ready;
+  api = new WidgetApi(context.widgetId, context.parentOrigin);
+  ready = new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    api.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  api.start();
+  return ready;
+}
+
+/** Asks the hosting client for an OpenID token (Element may ask the user first). */
+export async function widgetOpenIdToken(context) {
+  await startWidget(context);
+  const credentials = await api.requestOpenIDConnectToken();
+  if (!credentials?.access_token) throw new Error('the client gave no OpenID token');
+  return {
+    access_token: credentials.access_token,
+    token_type: credentials.token_type || 'Bearer',
+    matrix_server_name: credentials.matrix_server_name,
+    expires_in: credentials.expires_in,
+  };
+}

@@ -1,0 +1,370 @@
+// UI smoke test of the call page, in Debian's headless Chromium driven by
+// playwright-core. A tiny node server serves call.html and dist/ the way the
+// bridge does, and stands in for the bridge's two JSON endpoints and the
+// homeserver's login API (a contract stand-in: the real bridge and Synapse are
+// the lead's end-to-end test). It walks the pages a person sees: the login,
+// a wrong password, the pre-join check with real (fake-device) media, the
+// join request and each refusal, the Element widget route, the in-call demo.
+// Screenshots land in tests/screenshots/ to be looked at.
+//
+// Run: ./build.sh && node --test tests/   (needs `apt-get install chromium`)
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { chromium } from 'playwright-core';
+
+const WEB = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SHOTS = join(WEB, 'tests', 'screenshots');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+if (!existsSync(CHROMIUM)) {
+  throw new Error(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (or set CHROMIUM=/path)`);
+}
+if (!existsSync(join(WEB, 'dist', 'call.js'))) {
+  throw new Error('web/dist/call.js is missing: run `web/build.sh` first');
+}
+mkdirSync(SHOTS, { recursive: true });
+
+// ---- The stand-in bridge and homeserver ----
+
+const joins = [];
+let widgetHostBundle = '';
+
+const TYPES = { '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json', '.html': 'text/html; charset=utf-8' };
+
+function json(res, status, body) {
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': '*' });
+  res.end(JSON.stringify(body));
+}
+
+async function body(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : {};
+}
+
+let origin = '';
+
+const CALLS = {
+  test123: { call_id: 'test123', room_id: '!ops:test.local', room_name: 'Cellule de crise – Préfecture', state: 'active', transcription: true },
+  quiet: { call_id: 'quiet', room_id: '!q:test.local', room_name: null, state: 'active', transcription: false },
+};
+
+const server = createServer(async (req, res) => {
+  const url = new URL(req.url, origin);
+  const path = url.pathname;
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, { 'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Headers': 'Authorization, Content-Type', 'Access-Control-Allow-Methods': 'GET, POST' });
+    return res.end();
+  }
+  if (req.method === 'GET' && path.startsWith('/call/')) {
+    res.writeHead(200, { 'Content-Type': TYPES['.html'] });
+    return res.end(readFileSync(join(WEB, 'call.html')));
+  }
+  if (req.method === 'GET' && path.startsWith('/assets/')) {
+    const file = join(WEB, 'dist', path.slice('/assets/'.length).replace(/\.\.+/g, ''));
+    if (!existsSync(file)) return json(res, 404, { errcode: 'M_NOT_FOUND', error: 'no asset' });
+    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] || 'application/octet-stream' });
+    return res.end(readFileSync(file));
+  }
+  if (path === '/widget-host') {
+    res.writeHead(200, { 'Content-Type': TYPES['.html'] });
+    return res.end('<!doctype html><html><body style="margin:0"><script>' + widgetHostBundle + '</script></body></html>');
+  }
+  let m = /^\/_salon\/v1\/calls\/([^/]+)$/.exec(path);
+  if (m && req.method === 'GET') {
+    const call = CALLS[m[1]];
+    if (!call) return json(res, 404, { errcode: 'M_NOT_FOUND', error: 'No such call' });
+    return json(res, 200, { ...call, homeserver_url: origin, server_name: 'test.local' });
+  }
+  m = /^\/_salon\/v1\/calls\/([^/]+)\/join$/.exec(path);
+  if (m && req.method === 'POST') {
+    const request = await body(req);
+    joins.push(request);
+    const token = request.openid_token?.access_token || '';
+    if (!CALLS[m[1]]) return json(res, 404, { errcode: 'M_NOT_FOUND', error: 'No such call' });
+    if (!token.startsWith('openid-')) return json(res, 401, { errcode: 'M_UNKNOWN_TOKEN', error: 'Bad OpenID token' });
+    if (token === 'openid-@bob:test.local') return json(res, 403, { errcode: 'M_FORBIDDEN', error: 'Not a member of the room' });
+    if (token === 'openid-@hasty:test.local') return json(res, 429, { errcode: 'M_LIMIT_EXCEEDED', error: 'Too many attempts' });
+    // Nothing listens on port 9: the page must say the media connection failed.
+    return json(res, 200, { url: 'ws://127.0.0.1:9', token: 'not-a-real-jwt' });
+  }
+  if (path === '/_matrix/client/v3/login' && req.method === 'GET') {
+    return json(res, 200, { flows: [{ type: 'm.login.password' }, { type: 'm.login.sso', identity_providers: [{ id: 'oidc-proconnect', name: 'ProConnect' }] }, { type: 'm.login.token' }] });
+  }
+  if (path === '/_matrix/client/v3/login' && req.method === 'POST') {
+    const login = await body(req);
+    const user = login.identifier?.user || '';
+    if (login.type === 'm.login.password' && login.password === 'secret') {
+      const userId = user.startsWith('@') ? user : `@${user}:test.local`;
+      return json(res, 200, { user_id: userId, access_token: `tok-${userId}`, device_id: 'DEV' });
+    }
+    return json(res, 403, { errcode: 'M_FORBIDDEN', error: 'Invalid username or password' });
+  }
+  m = /^\/_matrix\/client\/v3\/user\/([^/]+)\/openid\/request_token$/.exec(path);
+  if (m && req.method === 'POST') {
+    const userId = decodeURIComponent(m[1]);
+    if (req.headers.authorization !== `Bearer tok-${userId}`) return json(res, 401, { errcode: 'M_UNKNOWN_TOKEN', error: 'bad token' });
+    return json(res, 200, { access_token: `openid-${userId}`, token_type: 'Bearer', matrix_server_name: 'test.local', expires_in: 3600 });
+  }
+  m = /^\/_matrix\/client\/v3\/profile\/([^/]+)\/displayname$/.exec(path);
+  if (m) return json(res, 200, decodeURIComponent(m[1]) === '@alice:test.local' ? { displayname: 'Alice Martin' } : {});
+  if (path === '/_matrix/client/v3/logout') return json(res, 200, {});
+  return json(res, 404, { errcode: 'M_UNRECOGNIZED', error: `${req.method} ${path}` });
+});
+
+let browser;
+
+before(async () => {
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  origin = `http://127.0.0.1:${server.address().port}`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server.close();
+});
+
+async function open(path, { locale = 'fr-FR', viewport = { width: 1280, height: 800 } } = {}) {
+  const context = await browser.newContext({ locale, viewport });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(err.message));
+  await page.goto(origin + path);
+  return { context, page, problems };
+}
+
+async function logIn(page, user, password = 'secret') {
+  await page.waitForSelector('body[data-state="login"]');
+  await page.fill('#login-user', user);
+  await page.fill('#login-password', password);
+  await page.click('#login-submit');
+}
+
+const shot = (page, name) => page.screenshot({ path: join(SHOTS, name) });
+
+// ---- The journeys ----
+
+test('an unknown or ended call says so in French, with no way to join', async () => {
+  const { context, page, problems } = await open('/call/gone42');
+  await page.waitForSelector('body[data-state="error"]');
+  assert.match(await page.textContent('#error-message'), /terminé ou n’existe pas/);
+  assert.equal(await page.evaluate(() => window.salonTest.error.kind), 'not-found');
+  await shot(page, 'error-not-found.png');
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('a person with no session is asked to log in, with password and SSO offered', async () => {
+  const { context, page, problems } = await open('/call/test123');
+  await page.waitForSelector('body[data-state="login"]');
+  assert.match(await page.textContent('#login-title'), /Connectez-vous pour rejoindre l’appel/);
+  assert.match(await page.textContent('#login-intro'), /test\.local/);
+  assert.equal(await page.textContent('#login-sso-buttons button'), 'Se connecter avec ProConnect');
+  assert.equal(await page.isVisible('#transcription-banner'), true, 'the call info says transcription is on');
+  assert.match(await page.textContent('#room-name'), /Cellule de crise/);
+  await shot(page, 'login.png');
+
+  await logIn(page, 'alice', 'wrong');
+  await page.waitForSelector('#login-error:not([hidden])');
+  assert.match(await page.textContent('#login-error-text'), /Identifiant ou mot de passe incorrect/);
+  assert.equal(await page.evaluate(() => document.body.dataset.state), 'login');
+  await shot(page, 'login-error.png');
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('the SSO button sends the browser to the homeserver with a way back', async () => {
+  const { context, page } = await open('/call/test123');
+  await page.waitForSelector('#login-sso-buttons button');
+  const [request] = await Promise.all([page.waitForRequest(/login\/sso\/redirect/), page.click('#login-sso-buttons button')]);
+  const target = new URL(request.url());
+  assert.equal(target.pathname, '/_matrix/client/v3/login/sso/redirect/oidc-proconnect');
+  assert.equal(new URL(target.searchParams.get('redirectUrl')).pathname, '/call/test123');
+  await context.close();
+});
+
+test('after login the pre-join check shows devices, a live preview and a moving mic meter', async () => {
+  const { context, page, problems } = await open('/call/test123');
+  await logIn(page, 'alice');
+  await page.waitForSelector('body[data-state="prejoin"]');
+  assert.equal(await page.inputValue('#display-name'), 'Alice Martin', 'the display name comes from the profile');
+  assert.match(await page.textContent('#prejoin-identity-text'), /@alice:test\.local/);
+  await page.waitForFunction(() => document.querySelector('#preview-video').videoWidth > 0, null, { timeout: 10000 });
+  const mics = await page.$$eval('#mic-select option', (options) => options.map((o) => o.textContent));
+  const cameras = await page.$$eval('#camera-select option', (options) => options.map((o) => o.textContent));
+  assert.ok(mics.length >= 1 && mics.every((label) => label && label !== 'Aucun appareil trouvé'), `microphones: ${mics}`);
+  assert.ok(cameras.length >= 1 && cameras.every((label) => label && label !== 'Aucun appareil trouvé'), `cameras: ${cameras}`);
+  // Chromium's fake microphone beeps: the meter must move at some point.
+  await page.waitForFunction(() => Number(document.querySelector('#mic-meter').getAttribute('aria-valuenow')) > 5, null, { timeout: 10000 });
+  assert.deepEqual(await page.evaluate(() => window.salonTest.participants()), []);
+  await page.evaluate(() => document.activeElement.blur());
+  await shot(page, 'prejoin.png');
+
+  await page.click('#prejoin-cam-toggle');
+  await page.waitForSelector('#preview-off:not([hidden])');
+  assert.equal(await page.getAttribute('#prejoin-cam-toggle', 'aria-pressed'), 'false');
+  await shot(page, 'prejoin-camera-off.png');
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('joining sends the OpenID token and name, and a dead media server is explained', async () => {
+  const { context, page } = await open('/call/test123');
+  await logIn(page, 'alice');
+  await page.waitForSelector('body[data-state="prejoin"]');
+  await page.fill('#display-name', 'Alice M.');
+  const before = joins.length;
+  await page.click('#join-button');
+  await page.waitForSelector('body[data-state="error"]', { timeout: 30000 });
+  const sent = joins.slice(before);
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0].display_name, 'Alice M.');
+  assert.deepEqual(sent[0].openid_token, { access_token: 'openid-@alice:test.local', token_type: 'Bearer', matrix_server_name: 'test.local', expires_in: 3600 });
+  assert.equal(await page.evaluate(() => window.salonTest.error.kind), 'media');
+  assert.match(await page.textContent('#error-message'), /connexion audio et vidéo/);
+  await shot(page, 'error-media.png');
+  await page.click('#retry-button');
+  await page.waitForSelector('body[data-state="prejoin"]');
+  await context.close();
+});
+
+for (const [user, kind, words, file] of [
+  ['bob', 'forbidden', /pas membre du salon/, 'error-forbidden.png'],
+  ['hasty', 'rate', /Trop de tentatives/, 'error-rate.png'],
+]) {
+  test(`a ${kind} refusal from the bridge is told in plain words`, async () => {
+    const { context, page } = await open('/call/test123');
+    await logIn(page, user);
+    await page.waitForSelector('body[data-state="prejoin"]');
+    await page.click('#join-button');
+    await page.waitForSelector('body[data-state="error"]');
+    assert.equal(await page.evaluate(() => window.salonTest.error.kind), kind);
+    assert.match(await page.textContent('#error-message'), words);
+    await shot(page, file);
+    await context.close();
+  });
+}
+
+test('a browser in English gets the page in English, and no banner when transcription is off', async () => {
+  const { context, page } = await open('/call/quiet', { locale: 'en-GB' });
+  await page.waitForSelector('body[data-state="login"]');
+  assert.equal(await page.textContent('#login-title'), 'Sign in to join the call');
+  assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
+  assert.equal(await page.isVisible('#transcription-banner'), false);
+  await shot(page, 'login-en.png');
+  await context.close();
+});
+
+test('inside Element, the widget API provides the OpenID token: no login', async () => {
+  // A real widget host: matrix-widget-api's ClientWidgetApi, the code Element runs.
+  const host = await build({
+    stdin: {
+      contents: `
+        import { ClientWidgetApi, Widget, WidgetDriver, OpenIDRequestState } from 'matrix-widget-api';
+        class Driver extends WidgetDriver {
+          async validateCapabilities(requested) { return requested; }
+          askOpenID(observer) {
+            observer.update({ state: OpenIDRequestState.Allowed, token: {
+              access_token: 'openid-@carol:test.local', token_type: 'Bearer', matrix_server_name: 'test.local', expires_in: 3600 } });
+          }
+        }
+        const iframe = document.createElement('iframe');
+        iframe.allow = 'camera; microphone; display-capture; autoplay';
+        iframe.style = 'width:100vw;height:100vh;border:0';
+        const url = location.origin + '/call/test123?room=!ops:test.local&user=@carol:test.local&widgetId=w1&parentUrl=' + encodeURIComponent(location.href);
+        const widget = new Widget({ id: 'w1', creatorUserId: '@visio:test.local', type: 'm.custom', url, waitForIframeLoad: true });
+        iframe.src = url;
+        document.body.append(iframe);
+        new ClientWidgetApi(widget, iframe, new Driver());
+      `,
+      resolveDir: WEB,
+    },
+    bundle: true,
+    format: 'iife',
+    write: false,
+  });
+  widgetHostBundle = host.outputFiles[0].text;
+  const { context, page } = await open('/widget-host');
+  const frame = await (await page.waitForSelector('iframe')).contentFrame();
+  await frame.waitForSelector('body[data-state="prejoin"]');
+  assert.equal(await frame.inputValue('#display-name'), 'carol');
+  assert.match(await frame.textContent('#prejoin-identity-text'), /@carol:test\.local/);
+  assert.equal(await frame.isVisible('#logout-button'), false);
+  const before = joins.length;
+  await frame.click('#join-button');
+  await frame.waitForSelector('body[data-state="error"]', { timeout: 30000 });
+  assert.equal(joins[before]?.openid_token?.access_token, 'openid-@carol:test.local');
+  await context.close();
+});
+
+test('the in-call demo shows the grid, speaking mark, captions and banner', async () => {
+  const { context, page, problems } = await open('/call/demo?demo=1');
+  await page.waitForSelector('body[data-state="in-call"]');
+  await page.waitForFunction(() => document.querySelectorAll('#grid .tile').length === 6);
+  assert.equal(await page.isVisible('#transcription-banner'), true);
+  assert.equal(await page.locator('#grid .tile.speaking').count(), 1);
+  assert.match(await page.textContent('#grid .tile.local .name'), /\(vous\)/);
+  const captions = await page.evaluate(() => window.salonTest.captions());
+  assert.equal(captions.length, 4);
+  assert.equal(captions.at(-1).final, false);
+  assert.equal(await page.locator('#captions-list .caption.partial').count(), 1);
+  await page.waitForFunction(() => [...document.querySelectorAll('#grid video:not([hidden])')].every((v) => v.videoWidth > 0));
+  await shot(page, 'in-call.png');
+
+  await page.click('#mic-button');
+  assert.equal(await page.getAttribute('#mic-button', 'aria-label'), 'Activer le micro');
+  assert.equal(await page.locator('#grid .tile.local .muted-icon').isVisible(), true);
+  await page.click('#captions-button');
+  assert.equal(await page.isVisible('#captions'), false);
+  await shot(page, 'in-call-no-captions.png');
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test('the in-call demo with a screen share, and on a phone', async () => {
+  const { context, page } = await open('/call/demo?demo=screen');
+  await page.waitForSelector('body[data-state="in-call"]');
+  await page.waitForSelector('#grid .tile-screen');
+  await page.waitForFunction(() => [...document.querySelectorAll('#grid video:not([hidden])')].every((v) => v.videoWidth > 0));
+  await shot(page, 'in-call-screen.png');
+  await context.close();
+
+  const phone = await open('/call/demo?demo=1', { viewport: { width: 390, height: 844 } });
+  await phone.page.waitForSelector('body[data-state="in-call"]');
+  await phone.page.waitForFunction(() => [...document.querySelectorAll('#grid video:not([hidden])')].every((v) => v.videoWidth > 0));
+  await shot(phone.page, 'in-call-phone.png');
+  await phone.context.close();
+});
+
+test('the keyboard reaches every control, with a visible focus ring', async () => {
+  const { context, page } = await open('/call/demo?demo=1');
+  await page.waitForSelector('body[data-state="in-call"]');
+  const reached = [];
+  for (let i = 0; i < 12; i += 1) {
+    await page.keyboard.press('Tab');
+    reached.push(await page.evaluate(() => document.activeElement.id));
+  }
+  for (const id of ['mic-button', 'cam-button', 'screen-button', 'captions-button', 'leave-button']) assert.ok(reached.includes(id), `${id} in ${reached}`);
+  while ((await page.evaluate(() => document.activeElement.id)) !== 'cam-button') await page.keyboard.press('Tab');
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.equal(outline, 'solid');
+  await page.keyboard.press('Enter');
+  assert.equal(await page.getAttribute('#cam-button', 'aria-pressed'), 'true');
+  await shot(page, 'in-call-keyboard.png');
+  await context.close();
+});
