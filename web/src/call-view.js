@@ -27,13 +27,13 @@ function svgIcon(id, className = 'icon') {
 }
 
 /** Picks the number of grid columns for `count` tiles in a `width`×`height` box of 16:9 tiles. */
-export function gridColumns(count, width, height) {
+export function gridColumns(count, width, height, gap = 0) {
   if (count <= 1) return 1;
   let best = 1;
   let bestArea = 0;
   for (let cols = 1; cols <= count; cols += 1) {
     const rows = Math.ceil(count / cols);
-    const tileWidth = Math.min(width / cols, ((height / rows) * 16) / 9);
+    const tileWidth = Math.min((width - gap * (cols - 1)) / cols, (((height - gap * (rows - 1)) / rows) * 16) / 9);
     const area = tileWidth * tileWidth;
     if (area > bestArea) {
       bestArea = area;
@@ -154,7 +154,7 @@ export class CallView {
     });
     this.grid.dataset.count = String(ordered.length);
     this.count.hidden = false;
-    this.count.textContent = t('call.participants', { n: participants.length });
+    this.count.textContent = t(participants.length === 1 ? 'call.participants.one' : 'call.participants', { n: participants.length });
     this.layout();
   }
 
@@ -169,19 +169,30 @@ export class CallView {
   }
 
   layout() {
-    const count = this.grid.children.length;
-    const screens = this.grid.querySelectorAll('.tile-screen').length;
+    const tiles = [...this.grid.children];
+    const main = tiles.find((tile) => tile.classList.contains('tile-screen'));
+    tiles.forEach((tile) => tile.classList.toggle('tile-main', tile === main));
+    this.grid.classList.toggle('presenting', !!main);
+    if (main) {
+      this.grid.style.setProperty('--others', String(Math.max(1, tiles.length - 1)));
+      return;
+    }
+    // Equal 16:9 tiles, as large as the stage allows; rows wrap and centre.
+    const gap = 12;
     const box = this.grid.getBoundingClientRect();
     const width = box.width || window.innerWidth;
     const height = box.height || window.innerHeight;
-    // A screen share takes a 2×2 block when there are other tiles beside it.
-    const span = screens === 1 && count > 2 ? 2 : 1;
-    const slots = count + screens * (span * span - 1);
-    const cols = Math.max(gridColumns(slots, width, height), span);
-    const rows = Math.max(1, Math.ceil(slots / cols));
-    this.grid.style.setProperty('--cols', String(cols));
-    this.grid.style.setProperty('--screen-span', String(span));
-    this.grid.style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
+    const count = Math.max(1, tiles.length);
+    const cols = gridColumns(count, width, height, gap);
+    const rows = Math.ceil(count / cols);
+    const cellWidth = (width - gap * (cols - 1)) / cols;
+    const cellHeight = (height - gap * (rows - 1)) / rows;
+    let tileWidth = Math.floor(Math.min(cellWidth, (cellHeight * 16) / 9));
+    // On a small screen with many people, keep tiles readable and let the grid scroll.
+    if ((tileWidth * 9) / 16 < 96) tileWidth = Math.floor(Math.min(width, 170.7));
+    this.grid.style.setProperty('--grid-gap', `${gap}px`);
+    this.grid.style.setProperty('--tile-w', `${tileWidth}px`);
+    this.grid.style.setProperty('--tile-h', `${Math.floor((tileWidth * 9) / 16)}px`);
   }
 
   showCaptions(visible) {

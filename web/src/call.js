@@ -19,7 +19,7 @@ import {
   ssoRedirectUrl,
   storedSession,
 } from './matrix.js';
-import { startWidget, widgetContext, widgetOpenIdToken } from './widget.js';
+import { startWidget, widgetContext, widgetOpenIdToken, widgetStatus } from './widget.js';
 import { PreJoin } from './prejoin.js';
 import { CallView } from './call-view.js';
 import { CallSession } from './room.js';
@@ -385,6 +385,9 @@ function installTestHooks() {
     get room() {
       return page.live?.room || null;
     },
+    get widget() {
+      return widgetStatus();
+    },
     participants: () => (page.live ? page.live.participants() : page.demo ? page.demo.participants() : []),
     remoteAudioLevel: (identity) => (page.live ? page.live.remoteAudioLevel(identity) : 0),
     captions: () => (page.live ? page.live.captions() : page.demo ? page.demo.captions() : []),
@@ -428,6 +431,10 @@ async function main() {
     await runDemo(demo);
     return;
   }
+  // The widget API must listen before the first await: Element asks for
+  // capabilities as soon as the iframe has loaded.
+  page.widget = widgetContext();
+  if (page.widget) startWidget(page.widget);
   page.callId = callIdFromPath(location.pathname);
   if (!page.callId) {
     showError('no-call');
@@ -443,9 +450,7 @@ async function main() {
   if (page.call.room_name) document.title = `${page.call.room_name} – ${t('app.title')}`;
   setTranscriptionBanner(!!page.call.transcription);
 
-  page.widget = widgetContext();
   if (page.widget) {
-    startWidget(page.widget);
     await showPrejoin();
     return;
   }

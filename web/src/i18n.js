@@ -51,7 +51,8 @@ const fr = {
 
   'transcription.on': 'La transcription est activée : ce qui est dit dans cet appel est retranscrit et publié dans le salon.',
 
-  'call.participants': '{n} participant(s)',
+  'call.participants': '{n} participants',
+  'call.participants.one': '1 participant',
   'call.you': '(vous)',
   'call.mic.mute': 'Couper le micro',
   'call.mic.unmute': 'Activer le micro',
@@ -151,7 +152,8 @@ const en = {
 
   'transcription.on': 'Transcription is on: what is said in this call is transcribed and posted in the room.',
 
-  'call.participants': '{n} participant(s)',
+  'call.participants': '{n} participants',
+  'call.participants.one': '1 participant',
   'call.you': '(you)',
   'call.mic.mute': 'Mute microphone',
   'call.mic.unmute': 'Unmute microphone',

@@ -28,15 +28,31 @@ export function widgetContext(search = location.search, embedded = window.parent
 
 let api = null;
 let ready = null;
+let status = null;
 
-/** Starts talking to the hosting client; resolves when capabilities are negotiated (or after `timeoutMs`). */
+/** How capability negotiation with the hosting client went: null, 'starting', 'ready' or 'timeout'. */
+export function widgetStatus() {
+  return status;
+}
+
+/**
+ * Starts talking to the hosting client; resolves when capabilities are
+ * negotiated (or after `timeoutMs`). Call it before any `await` of the page:
+ * the client asks for capabilities as soon as the iframe has loaded, and a
+ * request sent before the page listens is lost.
+ */
 export function startWidget(context, timeoutMs = 5000) {
   if (ready) return ready;
   api = new WidgetApi(context.widgetId, context.parentOrigin);
+  status = 'starting';
   ready = new Promise((resolve) => {
-    const timer = setTimeout(resolve, timeoutMs);
+    const timer = setTimeout(() => {
+      status = 'timeout';
+      resolve();
+    }, timeoutMs);
     api.once('ready', () => {
       clearTimeout(timer);
+      status = 'ready';
       resolve();
     });
   });

@@ -305,6 +305,9 @@ test('inside Element, the widget API provides the OpenID token: no login', async
   assert.equal(await frame.inputValue('#display-name'), 'carol');
   assert.match(await frame.textContent('#prejoin-identity-text'), /@carol:test\.local/);
   assert.equal(await frame.isVisible('#logout-button'), false);
+  // Capabilities are negotiated with the host, not given up on after the page's 5 s wait.
+  await frame.waitForFunction(() => window.salonTest.widget !== 'starting');
+  assert.equal(await frame.evaluate(() => window.salonTest.widget), 'ready');
   const before = joins.length;
   await frame.click('#join-button');
   await frame.waitForSelector('body[data-state="error"]', { timeout: 30000 });
