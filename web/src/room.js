@@ -9,6 +9,9 @@ import { DisconnectReason, Room, RoomEvent, Track, VideoPresets } from 'livekit-
 import { analyserLevel } from './prejoin.js';
 import { localpart } from './matrix.js';
 
+/** How long a join may take before the page gives up and says so. */
+const CONNECT_TIMEOUT_MS = 20000;
+
 /** The data-packet topic on which the bridge may announce transcription: payload `{"transcription": bool}`. */
 export const TRANSCRIPTION_TOPIC = 'salon.transcription';
 
@@ -63,6 +66,7 @@ export class CallSession {
     this.segmentIndex = new Map();
     this.room = null;
     this.leaving = false;
+    this.connected = false;
   }
 
   /** Connects to `url` with `token` and publishes the pre-join tracks (`{audio, video, micId, cameraId}`). */
@@ -113,13 +117,22 @@ export class CallSession {
       .on(RoomEvent.MediaDevicesError, () => this.hooks.onNotice('device', true))
       .on(RoomEvent.Disconnected, (reason) => this.disconnected(reason));
 
+    let timer;
     try {
-      await room.connect(url, token, { autoSubscribe: true });
+      const timeout = new Promise((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer from the media server in ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
+      });
+      await Promise.race([room.connect(url, token, { autoSubscribe: true, maxRetries: 2 }), timeout]);
     } catch (err) {
+      this.leaving = true;
+      await room.disconnect().catch(() => {});
       tracks.audio?.stop();
       tracks.video?.stop();
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
+    this.connected = true;
     this.metadata(room.metadata);
     if (tracks.audio) await room.localParticipant.publishTrack(tracks.audio, { source: Track.Source.Microphone });
     if (tracks.video) await room.localParticipant.publishTrack(tracks.video, { source: Track.Source.Camera });
@@ -277,6 +290,9 @@ export class CallSession {
     for (const identity of [...this.meters.keys()]) this.dropMeters(identity);
     document.getElementById('remote-audio').replaceChildren();
     this.view.clear();
+    // A join that failed is reported by `connect`'s caller, not as a departure.
+    if (!this.connected) return;
+    this.connected = false;
     this.hooks.onLeft(this.leaving ? 'left.body' : leaveReason(reason));
   }
 }

@@ -72,6 +72,10 @@ const server = createServer(async (req, res) => {
     res.writeHead(200, { 'Content-Type': TYPES[extname(file)] || 'application/octet-stream' });
     return res.end(readFileSync(file));
   }
+  if (path === '/rtc/validate') {
+    // A down SFU. (Not 404: livekit-client 2.23 then retries /rtc forever.)
+    return json(res, 503, { error: 'no SFU here' });
+  }
   if (path === '/widget-host') {
     res.writeHead(200, { 'Content-Type': TYPES['.html'] });
     return res.end('<!doctype html><html><body style="margin:0"><script>' + widgetHostBundle + '</script></body></html>');
@@ -91,8 +95,8 @@ const server = createServer(async (req, res) => {
     if (!token.startsWith('openid-')) return json(res, 401, { errcode: 'M_UNKNOWN_TOKEN', error: 'Bad OpenID token' });
     if (token === 'openid-@bob:test.local') return json(res, 403, { errcode: 'M_FORBIDDEN', error: 'Not a member of the room' });
     if (token === 'openid-@hasty:test.local') return json(res, 429, { errcode: 'M_LIMIT_EXCEEDED', error: 'Too many attempts' });
-    // Nothing listens on port 9: the page must say the media connection failed.
-    return json(res, 200, { url: 'ws://127.0.0.1:9', token: 'not-a-real-jwt' });
+    // The "SFU" is this server, which refuses the WebSocket: the page must say the media connection failed.
+    return json(res, 200, { url: origin.replace('http:', 'ws:'), token: 'not-a-real-jwt' });
   }
   if (path === '/_matrix/client/v3/login' && req.method === 'GET') {
     return json(res, 200, { flows: [{ type: 'm.login.password' }, { type: 'm.login.sso', identity_providers: [{ id: 'oidc-proconnect', name: 'ProConnect' }] }, { type: 'm.login.token' }] });
@@ -116,6 +120,13 @@ const server = createServer(async (req, res) => {
   if (m) return json(res, 200, decodeURIComponent(m[1]) === '@alice:test.local' ? { displayname: 'Alice Martin' } : {});
   if (path === '/_matrix/client/v3/logout') return json(res, 200, {});
   return json(res, 404, { errcode: 'M_UNRECOGNIZED', error: `${req.method} ${path}` });
+});
+
+// The signaling WebSocket attempts the page makes, refused after being noted.
+const upgrades = [];
+server.on('upgrade', (req, socket) => {
+  upgrades.push(req.url);
+  socket.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n');
 });
 
 let browser;
@@ -223,18 +234,22 @@ test('after login the pre-join check shows devices, a live preview and a moving 
   await context.close();
 });
 
-test('joining sends the OpenID token and name, and a dead media server is explained', async () => {
+test('joining sends the OpenID token and name, dials /rtc (two PeerConnections), and a dead media server is explained', async () => {
   const { context, page } = await open('/call/test123');
   await logIn(page, 'alice');
   await page.waitForSelector('body[data-state="prejoin"]');
   await page.fill('#display-name', 'Alice M.');
   const before = joins.length;
+  const dialled = upgrades.length;
   await page.click('#join-button');
   await page.waitForSelector('body[data-state="error"]', { timeout: 30000 });
   const sent = joins.slice(before);
   assert.equal(sent.length, 1);
   assert.equal(sent[0].display_name, 'Alice M.');
   assert.deepEqual(sent[0].openid_token, { access_token: 'openid-@alice:test.local', token_type: 'Bearer', matrix_server_name: 'test.local', expires_in: 3600 });
+  const attempt = new URL(upgrades[dialled], origin);
+  assert.equal(attempt.pathname, '/rtc', `livekit-client must use the two-PeerConnection /rtc mode, dialled ${upgrades[dialled]}`);
+  assert.equal(attempt.searchParams.get('access_token'), 'not-a-real-jwt');
   assert.equal(await page.evaluate(() => window.salonTest.error.kind), 'media');
   assert.match(await page.textContent('#error-message'), /connexion audio et vidéo/);
   await shot(page, 'error-media.png');
