@@ -109,7 +109,6 @@ export class CallView {
   constructor(doc = document) {
     this.grid = doc.getElementById('grid');
     this.count = doc.getElementById('participant-count');
-    this.captionsPanel = doc.getElementById('captions');
     this.captionsList = doc.getElementById('captions-list');
     this.captionsLive = doc.getElementById('captions-live');
     this.tiles = new Map();
@@ -193,11 +192,6 @@ export class CallView {
     this.grid.style.setProperty('--grid-gap', `${gap}px`);
     this.grid.style.setProperty('--tile-w', `${tileWidth}px`);
     this.grid.style.setProperty('--tile-h', `${Math.floor((tileWidth * 9) / 16)}px`);
-  }
-
-  showCaptions(visible) {
-    this.captionsPanel.hidden = !visible;
-    this.layout();
   }
 
   /** Adds or updates one caption segment: `{id, speaker, text, final}`; partial text is replaced by its final. */

@@ -39,6 +39,7 @@ const page = {
   view: null,
   live: null,
   transcription: false,
+  captionsHidden: false,
   error: null,
   timer: 0,
 };
@@ -60,11 +61,20 @@ function focusHeading(viewId) {
   }
 }
 
-/** Shows or hides the "transcription is on" banner. */
+/** Shows or hides the "transcription is on" banner, and with it the captions panel and its button. */
 export function setTranscriptionBanner(on) {
   page.transcription = !!on;
   $('transcription-banner').hidden = !on;
   document.body.dataset.transcription = on ? 'on' : 'off';
+  showCaptionsPanel();
+}
+
+/** Captions exist only while transcription is on; the person may still hide them. */
+function showCaptionsPanel() {
+  $('captions-button').hidden = !page.transcription;
+  $('captions').hidden = !page.transcription || page.captionsHidden;
+  page.view?.layout();
+  if (page.state === 'in-call') showControls();
 }
 
 function showError(kind, detail = '', retry = () => location.reload()) {
@@ -329,8 +339,8 @@ function wireControls() {
   $('cam-button').addEventListener('click', act((live) => live.toggleCamera()));
   $('screen-button').addEventListener('click', act((live) => live.toggleScreen()));
   $('captions-button').addEventListener('click', () => {
-    page.view?.showCaptions($('captions').hidden);
-    showControls();
+    page.captionsHidden = !page.captionsHidden;
+    showCaptionsPanel();
   });
   $('leave-button').addEventListener('click', act((live) => live.leave()));
   $('rejoin-button').addEventListener('click', () => location.reload());

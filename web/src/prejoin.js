@@ -51,12 +51,16 @@ export class PreJoin {
     this.camToggle.addEventListener('click', () => this.setCamera(!this.camOn));
     this.onDeviceChange = () => this.listDevices();
     navigator.mediaDevices?.addEventListener?.('devicechange', this.onDeviceChange);
+    // Without a user gesture yet (a remembered session, a widget), the meter's
+    // AudioContext starts suspended: the first click or key wakes it.
+    this.onGesture = () => this.audioContext?.resume().catch(() => {});
+    for (const type of ['pointerdown', 'keydown']) doc.addEventListener(type, this.onGesture, { once: true, capture: true });
   }
 
   /** Opens the chosen devices, lists them all and starts the preview and meter. */
   async start() {
     this.showToggles();
-    await Promise.all([this.micOn ? this.openMic() : null, this.camOn ? this.openCamera() : null]);
+    await Promise.all([this.micOn && !this.audioTrack ? this.openMic() : null, this.camOn && !this.videoTrack ? this.openCamera() : null]);
     await this.listDevices();
   }
 
@@ -200,7 +204,6 @@ export class PreJoin {
     const buffer = new Float32Array(analyser.fftSize);
     this.meterSource = source;
     const tick = () => {
-      if (this.audioContext.state === 'suspended') this.audioContext.resume().catch(() => {});
       const level = Math.min(1, analyserLevel(analyser, buffer) * 4);
       const percent = Math.round(level * 100);
       this.meterFill.style.width = `${percent}%`;

@@ -349,7 +349,19 @@ test('the in-call demo shows the grid, speaking mark, captions and banner', asyn
   assert.equal(await page.locator('#grid .tile.local .muted-icon').isVisible(), true);
   await page.click('#captions-button');
   assert.equal(await page.isVisible('#captions'), false);
+  assert.equal(await page.getAttribute('#captions-button', 'aria-pressed'), 'false');
   await shot(page, 'in-call-no-captions.png');
+  await page.click('#captions-button');
+  assert.equal(await page.isVisible('#captions'), true);
+
+  // Transcription switched off (by the bridge): no banner, no captions panel, no captions button.
+  await page.evaluate(() => window.salonTest.setTranscriptionBanner(false));
+  assert.equal(await page.isVisible('#transcription-banner'), false);
+  assert.equal(await page.isVisible('#captions'), false);
+  assert.equal(await page.isVisible('#captions-button'), false);
+  await page.evaluate(() => window.salonTest.setTranscriptionBanner(true));
+  assert.equal(await page.isVisible('#transcription-banner'), true);
+  assert.equal(await page.isVisible('#captions'), true);
   assert.deepEqual(problems, []);
   await context.close();
 });
