@@ -1,170 +1,41 @@
 // UI smoke test of the call page, in Debian's headless Chromium driven by
-// playwright-core. A tiny node server serves call.html and dist/ the way the
-// bridge does, and stands in for the bridge's two JSON endpoints and the
-// homeserver's login API (a contract stand-in: the real bridge and Synapse are
-// the lead's end-to-end test). It walks the pages a person sees: the login,
-// a wrong password, the pre-join check with real (fake-device) media, the
-// join request and each refusal, the Element widget route, the in-call demo.
+// playwright-core, against the stand-in bridge and homeserver of
+// stand-in.mjs. It walks the pages a person sees: the login, a wrong
+// password, the pre-join check with real (fake-device) media, the join
+// request and each refusal, the Element widget route, the in-call demo.
 // Screenshots land in tests/screenshots/ to be looked at.
 //
-// Run: ./build.sh && node --test tests/   (needs `apt-get install chromium`)
+// Run: ./build.sh && node --test tests/smoke.mjs   (needs `apt-get install chromium`)
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname, extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { build } from 'esbuild';
-import { chromium } from 'playwright-core';
+import { checkPrerequisites, launchChromium, logIn, openPage, startStandIn, WEB } from './stand-in.mjs';
 
-const WEB = join(dirname(fileURLToPath(import.meta.url)), '..');
+checkPrerequisites();
 const SHOTS = join(WEB, 'tests', 'screenshots');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-
-if (!existsSync(CHROMIUM)) {
-  throw new Error(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (or set CHROMIUM=/path)`);
-}
-if (!existsSync(join(WEB, 'dist', 'call.js'))) {
-  throw new Error('web/dist/call.js is missing: run `web/build.sh` first');
-}
 mkdirSync(SHOTS, { recursive: true });
 
-// ---- The stand-in bridge and homeserver ----
-
-const joins = [];
-let widgetHostBundle = '';
-
-const TYPES = { '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json', '.html': 'text/html; charset=utf-8' };
-
-function json(res, status, body) {
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': '*' });
-  res.end(JSON.stringify(body));
-}
-
-async function body(req) {
-  const chunks = [];
-  for await (const chunk of req) chunks.push(chunk);
-  return chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : {};
-}
-
-let origin = '';
-
-const CALLS = {
-  test123: { call_id: 'test123', room_id: '!ops:test.local', room_name: 'Cellule de crise – Préfecture', state: 'active', transcription: true },
-  quiet: { call_id: 'quiet', room_id: '!q:test.local', room_name: null, state: 'active', transcription: false },
-};
-
-const server = createServer(async (req, res) => {
-  const url = new URL(req.url, origin);
-  const path = url.pathname;
-  if (req.method === 'OPTIONS') {
-    res.writeHead(204, { 'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Headers': 'Authorization, Content-Type', 'Access-Control-Allow-Methods': 'GET, POST' });
-    return res.end();
-  }
-  if (req.method === 'GET' && path.startsWith('/call/')) {
-    res.writeHead(200, { 'Content-Type': TYPES['.html'] });
-    return res.end(readFileSync(join(WEB, 'call.html')));
-  }
-  if (req.method === 'GET' && path.startsWith('/assets/')) {
-    const file = join(WEB, 'dist', path.slice('/assets/'.length).replace(/\.\.+/g, ''));
-    if (!existsSync(file)) return json(res, 404, { errcode: 'M_NOT_FOUND', error: 'no asset' });
-    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] || 'application/octet-stream' });
-    return res.end(readFileSync(file));
-  }
-  if (path === '/rtc/validate') {
-    // A down SFU. (Not 404: livekit-client 2.23 then retries /rtc forever.)
-    return json(res, 503, { error: 'no SFU here' });
-  }
-  if (path === '/widget-host') {
-    res.writeHead(200, { 'Content-Type': TYPES['.html'] });
-    return res.end('<!doctype html><html><body style="margin:0"><script>' + widgetHostBundle + '</script></body></html>');
-  }
-  let m = /^\/_salon\/v1\/calls\/([^/]+)$/.exec(path);
-  if (m && req.method === 'GET') {
-    const call = CALLS[m[1]];
-    if (!call) return json(res, 404, { errcode: 'M_NOT_FOUND', error: 'No such call' });
-    return json(res, 200, { ...call, homeserver_url: origin, server_name: 'test.local' });
-  }
-  m = /^\/_salon\/v1\/calls\/([^/]+)\/join$/.exec(path);
-  if (m && req.method === 'POST') {
-    const request = await body(req);
-    joins.push(request);
-    const token = request.openid_token?.access_token || '';
-    if (!CALLS[m[1]]) return json(res, 404, { errcode: 'M_NOT_FOUND', error: 'No such call' });
-    if (!token.startsWith('openid-')) return json(res, 401, { errcode: 'M_UNKNOWN_TOKEN', error: 'Bad OpenID token' });
-    if (token === 'openid-@bob:test.local') return json(res, 403, { errcode: 'M_FORBIDDEN', error: 'Not a member of the room' });
-    if (token === 'openid-@hasty:test.local') return json(res, 429, { errcode: 'M_LIMIT_EXCEEDED', error: 'Too many attempts' });
-    // The "SFU" is this server, which refuses the WebSocket: the page must say the media connection failed.
-    return json(res, 200, { url: origin.replace('http:', 'ws:'), token: 'not-a-real-jwt' });
-  }
-  if (path === '/_matrix/client/v3/login' && req.method === 'GET') {
-    return json(res, 200, { flows: [{ type: 'm.login.password' }, { type: 'm.login.sso', identity_providers: [{ id: 'oidc-proconnect', name: 'ProConnect' }] }, { type: 'm.login.token' }] });
-  }
-  if (path === '/_matrix/client/v3/login' && req.method === 'POST') {
-    const login = await body(req);
-    const user = login.identifier?.user || '';
-    if (login.type === 'm.login.password' && login.password === 'secret') {
-      const userId = user.startsWith('@') ? user : `@${user}:test.local`;
-      return json(res, 200, { user_id: userId, access_token: `tok-${userId}`, device_id: 'DEV' });
-    }
-    return json(res, 403, { errcode: 'M_FORBIDDEN', error: 'Invalid username or password' });
-  }
-  m = /^\/_matrix\/client\/v3\/user\/([^/]+)\/openid\/request_token$/.exec(path);
-  if (m && req.method === 'POST') {
-    const userId = decodeURIComponent(m[1]);
-    if (req.headers.authorization !== `Bearer tok-${userId}`) return json(res, 401, { errcode: 'M_UNKNOWN_TOKEN', error: 'bad token' });
-    return json(res, 200, { access_token: `openid-${userId}`, token_type: 'Bearer', matrix_server_name: 'test.local', expires_in: 3600 });
-  }
-  m = /^\/_matrix\/client\/v3\/profile\/([^/]+)\/displayname$/.exec(path);
-  if (m) return json(res, 200, decodeURIComponent(m[1]) === '@alice:test.local' ? { displayname: 'Alice Martin' } : {});
-  if (path === '/_matrix/client/v3/logout') return json(res, 200, {});
-  return json(res, 404, { errcode: 'M_UNRECOGNIZED', error: `${req.method} ${path}` });
-});
-
-// The signaling WebSocket attempts the page makes, refused after being noted.
-const upgrades = [];
-server.on('upgrade', (req, socket) => {
-  upgrades.push(req.url);
-  socket.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n');
-});
-
 let browser;
+let standIn;
+let joins;
+let upgrades;
+let origin;
 
 before(async () => {
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  origin = `http://127.0.0.1:${server.address().port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
-  });
+  standIn = await startStandIn();
+  ({ joins, upgrades, origin } = standIn);
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  server.close();
+  await standIn?.close();
 });
 
-async function open(path, { locale = 'fr-FR', viewport = { width: 1280, height: 800 } } = {}) {
-  const context = await browser.newContext({ locale, viewport });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(err.message));
-  await page.goto(origin + path);
-  return { context, page, problems };
-}
-
-async function logIn(page, user, password = 'secret') {
-  await page.waitForSelector('body[data-state="login"]');
-  await page.fill('#login-user', user);
-  await page.fill('#login-password', password);
-  await page.click('#login-submit');
-}
+const open = (path, options) => openPage(browser, origin, path, options);
 
 const shot = (page, name) => page.screenshot({ path: join(SHOTS, name) });
 
@@ -313,7 +184,7 @@ test('inside Element, the widget API provides the OpenID token: no login', async
     format: 'iife',
     write: false,
   });
-  widgetHostBundle = host.outputFiles[0].text;
+  standIn.widgetHost = host.outputFiles[0].text;
   const { context, page } = await open('/widget-host');
   const frame = await (await page.waitForSelector('iframe')).contentFrame();
   await frame.waitForSelector('body[data-state="prejoin"]');
