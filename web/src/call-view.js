@@ -26,16 +26,20 @@ function svgIcon(id, className = 'icon') {
   return svg;
 }
 
-/** Picks the number of grid columns for `count` tiles in a `width`×`height` box of 16:9 tiles. */
+/**
+ * Picks the number of grid columns for `count` 16:9 tiles in a `width`×`height`
+ * box: the largest tiles win, and a wider layout wins a near tie (side by side
+ * reads better than stacked).
+ */
 export function gridColumns(count, width, height, gap = 0) {
   if (count <= 1) return 1;
-  let best = 1;
+  let best = count;
   let bestArea = 0;
-  for (let cols = 1; cols <= count; cols += 1) {
+  for (let cols = count; cols >= 1; cols -= 1) {
     const rows = Math.ceil(count / cols);
     const tileWidth = Math.min((width - gap * (cols - 1)) / cols, (((height - gap * (rows - 1)) / rows) * 16) / 9);
     const area = tileWidth * tileWidth;
-    if (area > bestArea) {
+    if (area > bestArea * 1.1) {
       bestArea = area;
       best = cols;
     }
@@ -217,7 +221,7 @@ export class CallView {
     item.children[0].textContent = speaker;
     item.children[1].textContent = text;
     item.classList.toggle('partial', !final);
-    if (final) this.captionsLive.textContent = `${speaker} : ${text}`;
+    if (final) this.captionsLive.textContent = t('call.caption.line', { speaker, text });
     const nearBottom = this.captionsList.scrollHeight - this.captionsList.scrollTop - this.captionsList.clientHeight < 80;
     if (nearBottom) this.captionsList.scrollTop = this.captionsList.scrollHeight;
   }

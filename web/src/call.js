@@ -270,6 +270,9 @@ async function join(event) {
       onLeft: (reasonKey) => left(reasonKey),
       onNotice: notice,
       onControls: () => showControls(),
+      onAnnounce: (key, name) => {
+        $('announcer').textContent = t(key, { name });
+      },
     },
     audioContext,
   );
@@ -278,6 +281,7 @@ async function join(event) {
     await live.connect(grant.url, grant.token, tracks);
   } catch (err) {
     page.live = null;
+    audioContext.close();
     setJoinBusy(false);
     showError('media', String(err?.message || err), backToStart);
     return;

@@ -54,7 +54,7 @@ function publishedTrack(participant, source) {
 
 export class CallSession {
   /**
-   * `view`: the CallView; `hooks`: `{onTranscription(on), onLeft(reasonKey), onNotice(kind, on), onControls()}`;
+   * `view`: the CallView; `hooks`: `{onTranscription(on), onLeft(reasonKey), onNotice(kind, on), onControls(), onAnnounce(key, name)}`;
    * `audioContext`: created in the join click, so it may run.
    */
   constructor(view, hooks, audioContext) {
@@ -83,8 +83,12 @@ export class CallSession {
     this.room = room;
     const render = () => this.render();
     room
-      .on(RoomEvent.ParticipantConnected, render)
+      .on(RoomEvent.ParticipantConnected, (participant) => {
+        this.hooks.onAnnounce('call.joined', participant.name || localpart(participant.identity));
+        render();
+      })
       .on(RoomEvent.ParticipantDisconnected, (participant) => {
+        this.hooks.onAnnounce('call.left', participant.name || localpart(participant.identity));
         this.dropMeters(participant.identity);
         render();
       })
