@@ -266,7 +266,7 @@ async function join(event) {
   const live = new CallSession(
     page.view,
     {
-      onTranscription: (on) => setTranscriptionBanner(on || page.call.transcription),
+      onTranscription: (on) => setTranscriptionBanner(on),
       onLeft: (reasonKey) => left(reasonKey),
       onNotice: notice,
       onControls: () => showControls(),

@@ -101,6 +101,10 @@ test('after login the pre-join check shows devices, a live preview and a moving 
   await page.waitForSelector('#preview-off:not([hidden])');
   assert.equal(await page.getAttribute('#prejoin-cam-toggle', 'aria-pressed'), 'false');
   await shot(page, 'prejoin-camera-off.png');
+  await page.click('#prejoin-cam-toggle');
+  await page.waitForFunction(() => document.querySelector('#preview-video').videoWidth > 0);
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, 'prejoin-phone.png');
   assert.deepEqual(problems, []);
   await context.close();
 });
