@@ -304,6 +304,20 @@ const ENGLISH_ADVERBS: &[&str] = &[
     "all",
 ];
 
+const FRENCH_ADVERBS: &[&str] = &[
+    "aussi",
+    "également",
+    "bien",
+    "juste",
+    "rapidement",
+    "vite",
+    "d'abord",
+    "ensuite",
+    "donc",
+    "personnellement",
+    "directement",
+];
+
 /// French object pronouns that may sit between the subject and the verb.
 const CLITICS: &[&str] = &[
     "le", "la", "les", "lui", "leur", "en", "y", "vous", "te", "me", "nous", "se", "l'", "t'", "m'",
@@ -369,7 +383,8 @@ const FRENCH_PRESENT_THIRD: &[&str] = &[
 const FRENCH_NOT_FUTURE: &[&str] = &[
     "serai", "aurai", "pourrai", "devrai", "saurai", "voudrai", "faudrai", "vrai", "sera", "aura",
     "pourra", "devra", "faudra", "saura", "voudra", "seras", "auras", "pourras", "devras", "serez",
-    "aurez", "pourrez", "devrez", "verra", "verrai", "verras", "verrez",
+    "aurez", "pourrez", "devrez", "verra", "verrai", "verras", "verrez", "seront", "auront",
+    "pourront", "devront", "sauront", "voudront", "verront", "faudront",
 ];
 
 /// Subjects that start a new clause after a comma or "and".
@@ -456,7 +471,9 @@ fn french_infinitive(tokens: &[Token], at: usize) -> Option<usize> {
     let mut at = skip_clitics(tokens, at);
     loop {
         let w = word(tokens, at);
-        if w == "aller" {
+        if FRENCH_ADVERBS.contains(&w) {
+            at = skip_clitics(tokens, at + 1);
+        } else if w == "aller" {
             at = skip_clitics(tokens, at + 1);
         } else if w == "essayer" && word(tokens, at + 1) == "de" {
             at = skip_clitics(tokens, at + 2);
@@ -593,7 +610,6 @@ fn english_commitment(
         Some(at + 1)
     } else if seq(tokens, at, &["i", "will"])
         || seq(tokens, at, &["let", "me"])
-        || seq(tokens, at, &["i", "can"])
         || seq(tokens, at, &["i'm", "gonna"])
     {
         Some(at + 2)
@@ -684,7 +700,7 @@ fn french_commitment(
                 ..simple(speaker, verb)
             });
         }
-        if matches!(word(tokens, next), "vais" | "peux") {
+        if word(tokens, next) == "vais" {
             return french_infinitive(tokens, next + 1).map(|verb| simple(speaker, verb));
         }
         let verb = skip_clitics(tokens, next);
@@ -816,6 +832,15 @@ fn cut(
     let clause = &tokens[start..end];
     let (text_start, text_end) = (clause[0].start, clause[clause.len() - 1].end);
     let mut text = sentence.text[text_start..text_end].to_string();
+    if dialogue.lang == Language::French {
+        let verb = bare(&clause[0].word);
+        if !is_infinitive(verb)
+            && let Some(infinitive) = french_infinitive_of(verb)
+        {
+            let rest = &sentence.text[clause[0].end..text_end];
+            text = format!("{infinitive}{rest}");
+        }
+    }
     let lower = text.to_lowercase();
     if MEETING_TALK.iter().any(|m| lower.contains(m)) {
         return None;
@@ -1043,4 +1068,80 @@ fn accepted_request(
         },
         reply,
     ))
+}
+
+/// Irregular French futures and presents, and their infinitives.
+const FRENCH_IRREGULAR: &[(&str, &str)] = &[
+    ("enverrai", "envoyer"),
+    ("enverra", "envoyer"),
+    ("enverras", "envoyer"),
+    ("enverrez", "envoyer"),
+    ("enverront", "envoyer"),
+    ("ferai", "faire"),
+    ("fera", "faire"),
+    ("feras", "faire"),
+    ("ferez", "faire"),
+    ("feront", "faire"),
+    ("irai", "aller"),
+    ("ira", "aller"),
+    ("fais", "faire"),
+    ("fait", "faire"),
+    ("mets", "mettre"),
+    ("met", "mettre"),
+    ("écris", "écrire"),
+    ("écrit", "écrire"),
+    ("transmets", "transmettre"),
+    ("transmet", "transmettre"),
+    ("envoie", "envoyer"),
+    ("appelle", "appeler"),
+    ("rappelle", "rappeler"),
+    ("appellerai", "appeler"),
+    ("appellera", "appeler"),
+    ("rappellerai", "rappeler"),
+    ("rappellera", "rappeler"),
+    ("tiendrai", "tenir"),
+    ("tiendra", "tenir"),
+    ("viendrai", "venir"),
+    ("viendra", "venir"),
+    ("reviendrai", "revenir"),
+    ("reviendra", "revenir"),
+];
+
+/// The infinitive of a conjugated French verb, for an action's text:
+/// "enverrai" gives "envoyer", "préparera" gives "préparer", "relance"
+/// gives "relancer". Unknown forms are kept as said.
+fn french_infinitive_of(verb: &str) -> Option<String> {
+    if let Some((_, infinitive)) = FRENCH_IRREGULAR.iter().find(|(form, _)| *form == verb) {
+        return Some((*infinitive).to_string());
+    }
+    for (ending, replacement) in [
+        ("crirai", "crire"),
+        ("crira", "crire"),
+        ("drai", "dre"),
+        ("dra", "dre"),
+        ("trai", "tre"),
+        ("tra", "tre"),
+        ("erai", "er"),
+        ("era", "er"),
+        ("erons", "er"),
+        ("eront", "er"),
+        ("irai", "ir"),
+        ("ira", "ir"),
+        ("iront", "ir"),
+    ] {
+        if let Some(stem) = verb.strip_suffix(ending) {
+            if stem.chars().count() >= 2 {
+                return Some(format!("{stem}{replacement}"));
+            }
+        }
+    }
+    if FRENCH_PRESENT_FIRST.contains(&verb) || FRENCH_PRESENT_THIRD.contains(&verb) {
+        if verb.ends_with('e') {
+            return Some(format!("{verb}r"));
+        }
+        if let Some(stem) = verb.strip_suffix("is") {
+            return Some(format!("{stem}ir"));
+        }
+    }
+    None
 }

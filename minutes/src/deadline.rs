@@ -168,7 +168,7 @@ fn time(tokens: &[Token], at: usize) -> Option<usize> {
     {
         return Some(2);
     }
-    if matches!(w, "ce" | "cette")
+    if matches!(w, "ce" | "cet" | "cette")
         && is(
             tokens,
             at + 1,
@@ -260,7 +260,7 @@ fn standalone(tokens: &[Token], at: usize) -> Option<usize> {
     if WEEKDAYS.contains(&w) {
         return time(tokens, at);
     }
-    if matches!(w, "next" | "this" | "ce" | "cette")
+    if matches!(w, "next" | "this" | "ce" | "cet" | "cette")
         || seq(tokens, at, &["la", "semaine"])
         || seq(tokens, at, &["le", "mois"])
     {

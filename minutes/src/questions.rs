@@ -71,7 +71,7 @@ pub fn find(dialogue: &Dialogue<'_>) -> Vec<String> {
                 word(&tokens, at.wrapping_sub(1)) != "rien" && !cue_negated(&tokens, at, c)
             });
         let open = match cue {
-            Some(_) => true,
+            Some(_) => content_words(sentence) >= 3,
             None => sentence.is_question() && is_unanswered(dialogue, sentence),
         };
         if !open {
@@ -99,14 +99,7 @@ fn is_unanswered(dialogue: &Dialogue<'_>, sentence: &Sentence) -> bool {
     if SMALL_TALK.iter().any(|s| lower.contains(s)) {
         return false;
     }
-    let content = sentence
-        .tokens()
-        .iter()
-        .filter(|t| {
-            !Language::English.is_stop_word(&t.word) && !Language::French.is_stop_word(&t.word)
-        })
-        .count();
-    if content < 3 || !dialogue.ends_turn(sentence) {
+    if content_words(sentence) < 3 || !dialogue.ends_turn(sentence) {
         return false;
     }
     match dialogue.replies(sentence.segment, 1).first() {
@@ -116,4 +109,15 @@ fn is_unanswered(dialogue: &Dialogue<'_>, sentence: &Sentence) -> bool {
             .first()
             .is_some_and(|first| is_unsure(&first.tokens())),
     }
+}
+
+/// Words of a sentence that are not stop words of either language.
+fn content_words(sentence: &Sentence) -> usize {
+    sentence
+        .tokens()
+        .iter()
+        .filter(|t| {
+            !Language::English.is_stop_word(&t.word) && !Language::French.is_stop_word(&t.word)
+        })
+        .count()
 }

@@ -54,20 +54,39 @@ pub fn summarize(dialogue: &Dialogue<'_>) -> Vec<String> {
     let segments = &dialogue.meeting.segments;
     let talk_ms = segments.last().map(|s| s.end_ms).unwrap_or(0)
         - segments.first().map(|s| s.start_ms).unwrap_or(0);
-    let wanted = (MIN_SENTENCES + (talk_ms / 300_000) as usize).min(MAX_SENTENCES);
+    let wanted = (MIN_SENTENCES + (talk_ms / 240_000) as usize).min(MAX_SENTENCES);
 
+    // Informative sentences (more content words, up to a point) rank higher.
+    let scores: Vec<f64> = scores
+        .iter()
+        .zip(&candidates)
+        .map(|(score, (_, words))| score * (words.len().min(12) as f64 / 12.0).sqrt())
+        .collect();
+
+    // One sentence per stretch of the meeting, so that every topic gets its
+    // turn: the best of each window, then the best left over.
+    let mut picked: Vec<usize> = Vec::new();
+    let window = n.div_ceil(wanted);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(window) {
+        let best = chunk
+            .iter()
+            .copied()
+            .filter(|&c| picked.iter().all(|&p| similarity[p][c] < REDUNDANCY))
+            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(b.cmp(&a)));
+        if let Some(best) = best {
+            picked.push(best);
+        }
+    }
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    let mut picked: Vec<usize> = Vec::new();
     for threshold in [REDUNDANCY, 0.6, 1.1] {
         for &candidate in &order {
             if picked.len() >= wanted {
                 break;
             }
-            if picked.contains(&candidate) {
-                continue;
-            }
-            if picked.iter().all(|&p| similarity[p][candidate] < threshold) {
+            if !picked.contains(&candidate)
+                && picked.iter().all(|&p| similarity[p][candidate] < threshold)
+            {
                 picked.push(candidate);
             }
         }
@@ -94,6 +113,7 @@ fn content_words(text: &str, lang: Language) -> Vec<String> {
                 && !lang.is_stop_word(w)
                 && !Language::English.is_stop_word(w)
                 && !Language::French.is_stop_word(w)
+                && !TALK_WORDS.contains(&w.as_str())
         })
         .map(|w| stem(&w))
         .collect()
@@ -112,6 +132,66 @@ fn stem(word: &str) -> String {
     }
     word.to_string()
 }
+
+/// Words of time and talk that recur in any meeting and say nothing of its topics.
+const TALK_WORDS: &[&str] = &[
+    "week",
+    "weeks",
+    "day",
+    "days",
+    "today",
+    "tomorrow",
+    "yesterday",
+    "time",
+    "last",
+    "next",
+    "lot",
+    "bit",
+    "minute",
+    "minutes",
+    "morning",
+    "afternoon",
+    "everyone",
+    "guys",
+    "thanks",
+    "said",
+    "told",
+    "agree",
+    "agreed",
+    "mean",
+    "look",
+    "looks",
+    "semaine",
+    "semaines",
+    "jour",
+    "jours",
+    "aujourd'hui",
+    "demain",
+    "hier",
+    "mois",
+    "fois",
+    "temps",
+    "dernier",
+    "dernière",
+    "prochain",
+    "prochaine",
+    "truc",
+    "chose",
+    "choses",
+    "merci",
+    "d'ailleurs",
+    "dis",
+    "crois",
+    "pense",
+    "déjà",
+    "an",
+    "ans",
+    "année",
+    "contre",
+    "environ",
+    "par",
+    "carrément",
+];
 
 type Vector = BTreeMap<String, f64>;
 
