@@ -471,9 +471,7 @@ fn french_infinitive(tokens: &[Token], at: usize) -> Option<usize> {
     let mut at = skip_clitics(tokens, at);
     loop {
         let w = word(tokens, at);
-        if FRENCH_ADVERBS.contains(&w) {
-            at = skip_clitics(tokens, at + 1);
-        } else if w == "aller" {
+        if FRENCH_ADVERBS.contains(&w) || w == "aller" {
             at = skip_clitics(tokens, at + 1);
         } else if w == "essayer" && word(tokens, at + 1) == "de" {
             at = skip_clitics(tokens, at + 2);
@@ -1129,10 +1127,10 @@ fn french_infinitive_of(verb: &str) -> Option<String> {
         ("ira", "ir"),
         ("iront", "ir"),
     ] {
-        if let Some(stem) = verb.strip_suffix(ending) {
-            if stem.chars().count() >= 2 {
-                return Some(format!("{stem}{replacement}"));
-            }
+        if let Some(stem) = verb.strip_suffix(ending)
+            && stem.chars().count() >= 2
+        {
+            return Some(format!("{stem}{replacement}"));
         }
     }
     if FRENCH_PRESENT_FIRST.contains(&verb) || FRENCH_PRESENT_THIRD.contains(&verb) {

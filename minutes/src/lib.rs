@@ -38,6 +38,9 @@ pub use language::Language;
 pub use llm::{LlmConfig, LlmSummarizer};
 pub use meeting::{Meeting, Participant, TranscriptSegment};
 pub use minutes::{Action, GeneratedBy, Minutes};
-pub use render::{TranscriptLinks, render_html, render_markdown, render_plain};
+pub use render::{
+    TranscriptLinks, render_html, render_html_with, render_markdown, render_markdown_with,
+    render_plain, render_plain_with,
+};
 pub use summarizer::Summarizer;
 pub use transcript::{load_transcript, transcript_markdown, transcript_webvtt};
