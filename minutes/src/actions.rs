@@ -1019,6 +1019,10 @@ fn accepted_request(
         .map(|(mxid, _)| mxid.to_string());
     let trailing = trailing_name(dialogue, tokens).filter(|(_, at)| *at > verb);
     let addressee = leading.or_else(|| trailing.as_ref().map(|(m, _)| m.clone()));
+    if addressee.is_none() && names_someone_absent(&sentence.text) {
+        // "Can you…, Dave?" with no Dave in the call: nobody here can accept for him.
+        return None;
+    }
     if addressee.as_deref() == Some(asker) {
         return None;
     }
@@ -1142,4 +1146,29 @@ fn french_infinitive_of(verb: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether a request is addressed by name ("…, Dave?", "Dave, can you…")
+/// to someone who is not a participant: one or two capitalised words set off
+/// by a comma at either end of the sentence.
+fn names_someone_absent(text: &str) -> bool {
+    let looks_like_name = |part: &str| {
+        let words: Vec<&str> = part.split_whitespace().collect();
+        (1..=2).contains(&words.len())
+            && words.iter().all(|w| {
+                w.chars().next().is_some_and(char::is_uppercase)
+                    && w.chars().all(|c| c.is_alphabetic() || c == '-')
+            })
+            && !words
+                .iter()
+                .any(|w| crate::cues::FILLERS.contains(&w.to_lowercase().as_str()))
+    };
+    let trimmed = text.trim_end_matches(|c: char| c == '?' || c.is_whitespace());
+    let trailing = trimmed
+        .rsplit_once(',')
+        .is_some_and(|(_, tail)| looks_like_name(tail));
+    let leading = trimmed
+        .split_once(',')
+        .is_some_and(|(head, _)| looks_like_name(head));
+    trailing || leading
 }
