@@ -1,1 +1,186 @@
-//! Placeholder; filled by its own issue.
+//! Salon's media plane: a selective forwarding unit that speaks LiveKit's
+//! signaling protocol, so unmodified LiveKit clients (livekit-client in the
+//! browser, the Python and Rust SDKs) join calls served by it.
+//!
+//! The bridge embeds it as a library. It builds an [`Sfu`] from an
+//! [`SfuConfig`], merges [`Sfu::router`] into its web server, mints join tokens
+//! with [`token::mint`], and listens to [`Sfu::events`] and
+//! [`Sfu::subscribe_audio`] for the call lifecycle and transcription. The SFU
+//! knows nothing of Matrix: a room holds participants, participants publish
+//! tracks, and every other participant receives them.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), salon_sfu::SfuError> {
+//! use salon_sfu::{Sfu, SfuConfig};
+//! let sfu = Sfu::new(SfuConfig::local("APIkey", "secret"))?;
+//! let app = axum::Router::new().merge(sfu.router());
+//! let token = salon_sfu::token::mint("APIkey", "secret", "call-1", "@alice:example.org", "Alice",
+//!     std::time::Duration::from_secs(300));
+//! # let _ = (app, token); Ok(()) }
+//! ```
+//!
+//! Inside: `signal` runs one WebSocket session per participant, `room` holds
+//! rooms, participants and the forwarding loops, `media` is the only module
+//! that touches the `webrtc` crate, `speakers` turns audio levels into
+//! speaking states.
+
+pub mod config;
+pub mod error;
+pub mod events;
+mod media;
+mod room;
+mod signal;
+pub mod speakers;
+pub mod token;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::sync::Arc;
+
+use livekit_protocol as proto;
+use tokio::sync::{broadcast, watch};
+
+pub use config::{IceServer, SfuConfig};
+pub use error::SfuError;
+pub use events::{
+    AudioPacket, AudioTap, ParticipantInfoSummary, RoomEvent, TrackKind, TrackSummary,
+};
+pub use signal::{MAX_FRAME_BYTES, SERVER_VERSION};
+
+use media::MediaSettings;
+use room::Rooms;
+
+/// The SFU: rooms, their participants and the signaling endpoint.
+pub struct Sfu {
+    config: SfuConfig,
+    rooms: Arc<Rooms>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Sfu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sfu").field("config", &self.config).finish()
+    }
+}
+
+impl Sfu {
+    /// Builds the SFU. Fails on an unusable configuration (the message names
+    /// the key). Nothing is bound until participants join.
+    pub fn new(config: SfuConfig) -> Result<Arc<Self>, SfuError> {
+        if config.api_key.is_empty() {
+            return Err(SfuError::Config("sfu.api_key is empty".into()));
+        }
+        if config.api_secret.len() < 16 {
+            return Err(SfuError::Config(
+                "sfu.api_secret must be at least 16 characters".into(),
+            ));
+        }
+        if config.max_participants == 0 {
+            return Err(SfuError::Config("sfu.max_participants is 0".into()));
+        }
+        if config.max_bitrate_bps < 64_000 {
+            return Err(SfuError::Config(
+                "sfu.max_bitrate_bps is below 64000".into(),
+            ));
+        }
+        let media = MediaSettings::from_config(&config)?;
+        let (shutdown, _) = watch::channel(false);
+        Ok(Arc::new(Self {
+            rooms: Arc::new(Rooms::new(config.clone(), media)),
+            config,
+            shutdown,
+        }))
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &SfuConfig {
+        &self.config
+    }
+
+    /// The HTTP routes: `/rtc` (signaling, two peer connections),
+    /// `/rtc/validate`, and `/rtc/v1` + `/rtc/v1/validate` answered 404 with
+    /// CORS so clients fall back to `/rtc`. Merge it into the bridge's router.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        signal::router(self.clone())
+    }
+
+    /// Room events from every room, in order per room.
+    pub fn events(&self) -> broadcast::Receiver<RoomEvent> {
+        self.rooms.events.subscribe()
+    }
+
+    /// The audio `identity` publishes in `room`, from now on. `None` if they
+    /// are not in the room. The tap ends when they leave.
+    pub fn subscribe_audio(&self, room: &str, identity: &str) -> Option<AudioTap> {
+        self.rooms.get(room)?.find(identity)?.audio_tap()
+    }
+
+    /// Sends a caption to every participant of `room` as a LiveKit
+    /// `Transcription` data packet (livekit-client raises
+    /// `TranscriptionReceived`). Dropped silently if the room or speaker is gone.
+    #[allow(clippy::too_many_arguments, deprecated)]
+    pub async fn send_transcription(
+        &self,
+        room: &str,
+        speaker_identity: &str,
+        segment_id: &str,
+        text: &str,
+        start_ms: u64,
+        end_ms: u64,
+        is_final: bool,
+    ) {
+        let Some(room) = self.rooms.get(room) else {
+            return;
+        };
+        let track_id = room
+            .find(speaker_identity)
+            .and_then(|p| p.first_audio_track())
+            .unwrap_or_default();
+        let packet = proto::DataPacket {
+            kind: proto::data_packet::Kind::Reliable as i32,
+            value: Some(proto::data_packet::Value::Transcription(
+                proto::Transcription {
+                    transcribed_participant_identity: speaker_identity.to_owned(),
+                    track_id,
+                    segments: vec![proto::TranscriptionSegment {
+                        id: segment_id.to_owned(),
+                        text: text.to_owned(),
+                        start_time: start_ms,
+                        end_time: end_ms,
+                        r#final: is_final,
+                        language: String::new(),
+                    }],
+                },
+            )),
+            ..Default::default()
+        };
+        room.send_data_to_all("_reliable", &packet).await;
+    }
+
+    /// Disconnects everyone in `room` (they get a `leave`) and removes it.
+    pub async fn close_room(&self, room: &str) {
+        if let Some(room) = self.rooms.get(room) {
+            room.close(proto::DisconnectReason::RoomDeleted).await;
+        }
+    }
+
+    /// Who is in `room` now, sorted by identity.
+    pub fn participants(&self, room: &str) -> Vec<ParticipantInfoSummary> {
+        self.rooms
+            .get(room)
+            .map(|r| r.summaries())
+            .unwrap_or_default()
+    }
+
+    /// Names of the rooms that have participants.
+    pub fn rooms(&self) -> Vec<String> {
+        self.rooms.names()
+    }
+
+    /// Disconnects everyone, closes every peer connection and refuses new joins.
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        self.rooms.close_all().await;
+    }
+}

@@ -1,0 +1,156 @@
+//! What the SFU tells its embedder: room events (joined, left, speaking,
+//! muted, published) on a broadcast channel, and per-participant audio taps
+//! carrying the Opus payloads a participant publishes, for transcription.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+/// Something that happened in a room, in the order it happened there.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RoomEvent {
+    /// A participant finished joining (their `join` was answered).
+    ParticipantJoined {
+        /// Room name (from the token).
+        room: String,
+        /// Participant identity (the token's `sub`).
+        identity: String,
+        /// Display name (the token's `name`).
+        name: String,
+    },
+    /// A participant left or was disconnected.
+    ParticipantLeft {
+        /// Room name.
+        room: String,
+        /// Participant identity.
+        identity: String,
+    },
+    /// A participant started or stopped speaking (from their audio level).
+    Speaking {
+        /// Room name.
+        room: String,
+        /// Participant identity.
+        identity: String,
+        /// Whether they are speaking now.
+        speaking: bool,
+    },
+    /// A participant muted or unmuted one of their tracks.
+    TrackMuted {
+        /// Room name.
+        room: String,
+        /// Participant identity.
+        identity: String,
+        /// Track sid (`TR_…`).
+        track_sid: String,
+        /// Whether the track is muted now.
+        muted: bool,
+    },
+    /// A participant published a track.
+    TrackPublished {
+        /// Room name.
+        room: String,
+        /// Participant identity.
+        identity: String,
+        /// Track sid (`TR_…`).
+        track_sid: String,
+        /// `audio` or `video`.
+        kind: TrackKind,
+        /// Codec MIME type, e.g. `audio/opus`.
+        mime_type: String,
+    },
+    /// A room's last participant left and the room was removed.
+    RoomClosed {
+        /// Room name.
+        room: String,
+    },
+}
+
+/// Media kind of a track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    /// Microphone.
+    Audio,
+    /// Camera or screen share.
+    Video,
+}
+
+/// One audio packet of a participant, as published (Opus, 48 kHz clock).
+#[derive(Clone, Debug)]
+pub struct AudioPacket {
+    /// Sid of the track it came on.
+    pub track_sid: String,
+    /// The Opus payload (one frame, usually 20 ms).
+    pub payload: Bytes,
+    /// RTP timestamp (48 kHz units).
+    pub rtp_timestamp: u32,
+    /// RTP sequence number.
+    pub sequence: u16,
+    /// When the SFU received it.
+    pub received_at: Instant,
+    /// Audio level in -dBov (0 loudest, 127 silence) if the sender reported it.
+    pub level_dbov: Option<u8>,
+}
+
+/// A stream of a participant's audio packets. Ends (`None`) when the
+/// participant leaves. A tap that falls behind skips the oldest packets.
+#[derive(Debug)]
+pub struct AudioTap {
+    pub(crate) identity: String,
+    pub(crate) receiver: broadcast::Receiver<AudioPacket>,
+    pub(crate) skipped: u64,
+}
+
+impl AudioTap {
+    /// The identity whose audio this is.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The next packet, or `None` once the participant has left.
+    pub async fn recv(&mut self) -> Option<AudioPacket> {
+        loop {
+            match self.receiver.recv().await {
+                Ok(packet) => return Some(packet),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    self.skipped += n;
+                    tracing::debug!(identity = %self.identity, skipped = n, "audio tap fell behind");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// How many packets were skipped because this tap fell behind.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+/// A participant as the embedder sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParticipantInfoSummary {
+    /// `PA_…` sid.
+    pub sid: String,
+    /// Identity (token `sub`).
+    pub identity: String,
+    /// Display name.
+    pub name: String,
+    /// Published tracks.
+    pub tracks: Vec<TrackSummary>,
+    /// Whether they are speaking now.
+    pub speaking: bool,
+}
+
+/// A published track as the embedder sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackSummary {
+    /// `TR_…` sid.
+    pub sid: String,
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// Codec MIME type.
+    pub mime_type: String,
+    /// Muted by its publisher.
+    pub muted: bool,
+}

@@ -1,0 +1,669 @@
+//! The only module that touches the `webrtc` crate. It wraps a peer connection
+//! in [`PeerLink`], a received track in [`UpTrack`], a forwarded track in
+//! [`DownTrack`] and a data channel in [`DataLink`], so that the room logic is
+//! written in our own terms and a change of WebRTC stack stays in this file.
+//!
+//! Each peer connection binds one UDP socket on the configured address, taken
+//! from the configured port range. Server-side ICE candidates are gathered up
+//! front (host only, plus the announced public address) and put in the SDP, so
+//! the server never trickles; it does accept the client's trickled candidates.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{RTCIceCandidateInit, RTCIceCandidateType};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
+    RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use tokio::sync::{Notify, mpsc};
+use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionState,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use crate::config::SfuConfig;
+use crate::error::SfuError;
+use crate::events::TrackKind;
+
+/// RFC 6464 client-to-mixer audio level.
+pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+/// Largest SDP accepted from a client.
+pub(crate) const MAX_SDP_BYTES: usize = 64 * 1024;
+/// How long to wait for local ICE gathering before sending what we have.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Where and how peer connections bind and what they announce.
+#[derive(Clone, Debug)]
+pub(crate) struct MediaSettings {
+    bind_ip: IpAddr,
+    port_min: u16,
+    port_max: u16,
+    public_ip: Option<IpAddr>,
+    next_port: Arc<AtomicU16>,
+}
+
+impl MediaSettings {
+    pub(crate) fn from_config(config: &SfuConfig) -> Result<Self, SfuError> {
+        if config.bind_ip.is_unspecified() {
+            return Err(SfuError::Config(
+                "sfu.bind_ip must be a concrete address, not 0.0.0.0 or ::".into(),
+            ));
+        }
+        if config.udp_port_min > config.udp_port_max {
+            return Err(SfuError::Config(
+                "sfu.udp_port_min is above sfu.udp_port_max".into(),
+            ));
+        }
+        if config.udp_port_min == 0 && config.udp_port_max != 0 {
+            return Err(SfuError::Config(
+                "sfu.udp_port_min must be set when sfu.udp_port_max is".into(),
+            ));
+        }
+        Ok(Self {
+            bind_ip: config.bind_ip,
+            port_min: config.udp_port_min,
+            port_max: config.udp_port_max,
+            public_ip: config.public_ip,
+            next_port: Arc::new(AtomicU16::new(config.udp_port_min)),
+        })
+    }
+
+    /// A free UDP address in the range (or an ephemeral port when no range).
+    fn free_addr(&self) -> Result<SocketAddr, SfuError> {
+        if self.port_min == 0 {
+            return Ok(SocketAddr::new(self.bind_ip, 0));
+        }
+        let span = u32::from(self.port_max - self.port_min) + 1;
+        for _ in 0..span {
+            let offset = self.next_port.fetch_add(1, Ordering::Relaxed);
+            let port = self.port_min + (offset.wrapping_sub(self.port_min) as u32 % span) as u16;
+            let addr = SocketAddr::new(self.bind_ip, port);
+            if UdpSocket::bind(addr).is_ok() {
+                return Ok(addr);
+            }
+        }
+        Err(SfuError::NoFreePort {
+            ip: self.bind_ip,
+            min: self.port_min,
+            max: self.port_max,
+        })
+    }
+}
+
+/// What a peer connection reports to the room.
+pub(crate) enum PeerEvent {
+    /// A remote track started (publisher connection).
+    Track(UpTrack),
+    /// The remote opened a data channel.
+    DataChannel(DataLink),
+    /// ICE+DTLS connected.
+    Connected,
+    /// The connection failed or closed.
+    Down,
+}
+
+struct PeerHandler {
+    events: mpsc::UnboundedSender<PeerEvent>,
+    gathered: Arc<Notify>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for PeerHandler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.gathered.notify_one();
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let event = match state {
+            RTCPeerConnectionState::Connected => PeerEvent::Connected,
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => PeerEvent::Down,
+            _ => return,
+        };
+        let _ = self.events.send(event);
+    }
+
+    async fn on_data_channel(&self, data_channel: Arc<dyn DataChannel>) {
+        let label = data_channel.label().await.unwrap_or_default();
+        let _ = self.events.send(PeerEvent::DataChannel(DataLink {
+            channel: data_channel,
+            label,
+        }));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+        let mime_type = track
+            .codec(ssrc)
+            .await
+            .map(|c| c.mime_type.to_ascii_lowercase())
+            .unwrap_or_default();
+        let kind = match track.kind().await {
+            RtpCodecKind::Video => TrackKind::Video,
+            _ => TrackKind::Audio,
+        };
+        let up = UpTrack {
+            track_id: track.track_id().await,
+            kind,
+            mime_type,
+            ssrc,
+            track,
+        };
+        let _ = self.events.send(PeerEvent::Track(up));
+    }
+}
+
+/// A peer connection, either a participant's publisher (they offer) or their
+/// subscriber (we offer).
+pub(crate) struct PeerLink {
+    pc: Arc<dyn PeerConnection>,
+    gathered: Arc<Notify>,
+    gathering_done: std::sync::atomic::AtomicBool,
+    audio_level_id: std::sync::Mutex<Option<u8>>,
+}
+
+/// Which side of a participant a peer connection is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PeerRole {
+    /// Receives the participant's media; they offer.
+    Publisher,
+    /// Sends the room's media to the participant; we offer.
+    Subscriber,
+}
+
+fn media_engine() -> Result<(MediaEngine, Registry), SfuError> {
+    let mut engine = MediaEngine::default();
+    engine.register_default_codecs()?;
+    engine.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )?;
+    let registry = register_default_interceptors(Registry::new(), &mut engine)?;
+    Ok((engine, registry))
+}
+
+impl PeerLink {
+    /// Builds a peer connection bound per `settings`.
+    pub(crate) async fn new(
+        settings: &MediaSettings,
+        role: PeerRole,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> Result<Self, SfuError> {
+        let (engine, mut registry) = media_engine()?;
+        if role == PeerRole::Subscriber {
+            registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
+        }
+        let mut setting = SettingEngineBuilder::new();
+        if settings.bind_ip.is_loopback() {
+            setting = setting.with_include_loopback_candidate(true);
+        }
+        if let Some(public_ip) = settings.public_ip {
+            setting =
+                setting.with_nat_1to1_ips(vec![public_ip.to_string()], RTCIceCandidateType::Host);
+        }
+        let gathered = Arc::new(Notify::new());
+        let handler = Arc::new(PeerHandler {
+            events,
+            gathered: gathered.clone(),
+        });
+        let addr = settings.free_addr()?;
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(setting.build())
+            .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
+            .with_udp_addrs(vec![addr])
+            .build()
+            .await?;
+        Ok(Self {
+            pc: Arc::new(pc),
+            gathered,
+            gathering_done: std::sync::atomic::AtomicBool::new(false),
+            audio_level_id: std::sync::Mutex::new(None),
+        })
+    }
+
+    async fn wait_gathered(&self) {
+        if self.gathering_done.load(Ordering::Acquire) {
+            return;
+        }
+        let _ = tokio::time::timeout(GATHER_TIMEOUT, self.gathered.notified()).await;
+        self.gathering_done.store(true, Ordering::Release);
+    }
+
+    async fn local_sdp(&self) -> Result<String, SfuError> {
+        self.wait_gathered().await;
+        self.pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or_else(|| SfuError::Config("no local description".into()))
+    }
+
+    /// Applies a client's offer and returns our answer.
+    pub(crate) async fn answer(&self, offer_sdp: String) -> Result<String, SfuError> {
+        *self
+            .audio_level_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = extmap_id(&offer_sdp, AUDIO_LEVEL_URI);
+        let offer = RTCSessionDescription::offer(offer_sdp)?;
+        self.pc.set_remote_description(offer).await?;
+        let answer = self.pc.create_answer(None).await?;
+        self.pc.set_local_description(answer).await?;
+        self.local_sdp().await
+    }
+
+    /// Creates and applies an offer, returning its SDP.
+    pub(crate) async fn offer(&self) -> Result<String, SfuError> {
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        self.local_sdp().await
+    }
+
+    /// Applies the client's answer to our offer.
+    pub(crate) async fn apply_answer(&self, answer_sdp: String) -> Result<(), SfuError> {
+        let answer = RTCSessionDescription::answer(answer_sdp)?;
+        self.pc.set_remote_description(answer).await?;
+        Ok(())
+    }
+
+    /// Adds a trickled remote candidate (`candidate_init` is the JSON LiveKit sends).
+    pub(crate) async fn add_candidate(&self, candidate_init: &str) -> Result<(), SfuError> {
+        let init: RTCIceCandidateInit = serde_json::from_str(candidate_init)
+            .map_err(|e| SfuError::Config(format!("bad candidate: {e}")))?;
+        if init.candidate.is_empty() {
+            return Ok(()); // end-of-candidates
+        }
+        self.pc.add_ice_candidate(init).await?;
+        Ok(())
+    }
+
+    /// The extmap id the publisher uses for RFC 6464 audio levels.
+    pub(crate) fn audio_level_id(&self) -> Option<u8> {
+        *self
+            .audio_level_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a track forwarding `codec` media to the client, labelled with
+    /// LiveKit's `PA_x|TR_y` stream id and `TR_y` track id.
+    pub(crate) async fn add_down_track(
+        &self,
+        stream_id: &str,
+        track_sid: &str,
+        kind: TrackKind,
+        codec: RTCRtpCodec,
+    ) -> Result<DownTrack, SfuError> {
+        let ssrc: u32 = rand::random();
+        let rtc_kind = match kind {
+            TrackKind::Audio => RtpCodecKind::Audio,
+            TrackKind::Video => RtpCodecKind::Video,
+        };
+        let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            stream_id.to_owned(),
+            track_sid.to_owned(),
+            track_sid.to_owned(),
+            rtc_kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: codec.clone(),
+                ..Default::default()
+            }],
+        )));
+        let transceiver = self
+            .pc
+            .add_transceiver_from_track(
+                Arc::clone(&local) as Arc<dyn TrackLocal>,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    ..Default::default()
+                }),
+            )
+            .await?;
+        let sender = transceiver
+            .sender()
+            .await?
+            .ok_or_else(|| SfuError::Config("transceiver without sender".into()))?;
+        Ok(DownTrack {
+            local,
+            sender,
+            ssrc,
+            mime_type: codec.mime_type.to_ascii_lowercase(),
+            payload_type: AtomicU32::new(u32::MAX),
+            kind,
+        })
+    }
+
+    /// Stops forwarding a track to the client (needs a renegotiation).
+    pub(crate) async fn remove_down_track(&self, down: &DownTrack) {
+        if let Err(error) = self.pc.remove_track(&down.sender).await {
+            tracing::debug!(%error, "remove_track failed");
+        }
+    }
+
+    /// Opens a data channel towards the client.
+    pub(crate) async fn create_data_channel(
+        &self,
+        label: &str,
+        reliable: bool,
+    ) -> Result<DataLink, SfuError> {
+        let init = if reliable {
+            RTCDataChannelInit {
+                ordered: true,
+                ..Default::default()
+            }
+        } else {
+            RTCDataChannelInit {
+                ordered: true,
+                max_retransmits: Some(0),
+                ..Default::default()
+            }
+        };
+        let channel = self.pc.create_data_channel(label, Some(init)).await?;
+        Ok(DataLink {
+            channel,
+            label: label.to_owned(),
+        })
+    }
+
+    /// Closes the connection, its socket and its driver task.
+    pub(crate) async fn close(&self) {
+        if let Err(error) = self.pc.close().await {
+            tracing::debug!(%error, "peer connection close failed");
+        }
+    }
+}
+
+/// Reads `a=extmap:<id> <uri>` from an SDP.
+pub(crate) fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
+    sdp.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("a=extmap:")?;
+        let (id, tail) = rest.split_once(' ')?;
+        let found_uri = tail.split_whitespace().next()?;
+        if found_uri != uri {
+            return None;
+        }
+        id.split('/').next()?.parse().ok()
+    })
+}
+
+/// One RTP packet received from a publisher, in our terms.
+pub(crate) struct RtpIn {
+    pub(crate) packet: rtc::rtp::Packet,
+}
+
+impl RtpIn {
+    pub(crate) fn payload(&self) -> &Bytes {
+        &self.packet.payload
+    }
+    pub(crate) fn sequence(&self) -> u16 {
+        self.packet.header.sequence_number
+    }
+    pub(crate) fn timestamp(&self) -> u32 {
+        self.packet.header.timestamp
+    }
+    /// RFC 6464 level (-dBov) if the packet carries it under `id`.
+    pub(crate) fn audio_level(&self, id: Option<u8>) -> Option<u8> {
+        let data = self.packet.header.get_extension(id?)?;
+        data.first().map(|b| b & 0x7f)
+    }
+    /// Bytes on the wire (roughly), for bitrate accounting.
+    pub(crate) fn size(&self) -> usize {
+        12 + self.packet.payload.len()
+    }
+}
+
+/// A track a participant publishes, as received by the SFU.
+pub(crate) struct UpTrack {
+    pub(crate) track_id: String,
+    pub(crate) kind: TrackKind,
+    pub(crate) mime_type: String,
+    pub(crate) ssrc: u32,
+    track: Arc<dyn TrackRemote>,
+}
+
+impl UpTrack {
+    /// The next RTP packet; `None` when the track ended.
+    pub(crate) async fn next(&self) -> Option<RtpIn> {
+        loop {
+            match self.track.poll().await? {
+                TrackRemoteEvent::OnRtpPacket(packet) => return Some(RtpIn { packet }),
+                TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// The codec as negotiated, for the forwarded copies.
+    pub(crate) async fn codec(&self) -> RTCRtpCodec {
+        self.track.codec(self.ssrc).await.unwrap_or_default()
+    }
+
+    pub(crate) fn handle(&self) -> KeyframeHandle {
+        KeyframeHandle {
+            track: self.track.clone(),
+            ssrc: self.ssrc,
+        }
+    }
+}
+
+/// A cheap handle to ask a publisher for keyframes.
+#[derive(Clone)]
+pub(crate) struct KeyframeHandle {
+    track: Arc<dyn TrackRemote>,
+    ssrc: u32,
+}
+
+impl KeyframeHandle {
+    pub(crate) async fn request(&self) {
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: self.ssrc,
+        };
+        let _ = self.track.write_rtcp(vec![Box::new(pli)]).await;
+    }
+}
+
+/// A published track forwarded to one subscriber.
+pub(crate) struct DownTrack {
+    local: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+    mime_type: String,
+    payload_type: AtomicU32,
+    pub(crate) kind: TrackKind,
+}
+
+impl DownTrack {
+    async fn negotiated_payload_type(&self) -> Option<u8> {
+        let cached = self.payload_type.load(Ordering::Relaxed);
+        if cached != u32::MAX {
+            return Some(cached as u8);
+        }
+        let params = self.sender.get_parameters().await.ok()?;
+        let pt = params
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&self.mime_type))
+            .map(|c| c.payload_type)?;
+        self.payload_type.store(u32::from(pt), Ordering::Relaxed);
+        Some(pt)
+    }
+
+    /// Forwards one packet. Returns false if the subscriber has not negotiated
+    /// this track yet (the packet is dropped).
+    pub(crate) async fn write(&self, packet: &RtpIn) -> bool {
+        let Some(pt) = self.negotiated_payload_type().await else {
+            return false;
+        };
+        let mut out = packet.packet.clone();
+        out.header.ssrc = self.ssrc;
+        out.header.payload_type = pt;
+        out.header.extension = false;
+        out.header.extensions.clear();
+        out.header.extensions_padding = 0;
+        self.local.write_rtp(out).await.is_ok()
+    }
+
+    /// The subscriber's next keyframe request; `None` when the track is gone.
+    pub(crate) async fn next_keyframe_request(&self) -> Option<()> {
+        loop {
+            match self.local.poll().await? {
+                TrackLocalEvent::OnRtcpPacket(_) => return Some(()),
+                #[allow(unreachable_patterns)]
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// A data channel (`_reliable` or `_lossy`).
+#[derive(Clone)]
+pub(crate) struct DataLink {
+    channel: Arc<dyn DataChannel>,
+    pub(crate) label: String,
+}
+
+impl DataLink {
+    /// The next binary message; `None` when the channel closed.
+    pub(crate) async fn recv(&self) -> Option<BytesMut> {
+        loop {
+            match self.channel.poll().await? {
+                DataChannelEvent::OnMessage(message) => return Some(message.data),
+                DataChannelEvent::OnClose => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Sends a binary message; errors (channel not open yet, closed) are dropped.
+    pub(crate) async fn send(&self, data: &[u8]) -> bool {
+        self.channel.send(BytesMut::from(data)).await.is_ok()
+    }
+}
+
+/// Passes inbound PLI/FIR on to the application (so the SFU can forward them
+/// to the publisher) and drops other inbound RTCP, which the interceptors
+/// before it have already acted on.
+#[derive(Default)]
+struct KeyframeRequestForwarder {
+    read_queue: VecDeque<TaggedPacket>,
+    write_queue: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| {
+                    let any = p.as_any();
+                    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                })
+                .cloned()
+                .collect();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(requests);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read_queue.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write_queue.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequestForwarder {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extmap_id_is_read_from_sdp() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=extmap:3/sendrecv http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n";
+        assert_eq!(extmap_id(sdp, AUDIO_LEVEL_URI), Some(1));
+        assert_eq!(
+            extmap_id(
+                sdp,
+                "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+            ),
+            Some(3)
+        );
+        assert_eq!(extmap_id(sdp, "urn:other"), None);
+    }
+
+    #[test]
+    fn port_range_hands_out_ports_inside_it() {
+        let mut config = SfuConfig::local("k", "s");
+        config.udp_port_min = 40_100;
+        config.udp_port_max = 40_103;
+        let settings = MediaSettings::from_config(&config).expect("valid");
+        for _ in 0..8 {
+            let port = settings.free_addr().expect("free").port();
+            assert!((40_100..=40_103).contains(&port), "{port}");
+        }
+    }
+
+    #[test]
+    fn wildcard_bind_is_refused() {
+        let mut config = SfuConfig::local("k", "s");
+        config.bind_ip = "0.0.0.0".parse().expect("ip");
+        assert!(MediaSettings::from_config(&config).is_err());
+    }
+}
