@@ -1,1 +1,130 @@
-fn main() {}
+//! The `salon` command line: `generate-registration`, `run` and `doctor`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use salon::config::Config;
+use salon::doctor::Check;
+
+#[derive(Parser)]
+#[command(name = "salon", version, about = "Turns Matrix rooms into call rooms")]
+struct Cli {
+    /// Path to the config file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = "config.toml",
+        env = "SALON_CONFIG"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a new appservice registration (appservice.yaml) with fresh tokens.
+    GenerateRegistration {
+        /// Write to this file (mode 0600) instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Run the bridge.
+    Run,
+    /// Check the homeserver, the tokens, the storage and the public URL.
+    Doctor,
+}
+
+fn init_logging(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SALON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::GenerateRegistration { output } => {
+            let config = match Config::load_without_tokens(&cli.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("salon: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let yaml = salon::registration::generate(&config);
+            match output {
+                None => print!("{yaml}"),
+                Some(path) => {
+                    if let Err(e) = write_private(&path, &yaml) {
+                        eprintln!("salon: cannot write {}: {e}", path.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Run => {
+            let config = match Config::load(&cli.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("salon: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            init_logging(&config.logging.level, config.logging.json);
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match runtime.block_on(salon::app::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("salon: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Doctor => {
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            let checks = runtime.block_on(salon::doctor::run(&cli.config));
+            let mut failed = false;
+            for check in &checks {
+                match check {
+                    Check::Ok(text) => println!("✓ {text}"),
+                    Check::Warn(text) => println!("! {text}"),
+                    Check::Fail(text) => {
+                        failed = true;
+                        println!("✗ {text}")
+                    }
+                }
+            }
+            if failed {
+                println!("Salon is not ready: fix the first ✗ above and run `salon doctor` again.");
+                ExitCode::FAILURE
+            } else {
+                println!("All checks passed.");
+                ExitCode::SUCCESS
+            }
+        }
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
+}

@@ -1,0 +1,276 @@
+//! The running bridge: start-up, the per-room workers, timers and shutdown.
+//!
+//! Start-up order matters. The store opens first (so nothing owed is lost),
+//! then the homeserver connection (retried while the homeserver is down), then
+//! the events left in the inbox by a previous run are replayed, and only then
+//! do the HTTP servers listen, so the homeserver's queued transactions land on
+//! a bridge that is ready for them.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ruma::{OwnedRoomId, OwnedUserId, UserId};
+use tokio::net::TcpListener;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::appservice::{self, AppserviceState};
+use crate::config::Config;
+use crate::matrix::{Matrix, MatrixError};
+use crate::metrics::Metrics;
+use crate::queues::{RoomJob, RoomQueues, RoomWorker};
+use crate::store::Store;
+use crate::web;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// How long handled event ids are remembered.
+const HANDLED_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+/// How often live calls are checked for timeouts.
+const TIMEOUT_TICK: Duration = Duration::from_secs(5);
+
+/// Everything a room worker needs.
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub matrix: Matrix,
+    pub metrics: Arc<Metrics>,
+    pub sender_user_id: OwnedUserId,
+}
+
+impl App {
+    /// Sets the live-calls gauge from the store.
+    pub fn refresh_live_calls(&self) {
+        match self.store.active_calls() {
+            Ok(calls) => Metrics::set(&self.metrics.live_calls, calls.len() as u64),
+            Err(e) => warn!(error = %e, "cannot count live calls"),
+        }
+    }
+}
+
+impl RoomWorker for App {
+    async fn run(&self, room_id: OwnedRoomId, job: RoomJob) {
+        match job {
+            RoomJob::Event(seq, event) => {
+                let span = info_span!("event", event_id = %event.event_id);
+                async {
+                    let mut attempt = 0u32;
+                    loop {
+                        match self.handle_event(&event).await {
+                            Ok(()) => break,
+                            Err(e) if e.is_transient() && attempt < 8 => {
+                                attempt += 1;
+                                let wait = Duration::from_secs(2u64.pow(attempt).min(60));
+                                warn!(error = %e, attempt, wait_s = wait.as_secs(), "homeserver trouble; will handle this event again");
+                                tokio::time::sleep(wait).await;
+                            }
+                            Err(e) => {
+                                Metrics::inc(&self.metrics.errors);
+                                error!(error = %e, "giving up on this event");
+                                break;
+                            }
+                        }
+                    }
+                    if let Err(e) = self.store.complete(seq, &event.event_id, now_millis()).await {
+                        Metrics::inc(&self.metrics.errors);
+                        error!(error = %e, "cannot mark the event handled");
+                    }
+                    Metrics::inc(&self.metrics.events_handled);
+                }
+                .instrument(span)
+                .await
+            }
+            RoomJob::CheckTimeout => {
+                if let Err(e) = self.check_timeout(&room_id).await {
+                    Metrics::inc(&self.metrics.errors);
+                    warn!(error = %e, "timeout check failed; will try again");
+                }
+            }
+        }
+    }
+}
+
+/// Connects to the homeserver, waiting while it is down; refusals are fatal.
+async fn connect_matrix(config: &Config, store: &Store) -> anyhow::Result<Matrix> {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match Matrix::connect(config, store).await {
+            Ok(matrix) => return Ok(matrix),
+            Err(e @ MatrixError::Unavailable { .. }) => {
+                warn!(homeserver = %config.homeserver.url, error = %e, wait_s = wait.as_secs(), "homeserver unreachable; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+            Err(e @ MatrixError::Refused { .. }) => {
+                anyhow::bail!(
+                    "the homeserver refused the appservice's credentials ({e}). \
+                     Is appservice.yaml listed in Synapse's app_service_config_files, \
+                     with the same tokens, and was Synapse restarted?"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    info!("shutting down");
+}
+
+/// `salon run`: serves until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let tokens = config.tokens()?.clone();
+    let store = Store::open(&config.storage.path)?;
+    let metrics = Arc::new(Metrics::default());
+    let matrix = connect_matrix(&config, &store).await?;
+    if let Err(e) = matrix.set_displayname(&config.bot.displayname).await {
+        warn!(error = %e, "cannot set the bot's display name");
+    }
+    let sender_user_id = UserId::parse(format!(
+        "@{}:{}",
+        tokens.sender_localpart, config.homeserver.server_name
+    ))?;
+    let app = Arc::new(App {
+        config: config.clone(),
+        store: store.clone(),
+        matrix,
+        metrics: metrics.clone(),
+        sender_user_id,
+    });
+    app.refresh_live_calls();
+    let rooms = RoomQueues::default();
+    rooms.start(app.clone());
+
+    // Replay what a previous run accepted but did not finish.
+    let owed = store.inbox()?;
+    if !owed.is_empty() {
+        info!(
+            events = owed.len(),
+            "replaying events left from the previous run"
+        );
+    }
+    for (seq, event) in owed {
+        rooms.dispatch_event(seq, event);
+    }
+
+    let as_state = AppserviceState::new(
+        tokens.hs_token.clone(),
+        config.bot_user_id(),
+        store.clone(),
+        metrics.clone(),
+        rooms.clone(),
+    );
+    let as_router = appservice::router(as_state);
+    let web_router = web::router(web::WebState {
+        config: config.clone(),
+        store: store.clone(),
+    });
+
+    let (shutdown_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut servers = Vec::new();
+    if config.appservice.bind == config.web.bind {
+        let listener = bind(config.appservice.bind, "appservice and web").await?;
+        servers.push(serve(
+            listener,
+            as_router.merge(web_router),
+            shutdown_tx.subscribe(),
+        ));
+    } else {
+        let as_listener = bind(config.appservice.bind, "appservice").await?;
+        let web_listener = bind(config.web.bind, "web").await?;
+        servers.push(serve(as_listener, as_router, shutdown_tx.subscribe()));
+        servers.push(serve(web_listener, web_router, shutdown_tx.subscribe()));
+    }
+    info!(
+        appservice = %config.appservice.bind,
+        web = %config.web.bind,
+        bot = %config.bot_user_id(),
+        "Salon is ready"
+    );
+
+    // Timers: timeouts of live calls, pruning of old handled ids.
+    let ticker = {
+        let store = store.clone();
+        let rooms = rooms.clone();
+        let mut shutdown = shutdown_tx.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TIMEOUT_TICK);
+            let mut ticks: u64 = 0;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.recv() => break,
+                }
+                ticks += 1;
+                match store.active_calls() {
+                    Ok(calls) => {
+                        for call in calls {
+                            rooms.check_timeout(call.room_id);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "cannot list live calls"),
+                }
+                if ticks % 720 == 1 {
+                    let before = now_millis().saturating_sub(HANDLED_RETENTION.as_millis() as u64);
+                    match store.prune_handled(before) {
+                        Ok(n) if n > 0 => info!(pruned = n, "forgot old handled event ids"),
+                        Ok(_) => {}
+                        Err(e) => warn!(error = %e, "cannot prune handled event ids"),
+                    }
+                }
+            }
+        })
+    };
+
+    shutdown_signal().await;
+    let _ = shutdown_tx.send(());
+    for server in servers {
+        if let Err(e) = server.await {
+            error!(error = %e, "server task failed");
+        }
+    }
+    let _ = ticker.await;
+    Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the {what} API: {e}"))
+}
+
+fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut shutdown: tokio::sync::broadcast::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.recv().await;
+            })
+            .await;
+        if let Err(e) = result {
+            error!(error = %e, "HTTP server stopped");
+        }
+    })
+}

@@ -1,0 +1,427 @@
+//! The call lifecycle, as a pure state machine.
+//!
+//! A room has at most one live call. A call starts, people join and leave, and
+//! it ends on `!visio stop`, when the last participant has been gone for the
+//! grace period, or when nobody joined for a long while. Nothing here does I/O:
+//! the caller passes the time in, and decides what to send from the outcome, so
+//! every rule is unit-tested without a homeserver.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Permissions;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = u64;
+
+/// Where a call is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    Active,
+    Ended,
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Someone said `!visio stop`.
+    Stopped,
+    /// The last participant left and the grace period passed.
+    Empty,
+    /// Nobody joined for the unjoined timeout.
+    Unjoined,
+    /// The call could not be announced in the room (e.g. the bot lacks power).
+    Failed,
+}
+
+/// One call in one room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    pub id: String,
+    pub room_id: OwnedRoomId,
+    pub state: CallState,
+    pub started_by: OwnedUserId,
+    /// The command that started it: a replay of that command is recognised.
+    pub started_by_event: Option<OwnedEventId>,
+    pub started_at: Millis,
+    pub ended_at: Option<Millis>,
+    pub end_reason: Option<EndReason>,
+    pub ended_by: Option<OwnedUserId>,
+    /// Who is in the call now.
+    pub participants: BTreeSet<OwnedUserId>,
+    /// Everyone who was ever in the call, for the minutes.
+    pub attendees: BTreeSet<OwnedUserId>,
+    /// Since when nobody has been in the call (set once someone has left).
+    pub empty_since: Option<Millis>,
+    pub minutes_event_id: Option<OwnedEventId>,
+}
+
+/// What `start` decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// A new call; the caller announces it.
+    Started(Call),
+    /// A call is live already; the caller points to it and creates nothing.
+    AlreadyLive(Call),
+}
+
+/// Why a request about a call was refused, in words for the room.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("there is no live call in this room")]
+    NoLiveCall,
+    #[error(
+        "you need power level {required} to start a call here (you have {actual}); ask a moderator"
+    )]
+    CannotStart { required: i64, actual: i64 },
+    #[error(
+        "only the person who started the call or a member with power level {required} or more can stop it (you have {actual})"
+    )]
+    CannotStop { required: i64, actual: i64 },
+}
+
+impl Call {
+    /// The room's call, if it is live.
+    pub fn is_active(&self) -> bool {
+        self.state == CallState::Active
+    }
+
+    /// How long the call lasted, or has lasted until `now`.
+    pub fn duration(&self, now: Millis) -> Duration {
+        let end = self.ended_at.unwrap_or(now);
+        Duration::from_millis(end.saturating_sub(self.started_at))
+    }
+
+    /// Someone joined the media session. Returns true if that changed anything.
+    pub fn join(&mut self, user: &UserId) -> bool {
+        if !self.is_active() {
+            return false;
+        }
+        self.empty_since = None;
+        self.attendees.insert(user.to_owned());
+        self.participants.insert(user.to_owned())
+    }
+
+    /// Someone left. The grace period starts when the last one goes.
+    pub fn leave(&mut self, user: &UserId, now: Millis) -> bool {
+        if !self.is_active() || !self.participants.remove(user) {
+            return false;
+        }
+        if self.participants.is_empty() {
+            self.empty_since = Some(now);
+        }
+        true
+    }
+
+    /// Ends the call. Returns false if it had ended already.
+    pub fn end(&mut self, now: Millis, reason: EndReason, by: Option<&UserId>) -> bool {
+        if !self.is_active() {
+            return false;
+        }
+        self.state = CallState::Ended;
+        self.ended_at = Some(now.max(self.started_at));
+        self.end_reason = Some(reason);
+        self.ended_by = by.map(ToOwned::to_owned);
+        self.participants.clear();
+        self.empty_since = None;
+        true
+    }
+
+    /// Whether the call should end by itself at `now`, and why.
+    pub fn timeout_due(
+        &self,
+        now: Millis,
+        empty_grace: Duration,
+        unjoined: Duration,
+    ) -> Option<EndReason> {
+        if !self.is_active() {
+            return None;
+        }
+        if let Some(since) = self.empty_since
+            && now.saturating_sub(since) >= empty_grace.as_millis() as u64
+        {
+            return Some(EndReason::Empty);
+        }
+        if self.attendees.is_empty()
+            && now.saturating_sub(self.started_at) >= unjoined.as_millis() as u64
+        {
+            return Some(EndReason::Unjoined);
+        }
+        None
+    }
+}
+
+/// Who asks to start a call, where, and when.
+#[derive(Debug, Clone)]
+pub struct StartRequest<'a> {
+    pub room_id: &'a OwnedRoomId,
+    pub by: &'a UserId,
+    pub by_power: i64,
+    pub event: Option<OwnedEventId>,
+    pub now: Millis,
+}
+
+/// Decides what `!visio start` does in a room whose current call is `current`.
+pub fn start(
+    current: Option<&Call>,
+    req: StartRequest<'_>,
+    new_id: impl FnOnce() -> String,
+    rules: &Permissions,
+) -> Result<StartOutcome, Refusal> {
+    if let Some(call) = current.filter(|c| c.is_active()) {
+        return Ok(StartOutcome::AlreadyLive(call.clone()));
+    }
+    if req.by_power < rules.start_power_level {
+        return Err(Refusal::CannotStart {
+            required: rules.start_power_level,
+            actual: req.by_power,
+        });
+    }
+    Ok(StartOutcome::Started(Call {
+        id: new_id(),
+        room_id: req.room_id.clone(),
+        state: CallState::Active,
+        started_by: req.by.to_owned(),
+        started_by_event: req.event,
+        started_at: req.now,
+        ended_at: None,
+        end_reason: None,
+        ended_by: None,
+        participants: BTreeSet::new(),
+        attendees: BTreeSet::new(),
+        empty_since: None,
+        minutes_event_id: None,
+    }))
+}
+
+/// Decides whether `by` may stop `current`: the starter always may, others need
+/// the configured power level.
+pub fn may_stop<'c>(
+    current: Option<&'c Call>,
+    by: &UserId,
+    by_power: i64,
+    rules: &Permissions,
+) -> Result<&'c Call, Refusal> {
+    let call = current
+        .filter(|c| c.is_active())
+        .ok_or(Refusal::NoLiveCall)?;
+    if call.started_by == by || by_power >= rules.stop_power_level {
+        Ok(call)
+    } else {
+        Err(Refusal::CannotStop {
+            required: rules.stop_power_level,
+            actual: by_power,
+        })
+    }
+}
+
+/// A duration in words, e.g. "1 h 05 min", "12 min 30 s", "45 s".
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h} h {m:02} min")
+    } else if m > 0 {
+        format!("{m} min {s:02} s")
+    } else {
+        format!("{s} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruma::{owned_room_id, owned_user_id};
+
+    const RULES: Permissions = Permissions {
+        start_power_level: 0,
+        stop_power_level: 50,
+    };
+
+    fn req<'a>(
+        room_id: &'a OwnedRoomId,
+        by: &'a UserId,
+        by_power: i64,
+        now: Millis,
+    ) -> StartRequest<'a> {
+        StartRequest {
+            room_id,
+            by,
+            by_power,
+            event: None,
+            now,
+        }
+    }
+
+    fn started(now: Millis) -> Call {
+        match start(
+            None,
+            req(
+                &owned_room_id!("!r:example.org"),
+                &owned_user_id!("@alice:example.org"),
+                0,
+                now,
+            ),
+            || "call1".into(),
+            &RULES,
+        )
+        .unwrap()
+        {
+            StartOutcome::Started(c) => c,
+            other => panic!("expected a new call, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn starting_twice_returns_the_live_call() {
+        let call = started(1_000);
+        let again = start(
+            Some(&call),
+            req(&call.room_id, &owned_user_id!("@bob:example.org"), 0, 2_000),
+            || panic!("no new id may be made for a live call"),
+            &RULES,
+        )
+        .unwrap();
+        assert_eq!(again, StartOutcome::AlreadyLive(call));
+    }
+
+    #[test]
+    fn an_ended_call_does_not_block_a_new_one() {
+        let mut call = started(1_000);
+        assert!(call.end(5_000, EndReason::Stopped, None));
+        let next = start(
+            Some(&call),
+            req(&call.room_id, &owned_user_id!("@bob:example.org"), 0, 6_000),
+            || "call2".into(),
+            &RULES,
+        )
+        .unwrap();
+        assert!(matches!(next, StartOutcome::Started(c) if c.id == "call2"));
+    }
+
+    #[test]
+    fn start_needs_the_configured_power() {
+        let strict = Permissions {
+            start_power_level: 50,
+            stop_power_level: 50,
+        };
+        let refused = start(
+            None,
+            req(
+                &owned_room_id!("!r:example.org"),
+                &owned_user_id!("@eve:example.org"),
+                0,
+                0,
+            ),
+            || "x".into(),
+            &strict,
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused,
+            Refusal::CannotStart {
+                required: 50,
+                actual: 0
+            }
+        );
+        assert!(refused.to_string().contains("power level 50"));
+    }
+
+    #[test]
+    fn starter_or_moderator_may_stop_others_are_told_why() {
+        let call = started(0);
+        assert!(
+            may_stop(
+                Some(&call),
+                &owned_user_id!("@alice:example.org"),
+                0,
+                &RULES
+            )
+            .is_ok()
+        );
+        assert!(may_stop(Some(&call), &owned_user_id!("@mod:example.org"), 50, &RULES).is_ok());
+        let refused =
+            may_stop(Some(&call), &owned_user_id!("@bob:example.org"), 10, &RULES).unwrap_err();
+        assert_eq!(
+            refused,
+            Refusal::CannotStop {
+                required: 50,
+                actual: 10
+            }
+        );
+        assert_eq!(
+            may_stop(None, &owned_user_id!("@alice:example.org"), 100, &RULES).unwrap_err(),
+            Refusal::NoLiveCall
+        );
+    }
+
+    #[test]
+    fn stopping_twice_is_a_no_op() {
+        let mut call = started(1_000);
+        assert!(call.end(61_000, EndReason::Stopped, None));
+        assert!(!call.end(99_000, EndReason::Stopped, None));
+        assert_eq!(call.ended_at, Some(61_000));
+        assert_eq!(call.duration(500_000), Duration::from_secs(60));
+        assert_eq!(
+            may_stop(
+                Some(&call),
+                &owned_user_id!("@alice:example.org"),
+                0,
+                &RULES
+            )
+            .unwrap_err(),
+            Refusal::NoLiveCall
+        );
+    }
+
+    #[test]
+    fn last_participant_leaving_starts_the_grace_period() {
+        let grace = Duration::from_secs(120);
+        let unjoined = Duration::from_secs(3600);
+        let mut call = started(0);
+        let (alice, bob) = (
+            owned_user_id!("@alice:example.org"),
+            owned_user_id!("@bob:example.org"),
+        );
+        assert!(call.join(&alice));
+        assert!(call.join(&bob));
+        assert!(!call.join(&bob), "joining twice changes nothing");
+        assert!(call.leave(&alice, 10_000));
+        assert_eq!(call.empty_since, None, "bob is still there");
+        assert!(call.leave(&bob, 20_000));
+        assert_eq!(call.timeout_due(20_000 + 119_999, grace, unjoined), None);
+        // Coming back within the grace period cancels it.
+        call.join(&alice);
+        assert_eq!(call.timeout_due(20_000 + 500_000, grace, unjoined), None);
+        call.leave(&alice, 600_000);
+        assert_eq!(
+            call.timeout_due(720_000, grace, unjoined),
+            Some(EndReason::Empty)
+        );
+        assert_eq!(call.attendees.len(), 2);
+    }
+
+    #[test]
+    fn a_call_nobody_joins_times_out() {
+        let call = started(0);
+        let grace = Duration::from_secs(120);
+        let unjoined = Duration::from_secs(3600);
+        assert_eq!(call.timeout_due(3_599_999, grace, unjoined), None);
+        assert_eq!(
+            call.timeout_due(3_600_000, grace, unjoined),
+            Some(EndReason::Unjoined)
+        );
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_secs(45)), "45 s");
+        assert_eq!(human_duration(Duration::from_secs(750)), "12 min 30 s");
+        assert_eq!(human_duration(Duration::from_secs(3900)), "1 h 05 min");
+    }
+}

@@ -1,0 +1,728 @@
+//! Salon's configuration: one TOML file, parsed once at start-up.
+//!
+//! Every key is documented in `config.example.toml`. Unknown keys are refused
+//! (a typo should not silently fall back to a default), and every error names
+//! the key and the reason, so `salon run` fails early and plainly. Secrets are
+//! held in [`Secret`], whose `Debug` never prints the value.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ruma::{OwnedServerName, OwnedUserId, ServerName, UserId};
+use serde::Deserialize;
+use url::Url;
+
+/// A configuration that could not be used, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// A secret string (token, key). Its `Debug` and `Display` are redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call only where it is sent or compared.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The file as written by the admin.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    homeserver: RawHomeserver,
+    appservice: RawAppservice,
+    web: RawWeb,
+    #[serde(default)]
+    bot: RawBot,
+    #[serde(default)]
+    permissions: RawPermissions,
+    #[serde(default)]
+    calls: RawCalls,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    logging: RawLogging,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHomeserver {
+    url: String,
+    server_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAppservice {
+    #[serde(default = "default_id")]
+    id: String,
+    #[serde(default = "default_as_bind")]
+    bind: String,
+    url: Option<String>,
+    #[serde(default = "default_bot_localpart")]
+    bot_localpart: String,
+    registration: Option<PathBuf>,
+    as_token: Option<String>,
+    hs_token: Option<String>,
+    as_token_file: Option<PathBuf>,
+    hs_token_file: Option<PathBuf>,
+    sender_localpart: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    public_url: String,
+    #[serde(default = "default_web_bind")]
+    bind: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBot {
+    #[serde(default = "default_displayname")]
+    displayname: String,
+    #[serde(default)]
+    autojoin_servers: Vec<String>,
+    #[serde(default)]
+    autojoin_users: Vec<String>,
+}
+
+impl Default for RawBot {
+    fn default() -> Self {
+        Self {
+            displayname: default_displayname(),
+            autojoin_servers: Vec::new(),
+            autojoin_users: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPermissions {
+    #[serde(default)]
+    start_power_level: i64,
+    #[serde(default = "default_moderator")]
+    stop_power_level: i64,
+}
+
+impl Default for RawPermissions {
+    fn default() -> Self {
+        Self {
+            start_power_level: 0,
+            stop_power_level: default_moderator(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalls {
+    #[serde(default = "default_grace")]
+    empty_grace_seconds: u64,
+    #[serde(default = "default_unjoined")]
+    unjoined_timeout_minutes: u64,
+}
+
+impl Default for RawCalls {
+    fn default() -> Self {
+        Self {
+            empty_grace_seconds: default_grace(),
+            unjoined_timeout_minutes: default_unjoined(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    #[serde(default = "default_storage")]
+    path: PathBuf,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        Self {
+            path: default_storage(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogging {
+    #[serde(default = "default_log_level")]
+    level: String,
+    #[serde(default)]
+    json: bool,
+}
+
+impl Default for RawLogging {
+    fn default() -> Self {
+        Self {
+            level: default_log_level(),
+            json: false,
+        }
+    }
+}
+
+fn default_id() -> String {
+    "salon".into()
+}
+fn default_as_bind() -> String {
+    "127.0.0.1:9009".into()
+}
+fn default_web_bind() -> String {
+    "127.0.0.1:8090".into()
+}
+fn default_bot_localpart() -> String {
+    "visio".into()
+}
+fn default_displayname() -> String {
+    "Visio".into()
+}
+fn default_moderator() -> i64 {
+    50
+}
+fn default_grace() -> u64 {
+    120
+}
+fn default_unjoined() -> u64 {
+    60
+}
+fn default_storage() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// The validated configuration the rest of the bridge trusts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub homeserver: HomeserverConfig,
+    pub appservice: AppserviceConfig,
+    pub web: WebConfig,
+    pub bot: BotConfig,
+    pub permissions: Permissions,
+    pub calls: CallsConfig,
+    pub storage: StorageConfig,
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct HomeserverConfig {
+    pub url: Url,
+    pub server_name: OwnedServerName,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppserviceConfig {
+    pub id: String,
+    pub bind: SocketAddr,
+    /// How the homeserver reaches the bridge (written into the registration).
+    pub url: Url,
+    pub bot_localpart: String,
+    pub tokens: Option<Tokens>,
+}
+
+/// The two appservice tokens and the sender's localpart.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub as_token: Secret,
+    pub hs_token: Secret,
+    pub sender_localpart: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub public_url: Url,
+    pub bind: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct BotConfig {
+    pub displayname: String,
+    pub autojoin_servers: Vec<OwnedServerName>,
+    pub autojoin_users: Vec<OwnedUserId>,
+}
+
+/// Who may do what, by power level.
+#[derive(Debug, Clone, Copy)]
+pub struct Permissions {
+    pub start_power_level: i64,
+    pub stop_power_level: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CallsConfig {
+    pub empty_grace: std::time::Duration,
+    pub unjoined_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggingConfig {
+    pub level: String,
+    pub json: bool,
+}
+
+impl Config {
+    /// Reads and validates the file; relative paths are resolved against its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, true)
+    }
+
+    /// Like [`Config::load`] but leaves the tokens unread: `generate-registration`
+    /// runs before they exist, often with stdout redirected onto the very file.
+    pub fn load_without_tokens(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, false)
+    }
+
+    fn load_with(path: &Path, with_tokens: bool) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base, with_tokens).map_err(|err| match err {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses the TOML text; `base` is the folder relative paths start from.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        Self::parse(text, base, true)
+    }
+
+    fn parse(text: &str, base: &Path, with_tokens: bool) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        Self::validate(raw, base, with_tokens)
+    }
+
+    fn validate(raw: RawConfig, base: &Path, with_tokens: bool) -> Result<Self, ConfigError> {
+        let hs_url = parse_http_url("homeserver.url", &raw.homeserver.url)?;
+        let server_name = ServerName::parse(&raw.homeserver.server_name)
+            .map_err(|e| invalid("homeserver.server_name", format!("not a server name: {e}")))?;
+
+        if raw.appservice.id.trim().is_empty() {
+            return Err(invalid("appservice.id", "must not be empty"));
+        }
+        let as_bind: SocketAddr = raw.appservice.bind.parse().map_err(|e| {
+            invalid(
+                "appservice.bind",
+                format!("expected an address like 127.0.0.1:9009: {e}"),
+            )
+        })?;
+        let as_url = match &raw.appservice.url {
+            Some(url) => parse_http_url("appservice.url", url)?,
+            None => Url::parse(&format!("http://{as_bind}"))
+                .map_err(|e| invalid("appservice.bind", e.to_string()))?,
+        };
+        validate_localpart("appservice.bot_localpart", &raw.appservice.bot_localpart)?;
+        UserId::parse(format!("@{}:{}", raw.appservice.bot_localpart, server_name))
+            .map_err(|e| invalid("appservice.bot_localpart", e.to_string()))?;
+        let tokens = if with_tokens {
+            resolve_tokens(&raw.appservice, base)?
+        } else {
+            None
+        };
+
+        let public_url = parse_http_url("web.public_url", &raw.web.public_url)?;
+        let web_bind: SocketAddr = raw.web.bind.parse().map_err(|e| {
+            invalid(
+                "web.bind",
+                format!("expected an address like 127.0.0.1:8090: {e}"),
+            )
+        })?;
+
+        let autojoin_servers = raw
+            .bot
+            .autojoin_servers
+            .iter()
+            .map(|s| {
+                ServerName::parse(s)
+                    .map_err(|e| invalid("bot.autojoin_servers", format!("`{s}`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let autojoin_users = raw
+            .bot
+            .autojoin_users
+            .iter()
+            .map(|s| {
+                UserId::parse(s).map_err(|e| invalid("bot.autojoin_users", format!("`{s}`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        if raw.calls.empty_grace_seconds > 24 * 3600 {
+            return Err(invalid(
+                "calls.empty_grace_seconds",
+                "must be at most one day (86400)",
+            ));
+        }
+        if raw.calls.unjoined_timeout_minutes == 0 {
+            return Err(invalid(
+                "calls.unjoined_timeout_minutes",
+                "must be at least 1",
+            ));
+        }
+        if raw.storage.path.as_os_str().is_empty() {
+            return Err(invalid("storage.path", "must not be empty"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&raw.logging.level).is_err() {
+            return Err(invalid(
+                "logging.level",
+                format!(
+                    "`{}` is not a level or filter (try info, debug, salon=debug)",
+                    raw.logging.level
+                ),
+            ));
+        }
+
+        Ok(Config {
+            homeserver: HomeserverConfig {
+                url: hs_url,
+                server_name,
+            },
+            appservice: AppserviceConfig {
+                id: raw.appservice.id,
+                bind: as_bind,
+                url: as_url,
+                bot_localpart: raw.appservice.bot_localpart,
+                tokens,
+            },
+            web: WebConfig {
+                public_url,
+                bind: web_bind,
+            },
+            bot: BotConfig {
+                displayname: raw.bot.displayname,
+                autojoin_servers,
+                autojoin_users,
+            },
+            permissions: Permissions {
+                start_power_level: raw.permissions.start_power_level,
+                stop_power_level: raw.permissions.stop_power_level,
+            },
+            calls: CallsConfig {
+                empty_grace: std::time::Duration::from_secs(raw.calls.empty_grace_seconds),
+                unjoined_timeout: std::time::Duration::from_secs(
+                    raw.calls.unjoined_timeout_minutes * 60,
+                ),
+            },
+            storage: StorageConfig {
+                path: base.join(raw.storage.path),
+            },
+            logging: LoggingConfig {
+                level: raw.logging.level,
+                json: raw.logging.json,
+            },
+        })
+    }
+
+    /// The bot's full user id, e.g. `@visio:example.org`.
+    pub fn bot_user_id(&self) -> OwnedUserId {
+        UserId::parse(format!(
+            "@{}:{}",
+            self.appservice.bot_localpart, self.homeserver.server_name
+        ))
+        .expect("validated at load time")
+    }
+
+    /// The tokens, or an error telling the admin how to provide them.
+    pub fn tokens(&self) -> Result<&Tokens, ConfigError> {
+        self.appservice.tokens.as_ref().ok_or_else(|| {
+            invalid(
+                "appservice.registration",
+                "no tokens configured: run `salon generate-registration -c CONFIG > appservice.yaml` \
+                 and set `registration = \"appservice.yaml\"` (or set as_token/hs_token)",
+            )
+        })
+    }
+
+    /// The join link for a call.
+    pub fn call_url(&self, call_id: &str) -> String {
+        let base = self.web.public_url.as_str().trim_end_matches('/');
+        format!("{base}/call/{call_id}")
+    }
+}
+
+fn parse_http_url(key: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url =
+        Url::parse(value).map_err(|e| invalid(key, format!("`{value}` is not a URL: {e}")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(invalid(
+            key,
+            format!("`{value}` must start with http:// or https://"),
+        ));
+    }
+    if url.host_str().is_none() {
+        return Err(invalid(key, format!("`{value}` has no host")));
+    }
+    Ok(url)
+}
+
+fn validate_localpart(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._=-/+".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("`{value}` is not a valid localpart (use a-z, 0-9, ._=-/+)"),
+        ))
+    }
+}
+
+/// The registration file as Synapse reads it; only the fields Salon needs.
+#[derive(Debug, Deserialize)]
+struct RegistrationFile {
+    as_token: String,
+    hs_token: String,
+    sender_localpart: String,
+}
+
+fn read_secret_file(key: &'static str, path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    let value = text.trim().to_owned();
+    if value.is_empty() {
+        return Err(invalid(key, format!("{} is empty", path.display())));
+    }
+    Ok(value)
+}
+
+fn resolve_tokens(raw: &RawAppservice, base: &Path) -> Result<Option<Tokens>, ConfigError> {
+    let inline = raw.as_token.is_some() || raw.hs_token.is_some();
+    let files = raw.as_token_file.is_some() || raw.hs_token_file.is_some();
+    let registration = raw.registration.is_some();
+    if [inline, files, registration].iter().filter(|b| **b).count() > 1 {
+        return Err(invalid(
+            "appservice.registration",
+            "set tokens one way only: `registration`, or `as_token`/`hs_token`, or `as_token_file`/`hs_token_file`",
+        ));
+    }
+    let (as_token, hs_token, sender) = if let Some(path) = &raw.registration {
+        let path = base.join(path);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            invalid(
+                "appservice.registration",
+                format!(
+                    "cannot read {}: {e} (create it with `salon generate-registration`)",
+                    path.display()
+                ),
+            )
+        })?;
+        let reg: RegistrationFile = serde_yaml::from_str(&text).map_err(|e| {
+            invalid(
+                "appservice.registration",
+                format!("{} is not a registration file: {e}", path.display()),
+            )
+        })?;
+        (reg.as_token, reg.hs_token, Some(reg.sender_localpart))
+    } else if inline {
+        (
+            raw.as_token.clone().ok_or_else(|| {
+                invalid("appservice.as_token", "hs_token is set but as_token is not")
+            })?,
+            raw.hs_token.clone().ok_or_else(|| {
+                invalid("appservice.hs_token", "as_token is set but hs_token is not")
+            })?,
+            raw.sender_localpart.clone(),
+        )
+    } else if files {
+        let as_path = raw.as_token_file.as_ref().ok_or_else(|| {
+            invalid(
+                "appservice.as_token_file",
+                "hs_token_file is set but as_token_file is not",
+            )
+        })?;
+        let hs_path = raw.hs_token_file.as_ref().ok_or_else(|| {
+            invalid(
+                "appservice.hs_token_file",
+                "as_token_file is set but hs_token_file is not",
+            )
+        })?;
+        (
+            read_secret_file("appservice.as_token_file", &base.join(as_path))?,
+            read_secret_file("appservice.hs_token_file", &base.join(hs_path))?,
+            raw.sender_localpart.clone(),
+        )
+    } else {
+        return Ok(None);
+    };
+    let sender_localpart = sender.ok_or_else(|| {
+        invalid(
+            "appservice.sender_localpart",
+            "required when the tokens are not read from a registration file",
+        )
+    })?;
+    validate_localpart("appservice.sender_localpart", &sender_localpart)?;
+    if as_token.len() < 32 || hs_token.len() < 32 {
+        return Err(invalid(
+            "appservice.registration",
+            "as_token and hs_token must each be at least 32 characters",
+        ));
+    }
+    if as_token == hs_token {
+        return Err(invalid(
+            "appservice.registration",
+            "as_token and hs_token must differ",
+        ));
+    }
+    Ok(Some(Tokens {
+        as_token: Secret::new(as_token),
+        hs_token: Secret::new(hs_token),
+        sender_localpart,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[homeserver]
+url = "http://127.0.0.1:8008"
+server_name = "example.org"
+[appservice]
+[web]
+public_url = "https://visio.example.org/"
+"#;
+
+    fn err_of(text: &str) -> String {
+        Config::from_toml(text, Path::new("/tmp"))
+            .expect_err("should be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let cfg = Config::from_toml(MINIMAL, Path::new("/srv/salon")).unwrap();
+        assert_eq!(cfg.bot_user_id().as_str(), "@visio:example.org");
+        assert_eq!(cfg.permissions.start_power_level, 0);
+        assert_eq!(cfg.permissions.stop_power_level, 50);
+        assert_eq!(cfg.storage.path, PathBuf::from("/srv/salon/data"));
+        assert_eq!(cfg.appservice.url.as_str(), "http://127.0.0.1:9009/");
+        assert_eq!(
+            cfg.call_url("abc"),
+            "https://visio.example.org/call/abc".to_string()
+        );
+        assert!(cfg.appservice.tokens.is_none());
+        assert!(
+            cfg.tokens()
+                .unwrap_err()
+                .to_string()
+                .contains("generate-registration")
+        );
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let cfg = Config::load(&root.join("config.example.toml")).expect("config.example.toml");
+        // It reads the example registration next to it.
+        assert_eq!(cfg.tokens().unwrap().sender_localpart, "_salon_example");
+        assert_eq!(cfg.web.public_url.as_str(), "https://visio.example.org/");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let bad_url = MINIMAL.replace("http://127.0.0.1:8008", "ftp://nope");
+        assert!(err_of(&bad_url).contains("homeserver.url"));
+        let bad_bind = MINIMAL.replace("[appservice]", "[appservice]\nbind = \"localhost\"");
+        assert!(err_of(&bad_bind).contains("appservice.bind"));
+        let bad_local = MINIMAL.replace(
+            "[appservice]",
+            "[appservice]\nbot_localpart = \"Visio Bot\"",
+        );
+        assert!(err_of(&bad_local).contains("appservice.bot_localpart"));
+        let bad_server = MINIMAL.replace("example.org", "exa mple");
+        assert!(err_of(&bad_server).contains("homeserver.server_name"));
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_sections_are_refused() {
+        let typo = MINIMAL.replace("[web]", "[web]\npublic_ulr = \"x\"");
+        let msg = err_of(&typo);
+        assert!(msg.contains("public_ulr"), "{msg}");
+        let missing = MINIMAL.replace("[web]\npublic_url = \"https://visio.example.org/\"", "");
+        assert!(err_of(&missing).contains("web"));
+    }
+
+    #[test]
+    fn tokens_from_registration_file_and_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = "id: salon\nas_token: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nhs_token: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\nsender_localpart: _salon_x\n";
+        std::fs::write(dir.path().join("appservice.yaml"), reg).unwrap();
+        let text = MINIMAL.replace(
+            "[appservice]",
+            "[appservice]\nregistration = \"appservice.yaml\"",
+        );
+        let cfg = Config::from_toml(&text, dir.path()).unwrap();
+        let tokens = cfg.tokens().unwrap();
+        assert_eq!(tokens.sender_localpart, "_salon_x");
+        assert_eq!(tokens.hs_token.expose().len(), 36);
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("aaaaaaaa"), "as_token leaked: {debug}");
+        assert!(!debug.contains("bbbbbbbb"), "hs_token leaked: {debug}");
+    }
+
+    #[test]
+    fn short_or_mixed_token_sources_are_refused() {
+        let short = MINIMAL.replace(
+            "[appservice]",
+            "[appservice]\nas_token = \"short\"\nhs_token = \"alsoshort\"\nsender_localpart = \"s\"",
+        );
+        assert!(err_of(&short).contains("at least 32"));
+        let mixed = MINIMAL.replace(
+            "[appservice]",
+            "[appservice]\nas_token = \"x\"\nregistration = \"r.yaml\"",
+        );
+        assert!(err_of(&mixed).contains("one way only"));
+    }
+}

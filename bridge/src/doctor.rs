@@ -1,0 +1,229 @@
+//! `salon doctor`: checks the set-up and says in plain words what is wrong.
+//!
+//! It checks, in order: the config, the storage folder, the homeserver URL,
+//! the `as_token` (whoami as the appservice sender), and the homeserver's route
+//! back to the bridge with the `hs_token` (the appservice ping). If the bridge
+//! is not running, doctor answers the ping itself on the appservice address.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::registration::random_token;
+
+/// The outcome of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    Ok(String),
+    Warn(String),
+    Fail(String),
+}
+
+/// Runs every check and returns them in order; stops early when later checks
+/// cannot mean anything.
+pub async fn run(config_path: &Path) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let config = match Config::load(config_path) {
+        Ok(c) => {
+            checks.push(Check::Ok(format!(
+                "config {} is valid",
+                config_path.display()
+            )));
+            c
+        }
+        Err(e) => {
+            checks.push(Check::Fail(format!("config: {e}")));
+            return checks;
+        }
+    };
+    checks.push(check_storage(&config.storage.path));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a plain HTTP client builds");
+    let hs = config.homeserver.url.as_str().trim_end_matches('/');
+
+    match http
+        .get(format!("{hs}/_matrix/client/versions"))
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => {
+            checks.push(Check::Ok(format!("homeserver {hs} answers the client API")))
+        }
+        Ok(r) => {
+            checks.push(Check::Fail(format!(
+                "homeserver {hs} answered {} to /_matrix/client/versions: is this the client API URL?",
+                r.status()
+            )));
+            return checks;
+        }
+        Err(e) => {
+            checks.push(Check::Fail(format!(
+                "cannot reach the homeserver at {hs}: {e}. Check [homeserver] url and that Synapse is running."
+            )));
+            return checks;
+        }
+    }
+
+    let tokens = match config.tokens() {
+        Ok(t) => t.clone(),
+        Err(e) => {
+            checks.push(Check::Fail(e.to_string()));
+            return checks;
+        }
+    };
+    let whoami = http
+        .get(format!("{hs}/_matrix/client/v3/account/whoami"))
+        .bearer_auth(tokens.as_token.expose())
+        .send()
+        .await;
+    match whoami {
+        Ok(r) if r.status().is_success() => {
+            let user = r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["user_id"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            checks.push(Check::Ok(format!(
+                "the homeserver accepts the as_token (appservice sender {user})"
+            )));
+        }
+        Ok(r) => {
+            checks.push(Check::Fail(format!(
+                "the homeserver refused the as_token ({}): add appservice.yaml to Synapse's \
+                 app_service_config_files, with the tokens this config uses, and restart Synapse",
+                r.status()
+            )));
+            return checks;
+        }
+        Err(e) => {
+            checks.push(Check::Fail(format!("whoami failed: {e}")));
+            return checks;
+        }
+    }
+
+    checks.push(
+        ping(
+            &http,
+            hs,
+            &config,
+            tokens.as_token.expose(),
+            tokens.hs_token.expose(),
+        )
+        .await,
+    );
+
+    let public = &config.web.public_url;
+    if public.scheme() == "http"
+        && !matches!(public.host_str(), Some("localhost" | "127.0.0.1" | "::1"))
+    {
+        checks.push(Check::Warn(format!(
+            "web.public_url {public} is plain http: browsers only allow camera and microphone on https (put a TLS reverse proxy in front)"
+        )));
+    } else {
+        checks.push(Check::Ok(format!("join links will point to {public}")));
+    }
+    checks
+}
+
+fn check_storage(path: &Path) -> Check {
+    if let Err(e) = std::fs::create_dir_all(path) {
+        return Check::Fail(format!(
+            "storage.path {}: cannot create it: {e}",
+            path.display()
+        ));
+    }
+    let probe = path.join(format!(".doctor-{}", random_token(8)));
+    match std::fs::write(&probe, b"ok") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            Check::Ok(format!("storage folder {} is writable", path.display()))
+        }
+        Err(e) => Check::Fail(format!(
+            "storage.path {} is not writable: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Asks the homeserver to ping the bridge. If nothing listens on the appservice
+/// address, doctor listens there itself for the duration of the check.
+async fn ping(
+    http: &reqwest::Client,
+    hs: &str,
+    config: &Config,
+    as_token: &str,
+    hs_token: &str,
+) -> Check {
+    let temporary = match tokio::net::TcpListener::bind(config.appservice.bind).await {
+        Ok(listener) => {
+            let expected = format!("Bearer {hs_token}");
+            let app = axum::Router::new().route(
+                "/_matrix/app/v1/ping",
+                axum::routing::post(move |headers: axum::http::HeaderMap| {
+                    let expected = expected.clone();
+                    async move {
+                        let ok = headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .is_some_and(|v| v == expected);
+                        if ok {
+                            (axum::http::StatusCode::OK, "{}")
+                        } else {
+                            (
+                                axum::http::StatusCode::FORBIDDEN,
+                                "{\"errcode\":\"M_FORBIDDEN\"}",
+                            )
+                        }
+                    }
+                }),
+            );
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }))
+        }
+        Err(_) => None, // the bridge is running and answers itself
+    };
+    let url = format!(
+        "{hs}/_matrix/client/v1/appservice/{}/ping",
+        config.appservice.id
+    );
+    let result = http
+        .post(url)
+        .bearer_auth(as_token)
+        .json(&serde_json::json!({ "transaction_id": format!("doctor-{}", random_token(8)) }))
+        .send()
+        .await;
+    if let Some(task) = temporary {
+        task.abort();
+    }
+    match result {
+        Ok(r) if r.status().is_success() => Check::Ok(format!(
+            "the homeserver reaches the bridge at {} and the hs_token matches",
+            config.appservice.url
+        )),
+        Ok(r) => {
+            let status = r.status();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            let errcode = body["errcode"].as_str().unwrap_or("");
+            let hint = match errcode {
+                "M_CONNECTION_FAILED" | "M_CONNECTION_TIMEOUT" => format!(
+                    "the homeserver cannot reach the bridge at {}: check the `url` in appservice.yaml and [appservice] bind",
+                    config.appservice.url
+                ),
+                "M_BAD_STATUS" => "the bridge refused the homeserver's ping: the hs_token in Synapse's copy of appservice.yaml differs from this config's".to_owned(),
+                "M_FORBIDDEN" => format!(
+                    "the as_token does not belong to appservice id `{}`: check [appservice] id",
+                    config.appservice.id
+                ),
+                _ => format!("the appservice ping failed ({status} {errcode})"),
+            };
+            Check::Fail(hint)
+        }
+        Err(e) => Check::Fail(format!("the appservice ping failed: {e}")),
+    }
+}

@@ -1,0 +1,22 @@
+//! Salon: a Matrix application service that turns chat rooms into call rooms.
+//!
+//! The homeserver pushes events to [`appservice`]; they are queued durably in
+//! [`store`] and handled in order per room ([`queues`]) by [`room`], which parses
+//! [`commands`], decides with the pure [`calls`] state machine and [`power`]
+//! levels, and acts through [`matrix`]. [`app`] wires it together and [`web`]
+//! serves the call page. See `docs/architecture.md`.
+
+pub mod app;
+pub mod appservice;
+pub mod calls;
+pub mod commands;
+pub mod config;
+pub mod doctor;
+pub mod matrix;
+pub mod metrics;
+pub mod power;
+pub mod queues;
+pub mod registration;
+pub mod room;
+pub mod store;
+pub mod web;

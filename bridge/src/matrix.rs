@@ -1,0 +1,628 @@
+//! Talking to the homeserver as the bot: the client-server API through
+//! matrix-sdk, with retries we bound ourselves.
+//!
+//! The bot is a namespaced user (`@visio:server`) with a device of its own: it
+//! is registered and logged in with `m.login.application_service`, and its
+//! device id and token are kept in the store (the route end-to-end encryption
+//! needs later). The appservice's own `as_token` is used only to register, to
+//! log in, and to ping.
+//!
+//! matrix-sdk's default retries a failing call for 15 minutes; here every call
+//! goes through [`Matrix::send`], which honours `429 retry_after`, backs off
+//! exponentially with a cap, gives up after a bounded time and says so loudly.
+
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use matrix_sdk::authentication::matrix::MatrixSession;
+use matrix_sdk::config::RequestConfig;
+use matrix_sdk::{Client, HttpError, SessionMeta, SessionTokens};
+use ruma::api::client::account::register;
+use ruma::api::client::membership::{join_room_by_id, joined_members};
+use ruma::api::client::message::send_message_event;
+use ruma::api::client::session::login;
+use ruma::api::client::state::{get_state_event_for_key, send_state_event};
+use ruma::api::client::uiaa::UserIdentifier;
+use ruma::api::error::{ErrorKind, RetryAfter};
+use ruma::events::{
+    AnyMessageLikeEventContent, AnyStateEventContent, MessageLikeEventType, StateEventType,
+};
+use ruma::serde::Raw;
+use ruma::{OwnedDeviceId, OwnedEventId, OwnedTransactionId, OwnedUserId, RoomId, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::{debug, error, info, warn};
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// How a homeserver call failed, after retries.
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    /// The homeserver refused: retrying will not help.
+    #[error("the homeserver refused {op}: {errcode} {message}")]
+    Refused {
+        op: &'static str,
+        status: u16,
+        errcode: String,
+        message: String,
+    },
+    /// The homeserver could not be reached or kept failing; worth trying later.
+    #[error("the homeserver is unreachable or failing ({op}): {reason}")]
+    Unavailable { op: &'static str, reason: String },
+    #[error("{op}: {reason}")]
+    Other { op: &'static str, reason: String },
+}
+
+impl MatrixError {
+    /// True when it is worth trying the whole operation again later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, MatrixError::Unavailable { .. })
+    }
+    /// The Matrix errcode, if the homeserver gave one.
+    pub fn errcode(&self) -> Option<&str> {
+        match self {
+            MatrixError::Refused { errcode, .. } => Some(errcode),
+            _ => None,
+        }
+    }
+}
+
+/// Bounds on retrying one homeserver call.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 6,
+            first_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+            request_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What one failed attempt means for the next.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Wait this long (the server said so), then retry.
+    RetryAfter(Duration),
+    /// Back off and retry.
+    Backoff,
+    /// Do not retry.
+    GiveUp,
+}
+
+fn judge(err: &HttpError) -> Verdict {
+    if let Some(api) = err.as_client_api_error() {
+        if let Some(ErrorKind::LimitExceeded(data)) = err.client_api_error_kind() {
+            let wait = match data.retry_after {
+                Some(RetryAfter::Delay(d)) => d,
+                Some(RetryAfter::DateTime(at)) => at
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default(),
+                None => Duration::from_secs(1),
+            };
+            return Verdict::RetryAfter(wait);
+        }
+        return if api.status_code.is_server_error() {
+            Verdict::Backoff
+        } else {
+            Verdict::GiveUp
+        };
+    }
+    match err {
+        HttpError::Reqwest(_) => Verdict::Backoff,
+        _ => Verdict::GiveUp,
+    }
+}
+
+fn to_matrix_error(op: &'static str, err: &HttpError) -> MatrixError {
+    if let Some(api) = err.as_client_api_error() {
+        let errcode = err
+            .client_api_error_kind()
+            .map(|k| k.errcode().to_string())
+            .unwrap_or_else(|| "M_UNKNOWN".to_owned());
+        if api.status_code.is_server_error() || errcode == "M_LIMIT_EXCEEDED" {
+            return MatrixError::Unavailable {
+                op,
+                reason: format!("{} {errcode}", api.status_code),
+            };
+        }
+        return MatrixError::Refused {
+            op,
+            status: api.status_code.as_u16(),
+            errcode,
+            message: api.to_string(),
+        };
+    }
+    match err {
+        HttpError::Reqwest(e) => MatrixError::Unavailable {
+            op,
+            reason: e.to_string(),
+        },
+        other => MatrixError::Other {
+            op,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// The bot's device and token, kept in the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BotSession {
+    user_id: OwnedUserId,
+    device_id: OwnedDeviceId,
+    access_token: String,
+}
+
+const BOT_SESSION_KEY: &str = "bot_session";
+
+/// The bot's connection to its homeserver.
+#[derive(Clone)]
+pub struct Matrix {
+    /// Authenticated with the as_token, as the appservice's sender.
+    appservice: Client,
+    /// Authenticated as the bot user, with its own device.
+    bot: Client,
+    bot_user_id: OwnedUserId,
+    appservice_id: String,
+    retry: RetryPolicy,
+}
+
+async fn new_client(config: &Config) -> Result<Client, MatrixError> {
+    Client::builder()
+        .homeserver_url(config.homeserver.url.as_str())
+        .server_versions([ruma::api::MatrixVersion::V1_11])
+        .request_config(RequestConfig::new().disable_retry())
+        .build()
+        .await
+        .map_err(|e| MatrixError::Other {
+            op: "build client",
+            reason: e.to_string(),
+        })
+}
+
+async fn restore(
+    client: &Client,
+    user_id: OwnedUserId,
+    device_id: OwnedDeviceId,
+    token: &str,
+) -> Result<(), MatrixError> {
+    client
+        .restore_session(MatrixSession {
+            meta: SessionMeta { user_id, device_id },
+            tokens: SessionTokens {
+                access_token: token.to_owned(),
+                refresh_token: None,
+            },
+        })
+        .await
+        .map_err(|e| MatrixError::Other {
+            op: "restore session",
+            reason: e.to_string(),
+        })
+}
+
+impl Matrix {
+    /// Connects as the appservice, makes sure the bot user exists, and logs the
+    /// bot in (reusing its stored device when the token still works).
+    pub async fn connect(config: &Config, store: &Store) -> Result<Self, MatrixError> {
+        let tokens = config.tokens().map_err(|e| MatrixError::Other {
+            op: "connect",
+            reason: e.to_string(),
+        })?;
+        let sender = UserId::parse(format!(
+            "@{}:{}",
+            tokens.sender_localpart, config.homeserver.server_name
+        ))
+        .map_err(|e| MatrixError::Other {
+            op: "connect",
+            reason: e.to_string(),
+        })?;
+        let appservice = new_client(config).await?;
+        restore(
+            &appservice,
+            sender,
+            "SALON_APPSERVICE".into(),
+            tokens.as_token.expose(),
+        )
+        .await?;
+        let mut matrix = Matrix {
+            bot: appservice.clone(),
+            appservice,
+            bot_user_id: config.bot_user_id(),
+            appservice_id: config.appservice.id.clone(),
+            retry: RetryPolicy::default(),
+        };
+        matrix.ensure_bot_registered().await?;
+        let bot = new_client(config).await?;
+        let stored: Option<BotSession> =
+            store
+                .meta(BOT_SESSION_KEY)
+                .map_err(|e| MatrixError::Other {
+                    op: "load bot session",
+                    reason: e.to_string(),
+                })?;
+        let session = match stored {
+            Some(s) if s.user_id == matrix.bot_user_id => {
+                restore(
+                    &bot,
+                    s.user_id.clone(),
+                    s.device_id.clone(),
+                    &s.access_token,
+                )
+                .await?;
+                matrix.bot = bot.clone();
+                match matrix.whoami().await {
+                    Ok(_) => {
+                        info!(device_id = %s.device_id, "reusing the bot's device");
+                        None
+                    }
+                    Err(MatrixError::Refused { errcode, .. }) if errcode == "M_UNKNOWN_TOKEN" => {
+                        warn!("the bot's stored token is no longer valid; logging in again");
+                        Some(matrix.login_bot().await?)
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => Some(matrix.login_bot().await?),
+        };
+        if let Some(session) = session {
+            let bot = new_client(config).await?;
+            restore(
+                &bot,
+                session.user_id.clone(),
+                session.device_id.clone(),
+                &session.access_token,
+            )
+            .await?;
+            store
+                .set_meta(BOT_SESSION_KEY, &session)
+                .await
+                .map_err(|e| MatrixError::Other {
+                    op: "save bot session",
+                    reason: e.to_string(),
+                })?;
+            info!(device_id = %session.device_id, "the bot logged in with a new device");
+            matrix.bot = bot;
+        }
+        Ok(matrix)
+    }
+
+    pub fn bot_user_id(&self) -> &UserId {
+        &self.bot_user_id
+    }
+
+    /// Runs one homeserver call with bounded retries. `call` sends the
+    /// request with the given config (matrix-sdk's own retries disabled).
+    async fn retrying<T, F, Fut>(
+        &self,
+        op: &'static str,
+        force_auth: bool,
+        mut call: F,
+    ) -> Result<T, MatrixError>
+    where
+        F: FnMut(RequestConfig) -> Fut,
+        Fut: std::future::Future<Output = Result<T, HttpError>>,
+    {
+        let policy = self.retry;
+        let mut delay = policy.first_delay;
+        let mut attempt = 1;
+        loop {
+            let mut config = RequestConfig::new()
+                .disable_retry()
+                .timeout(policy.request_timeout);
+            if force_auth {
+                config = config.force_auth();
+            }
+            let result = call(config).await;
+            let err = match result {
+                Ok(response) => return Ok(response),
+                Err(err) => err,
+            };
+            let verdict = judge(&err);
+            if verdict == Verdict::GiveUp {
+                debug!(op, error = %err, "homeserver refused");
+                return Err(to_matrix_error(op, &err));
+            }
+            if attempt >= policy.attempts {
+                error!(op, attempts = attempt, error = %err, "giving up on the homeserver");
+                return Err(to_matrix_error(op, &err));
+            }
+            let wait = match verdict {
+                Verdict::RetryAfter(wait) => wait.min(Duration::from_secs(60)),
+                _ => delay,
+            };
+            warn!(op, attempt, error = %err, wait_ms = wait.as_millis() as u64, "homeserver call failed; retrying");
+            tokio::time::sleep(wait).await;
+            delay = (delay * 2).min(policy.max_delay);
+            attempt += 1;
+        }
+    }
+
+    async fn ensure_bot_registered(&self) -> Result<(), MatrixError> {
+        let mut request = register::v3::Request::new();
+        request.username = Some(self.bot_user_id.localpart().to_owned());
+        request.inhibit_login = true;
+        request.login_type = Some(register::LoginType::ApplicationService);
+        match self
+            .retrying("register bot", true, |cfg| {
+                self.appservice
+                    .send(request.clone())
+                    .with_request_config(cfg)
+                    .into_future()
+            })
+            .await
+        {
+            Ok(_) => {
+                info!(user_id = %self.bot_user_id, "registered the bot user");
+                Ok(())
+            }
+            Err(e) if e.errcode() == Some("M_USER_IN_USE") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn login_bot(&self) -> Result<BotSession, MatrixError> {
+        let identifier = UserIdentifier::Matrix(
+            ruma::api::client::uiaa::MatrixUserIdentifier::new(self.bot_user_id.to_string()),
+        );
+        let info = login::v3::LoginInfo::ApplicationService(login::v3::ApplicationService::new(
+            identifier,
+        ));
+        let mut request = login::v3::Request::new(info);
+        request.initial_device_display_name = Some("Salon bridge".to_owned());
+        let response = self
+            .retrying("log the bot in", true, |cfg| {
+                self.appservice
+                    .send(request.clone())
+                    .with_request_config(cfg)
+                    .into_future()
+            })
+            .await?;
+        Ok(BotSession {
+            user_id: response.user_id,
+            device_id: response.device_id,
+            access_token: response.access_token,
+        })
+    }
+
+    /// Who the bot's token belongs to.
+    pub async fn whoami(&self) -> Result<OwnedUserId, MatrixError> {
+        let request = ruma::api::client::account::whoami::v3::Request::new();
+        Ok(self
+            .retrying("whoami", false, |cfg| {
+                self.bot
+                    .send(request.clone())
+                    .with_request_config(cfg)
+                    .into_future()
+            })
+            .await?
+            .user_id)
+    }
+
+    /// Asks the homeserver to ping the appservice (checks both tokens and the
+    /// homeserver's route to us). Returns the round trip the homeserver measured.
+    pub async fn ping_appservice(&self, txn: &str) -> Result<Duration, MatrixError> {
+        let mut request = ruma::api::client::appservice::request_ping::v1::Request::new(
+            self.appservice_id.clone(),
+        );
+        request.transaction_id = Some(OwnedTransactionId::from(txn));
+        Ok(self
+            .retrying("ping the appservice", true, |cfg| {
+                self.appservice
+                    .send(request.clone())
+                    .with_request_config(cfg)
+                    .into_future()
+            })
+            .await?
+            .duration)
+    }
+
+    /// Sets the bot's display name. The older endpoint is used on purpose:
+    /// every homeserver serves it, unlike the newer profile-field API.
+    #[allow(deprecated)]
+    pub async fn set_displayname(&self, name: &str) -> Result<(), MatrixError> {
+        let request = ruma::api::client::profile::set_display_name::v3::Request::new(
+            self.bot_user_id.clone(),
+            Some(name.to_owned()),
+        );
+        self.retrying("set display name", false, |cfg| {
+            self.bot
+                .send(request.clone())
+                .with_request_config(cfg)
+                .into_future()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn join(&self, room_id: &RoomId) -> Result<(), MatrixError> {
+        let request = join_room_by_id::v3::Request::new(room_id.to_owned());
+        self.retrying("join room", false, |cfg| {
+            self.bot
+                .send(request.clone())
+                .with_request_config(cfg)
+                .into_future()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn leave(&self, room_id: &RoomId, reason: &str) -> Result<(), MatrixError> {
+        let mut request =
+            ruma::api::client::membership::leave_room::v3::Request::new(room_id.to_owned());
+        request.reason = Some(reason.to_owned());
+        self.retrying("leave room", false, |cfg| {
+            self.bot
+                .send(request.clone())
+                .with_request_config(cfg)
+                .into_future()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Sends a message event with the given content. `txn_id` is derived from
+    /// the command being answered, so a replay after a crash is deduplicated by
+    /// the homeserver instead of posted twice.
+    pub async fn send_message(
+        &self,
+        room_id: &RoomId,
+        txn_id: &str,
+        content: &Value,
+    ) -> Result<OwnedEventId, MatrixError> {
+        let raw: Raw<AnyMessageLikeEventContent> = raw_json(content);
+        let request = send_message_event::v3::Request::new_raw(
+            room_id.to_owned(),
+            OwnedTransactionId::from(txn_id),
+            MessageLikeEventType::RoomMessage,
+            raw,
+        );
+        Ok(self
+            .retrying("send message", false, |cfg| {
+                self.bot
+                    .send(request.clone())
+                    .with_request_config(cfg)
+                    .into_future()
+            })
+            .await?
+            .event_id)
+    }
+
+    pub async fn send_state(
+        &self,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        content: &Value,
+    ) -> Result<OwnedEventId, MatrixError> {
+        let raw: Raw<AnyStateEventContent> = raw_json(content);
+        let request = send_state_event::v3::Request::new_raw(
+            room_id.to_owned(),
+            StateEventType::from(event_type),
+            state_key.to_owned(),
+            raw,
+        );
+        Ok(self
+            .retrying("send state event", false, |cfg| {
+                self.bot
+                    .send(request.clone())
+                    .with_request_config(cfg)
+                    .into_future()
+            })
+            .await?
+            .event_id)
+    }
+
+    /// A state event's content, or `None` if the room has none.
+    pub async fn state(
+        &self,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Option<Value>, MatrixError> {
+        self.read_state(
+            room_id,
+            event_type,
+            state_key,
+            get_state_event_for_key::v3::StateEventFormat::Content,
+        )
+        .await
+    }
+
+    /// A whole state event (sender, content, …), or `None` if the room has none.
+    pub async fn state_event(
+        &self,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Option<Value>, MatrixError> {
+        self.read_state(
+            room_id,
+            event_type,
+            state_key,
+            get_state_event_for_key::v3::StateEventFormat::Event,
+        )
+        .await
+    }
+
+    async fn read_state(
+        &self,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        format: get_state_event_for_key::v3::StateEventFormat,
+    ) -> Result<Option<Value>, MatrixError> {
+        let mut request = get_state_event_for_key::v3::Request::new(
+            room_id.to_owned(),
+            StateEventType::from(event_type),
+            state_key.to_owned(),
+        );
+        request.format = format;
+        match self
+            .retrying("read room state", false, |cfg| {
+                self.bot
+                    .send(request.clone())
+                    .with_request_config(cfg)
+                    .into_future()
+            })
+            .await
+        {
+            Ok(response) => Ok(serde_json::from_str(response.event_or_content.get()).ok()),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The users joined to a room, with their display names.
+    pub async fn joined_members(
+        &self,
+        room_id: &RoomId,
+    ) -> Result<Vec<(OwnedUserId, Option<String>)>, MatrixError> {
+        let request = joined_members::v3::Request::new(room_id.to_owned());
+        let response = self
+            .retrying("list members", false, |cfg| {
+                self.bot
+                    .send(request.clone())
+                    .with_request_config(cfg)
+                    .into_future()
+            })
+            .await?;
+        Ok(response
+            .joined
+            .into_iter()
+            .map(|(user, member)| (user, member.display_name))
+            .collect())
+    }
+}
+
+fn raw_json<T>(value: &Value) -> Raw<T> {
+    Raw::from_json(serde_json::value::to_raw_value(value).expect("a JSON value serialises"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_retry_policy_is_bounded() {
+        let p = RetryPolicy::default();
+        let mut total = Duration::ZERO;
+        let mut delay = p.first_delay;
+        for _ in 1..p.attempts {
+            total += delay;
+            delay = (delay * 2).min(p.max_delay);
+        }
+        // Backoff alone stays well under a minute, unlike matrix-sdk's 15.
+        assert!(total < Duration::from_secs(30), "{total:?}");
+        assert!(p.attempts >= 3);
+    }
+}

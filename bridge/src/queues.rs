@@ -1,0 +1,138 @@
+//! One ordered queue per room.
+//!
+//! Events for one room are handled strictly in order by that room's own task;
+//! different rooms never wait on each other. Timers (a call whose grace period
+//! ran out) go through the same queue, so they never race a command.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ruma::OwnedRoomId;
+use tokio::sync::mpsc;
+use tracing::{Instrument, info_span};
+
+use crate::store::QueuedEvent;
+
+/// A unit of work for one room.
+#[derive(Debug)]
+pub enum RoomJob {
+    /// An event from the inbox, with its sequence number.
+    Event(u64, QueuedEvent),
+    /// Check whether the room's call should end by itself.
+    CheckTimeout,
+}
+
+/// What runs a room's jobs; implemented by the app.
+pub trait RoomWorker: Send + Sync + 'static {
+    fn run(
+        &self,
+        room_id: OwnedRoomId,
+        job: RoomJob,
+    ) -> impl std::future::Future<Output = ()> + Send;
+}
+
+type Senders = HashMap<OwnedRoomId, mpsc::UnboundedSender<RoomJob>>;
+type Spawner = Arc<dyn Fn(OwnedRoomId) -> mpsc::UnboundedSender<RoomJob> + Send + Sync>;
+
+/// The per-room queues. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct RoomQueues {
+    senders: Arc<Mutex<Senders>>,
+    spawner: Arc<OnceLock<Spawner>>,
+}
+
+impl RoomQueues {
+    /// Starts serving jobs with `worker`. Jobs sent before are kept in order.
+    pub fn start<W: RoomWorker>(&self, worker: Arc<W>) {
+        let spawner: Spawner = Arc::new(move |room_id: OwnedRoomId| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<RoomJob>();
+            let worker = worker.clone();
+            // A root span: the room outlives the transaction that created its task.
+            let span = info_span!(parent: None, "room", room_id = %room_id);
+            tokio::spawn(
+                async move {
+                    while let Some(job) = rx.recv().await {
+                        worker.run(room_id.clone(), job).await;
+                    }
+                }
+                .instrument(span),
+            );
+            tx
+        });
+        let _ = self.spawner.set(spawner);
+    }
+
+    fn send(&self, room_id: OwnedRoomId, job: RoomJob) {
+        let spawner = self
+            .spawner
+            .get()
+            .expect("room queues are started before the HTTP server");
+        let mut senders = self.senders.lock().expect("queues lock");
+        let tx = senders
+            .entry(room_id.clone())
+            .or_insert_with(|| spawner(room_id.clone()));
+        if let Err(mpsc::error::SendError(job)) = tx.send(job) {
+            // The room's task ended (it only does at shutdown); start a new one.
+            let fresh = spawner(room_id.clone());
+            let _ = fresh.send(job);
+            senders.insert(room_id, fresh);
+        }
+    }
+
+    pub fn dispatch_event(&self, seq: u64, event: QueuedEvent) {
+        self.send(event.room_id.clone(), RoomJob::Event(seq, event));
+    }
+
+    pub fn check_timeout(&self, room_id: OwnedRoomId) {
+        self.send(room_id, RoomJob::CheckTimeout);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    struct Recorder {
+        log: Mutex<Vec<(String, String)>>,
+    }
+
+    impl RoomWorker for Recorder {
+        async fn run(&self, room_id: OwnedRoomId, job: RoomJob) {
+            if let RoomJob::Event(_, e) = job {
+                // Room A's first event is slow: room B must not wait for it.
+                if e.event_id.as_str() == "$a1" {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                self.log
+                    .lock()
+                    .unwrap()
+                    .push((room_id.to_string(), e.event_id.to_string()));
+            }
+        }
+    }
+
+    fn event(room: &str, id: &str) -> QueuedEvent {
+        QueuedEvent {
+            room_id: room.try_into().unwrap(),
+            event_id: id.try_into().unwrap(),
+            json: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn rooms_are_ordered_and_independent() {
+        let recorder = Arc::new(Recorder {
+            log: Mutex::new(Vec::new()),
+        });
+        let queues = RoomQueues::default();
+        queues.start(recorder.clone());
+        queues.dispatch_event(1, event("!a:x", "$a1"));
+        queues.dispatch_event(2, event("!a:x", "$a2"));
+        queues.dispatch_event(3, event("!b:x", "$b1"));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let log = recorder.log.lock().unwrap().clone();
+        let order: Vec<&str> = log.iter().map(|(_, e)| e.as_str()).collect();
+        assert_eq!(order, vec!["$b1", "$a1", "$a2"]);
+    }
+}

@@ -1,0 +1,415 @@
+//! Durable state in `sled`: the inbox of events to handle, the handled event
+//! ids, calls, and room settings.
+//!
+//! The appservice acknowledges a transaction only after its events sit in the
+//! inbox on disk, and an event leaves the inbox in the same sled transaction
+//! that records its id as handled. A `kill -9` at any point therefore loses no
+//! command and handles none twice. Homeserver transaction ids restart at 1 when
+//! Synapse restarts, so deduplication is by **event id**, never by txn id.
+//!
+//! Every write that matters is flushed before the function returns.
+
+use std::path::Path;
+
+use ruma::{OwnedEventId, OwnedRoomId, RoomId};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::calls::{Call, Millis};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record in tree `{tree}`: {source}")]
+    Corrupt {
+        tree: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("cannot open storage at {path}: {reason}")]
+    Open { path: String, reason: String },
+}
+
+/// An event waiting in the inbox, as the homeserver sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedEvent {
+    pub room_id: OwnedRoomId,
+    pub event_id: OwnedEventId,
+    /// The event's JSON, untouched.
+    pub json: String,
+}
+
+/// Per-room settings that outlive calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSettings {
+    /// The room's current (or last) call.
+    pub current_call: Option<String>,
+}
+
+/// The handle on Salon's sled database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    inbox: sled::Tree,
+    pending: sled::Tree,
+    handled: sled::Tree,
+    calls: sled::Tree,
+    rooms: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("our records always serialise")
+}
+
+impl Store {
+    /// Opens (or creates) the database under `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let db = sled::Config::new()
+            .path(path.join("salon.sled"))
+            .open()
+            .map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                reason: match &e {
+                    sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                        "it is locked by another process (is another `salon run` using it?)"
+                            .to_owned()
+                    }
+                    other => other.to_string(),
+                },
+            })?;
+        Ok(Store {
+            inbox: db.open_tree("inbox")?,
+            pending: db.open_tree("pending")?,
+            handled: db.open_tree("handled_events")?,
+            calls: db.open_tree("calls")?,
+            rooms: db.open_tree("room_settings")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Puts new events in the inbox and flushes. Events already handled or
+    /// already queued are skipped. Returns the newly queued ones, with their
+    /// sequence numbers, in order.
+    pub async fn enqueue(
+        &self,
+        events: Vec<QueuedEvent>,
+    ) -> Result<Vec<(u64, QueuedEvent)>, StoreError> {
+        let mut queued = Vec::new();
+        for event in events {
+            let id = event.event_id.as_bytes();
+            if self.handled.contains_key(id)? || self.pending.contains_key(id)? {
+                continue;
+            }
+            let seq = self.db.generate_id()?;
+            let key = seq.to_be_bytes();
+            let value = encode(&event);
+            (&self.inbox, &self.pending)
+                .transaction(|(inbox, pending)| {
+                    inbox.insert(&key, value.as_slice())?;
+                    pending.insert(id, &key)?;
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                })
+                .map_err(tx_error)?;
+            queued.push((seq, event));
+        }
+        if !queued.is_empty() {
+            self.flush().await?;
+        }
+        Ok(queued)
+    }
+
+    /// Everything still in the inbox, oldest first (used at start-up).
+    pub fn inbox(&self) -> Result<Vec<(u64, QueuedEvent)>, StoreError> {
+        self.inbox
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                let seq = u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0; 8]));
+                Ok((seq, decode("inbox", &value)?))
+            })
+            .collect()
+    }
+
+    /// Marks an event handled and removes it from the inbox, atomically.
+    pub async fn complete(
+        &self,
+        seq: u64,
+        event_id: &OwnedEventId,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let key = seq.to_be_bytes();
+        let id = event_id.as_bytes();
+        (&self.inbox, &self.pending, &self.handled)
+            .transaction(|(inbox, pending, handled)| {
+                inbox.remove(&key)?;
+                pending.remove(id)?;
+                handled.insert(id, &now.to_be_bytes())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)?;
+        self.flush().await
+    }
+
+    /// Whether an event was handled already.
+    pub fn is_handled(&self, event_id: &OwnedEventId) -> Result<bool, StoreError> {
+        Ok(self.handled.contains_key(event_id.as_bytes())?)
+    }
+
+    /// Forgets handled ids older than `before`; the homeserver never replays
+    /// events that old.
+    pub fn prune_handled(&self, before: Millis) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.handled.iter() {
+            let (key, value) = entry?;
+            let at = u64::from_be_bytes(value.as_ref().try_into().unwrap_or([0; 8]));
+            if at < before {
+                self.handled.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Saves a call and makes it its room's current call; flushes.
+    pub async fn save_call(&self, call: &Call) -> Result<(), StoreError> {
+        let mut settings = self.room_settings(&call.room_id)?;
+        settings.current_call = Some(call.id.clone());
+        let call_value = encode(call);
+        let settings_value = encode(&settings);
+        (&self.calls, &self.rooms)
+            .transaction(|(calls, rooms)| {
+                calls.insert(call.id.as_bytes(), call_value.as_slice())?;
+                rooms.insert(call.room_id.as_bytes(), settings_value.as_slice())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)?;
+        self.flush().await
+    }
+
+    pub fn call(&self, id: &str) -> Result<Option<Call>, StoreError> {
+        self.calls
+            .get(id.as_bytes())?
+            .map(|v| decode("calls", &v))
+            .transpose()
+    }
+
+    /// The room's current or last call.
+    pub fn room_call(&self, room_id: &RoomId) -> Result<Option<Call>, StoreError> {
+        match self.room_settings(room_id)?.current_call {
+            Some(id) => self.call(&id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn active_calls(&self) -> Result<Vec<Call>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.calls.iter() {
+            let (_, value) = entry?;
+            let call: Call = decode("calls", &value)?;
+            if call.is_active() {
+                out.push(call);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn room_settings(&self, room_id: &RoomId) -> Result<RoomSettings, StoreError> {
+        Ok(self
+            .rooms
+            .get(room_id.as_bytes())?
+            .map(|v| decode("room_settings", &v))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// A small JSON value under `key` in the `meta` tree (e.g. the bot's session).
+    pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.meta
+            .get(key.as_bytes())?
+            .map(|v| decode("meta", &v))
+            .transpose()
+    }
+
+    pub async fn set_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        self.meta.insert(key.as_bytes(), encode(value))?;
+        self.flush().await
+    }
+}
+
+fn tx_error(err: TransactionError<()>) -> StoreError {
+    match err {
+        TransactionError::Storage(e) => StoreError::Sled(e),
+        TransactionError::Abort(()) => unreachable!("our transactions never abort"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calls::{CallState, EndReason};
+    use ruma::{owned_event_id, owned_room_id, owned_user_id};
+    use std::collections::BTreeSet;
+
+    fn event(room: &str, id: &str) -> QueuedEvent {
+        QueuedEvent {
+            room_id: OwnedRoomId::try_from(room).unwrap(),
+            event_id: OwnedEventId::try_from(id).unwrap(),
+            json: format!("{{\"event_id\":\"{id}\"}}"),
+        }
+    }
+
+    fn call(id: &str) -> Call {
+        Call {
+            id: id.into(),
+            room_id: owned_room_id!("!room:example.org"),
+            state: CallState::Active,
+            started_by: owned_user_id!("@alice:example.org"),
+            started_by_event: None,
+            started_at: 1,
+            ended_at: None,
+            end_reason: None,
+            ended_by: None,
+            participants: BTreeSet::new(),
+            attendees: BTreeSet::new(),
+            empty_since: None,
+            minutes_event_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_is_queued_once_and_handled_once_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let first = store
+                .enqueue(vec![event("!a:x", "$1"), event("!a:x", "$2")])
+                .await
+                .unwrap();
+            assert_eq!(first.len(), 2);
+            // A replay of the same events (say, after Synapse restarted its txn ids).
+            assert!(
+                store
+                    .enqueue(vec![event("!a:x", "$1")])
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            store
+                .complete(first[0].0, &owned_event_id!("$1"), 10)
+                .await
+                .unwrap();
+        }
+        // Reopen as after a kill: $2 is still owed, $1 is never queued again.
+        let store = Store::open(dir.path()).unwrap();
+        let inbox = store.inbox().unwrap();
+        assert_eq!(inbox.len(), 1);
+        assert_eq!(inbox[0].1.event_id, owned_event_id!("$2"));
+        assert!(store.is_handled(&owned_event_id!("$1")).unwrap());
+        assert!(
+            store
+                .enqueue(vec![event("!a:x", "$1")])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .enqueue(vec![event("!a:x", "$2")])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn inbox_keeps_arrival_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..20 {
+            store
+                .enqueue(vec![event("!a:x", &format!("$e{i}"))])
+                .await
+                .unwrap();
+        }
+        let ids: Vec<String> = store
+            .inbox()
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e.event_id.to_string())
+            .collect();
+        let expected: Vec<String> = (0..20).map(|i| format!("$e{i}")).collect();
+        assert_eq!(ids, expected);
+    }
+
+    #[tokio::test]
+    async fn calls_survive_reopen_and_rooms_know_their_call() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.save_call(&call("c1")).await.unwrap();
+            let mut ended = call("c1");
+            ended.state = CallState::Ended;
+            ended.end_reason = Some(EndReason::Stopped);
+            store.save_call(&ended).await.unwrap();
+            store.save_call(&call("c2")).await.unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let room = owned_room_id!("!room:example.org");
+        assert_eq!(store.room_call(&room).unwrap().unwrap().id, "c2");
+        assert_eq!(
+            store.call("c1").unwrap().unwrap().end_reason,
+            Some(EndReason::Stopped)
+        );
+        let active: Vec<String> = store
+            .active_calls()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(active, vec!["c2".to_string()]);
+        assert!(
+            store
+                .room_call(&owned_room_id!("!other:example.org"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn old_handled_ids_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let queued = store
+            .enqueue(vec![event("!a:x", "$old"), event("!a:x", "$new")])
+            .await
+            .unwrap();
+        store
+            .complete(queued[0].0, &owned_event_id!("$old"), 100)
+            .await
+            .unwrap();
+        store
+            .complete(queued[1].0, &owned_event_id!("$new"), 900)
+            .await
+            .unwrap();
+        assert_eq!(store.prune_handled(500).unwrap(), 1);
+        assert!(!store.is_handled(&owned_event_id!("$old")).unwrap());
+        assert!(store.is_handled(&owned_event_id!("$new")).unwrap());
+    }
+}

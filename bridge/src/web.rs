@@ -1,0 +1,72 @@
+//! The public web side: the call page at `/call/{call_id}`.
+//!
+//! For now the page tells whether the call is live and in which room; the
+//! media page (livekit-client against the embedded SFU) replaces its body when
+//! the SFU lands.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use crate::config::Config;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct WebState {
+    pub config: Arc<Config>,
+    pub store: Store,
+}
+
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/call/{call_id}", get(call_page))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn call_page(State(state): State<WebState>, Path(call_id): Path<String>) -> Response {
+    let call = if call_id.len() <= 64 && call_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        state.store.call(&call_id).ok().flatten()
+    } else {
+        None
+    };
+    let (status, title, text) = match call {
+        Some(call) if call.is_active() => (
+            StatusCode::OK,
+            "Visio — call in progress".to_owned(),
+            format!(
+                "This call is live in room {}.",
+                escape(call.room_id.as_str())
+            ),
+        ),
+        Some(_) => (
+            StatusCode::GONE,
+            "Visio — call ended".to_owned(),
+            "This call has ended. Type <code>!visio start</code> in the room to start a new one."
+                .to_owned(),
+        ),
+        None => (
+            StatusCode::NOT_FOUND,
+            "Visio — unknown call".to_owned(),
+            "There is no such call.".to_owned(),
+        ),
+    };
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"></head>\
+         <body style=\"font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;color:#161616\">\
+         <h1 style=\"color:#000091\">{title}</h1><p>{text}</p></body></html>"
+    );
+    (status, Html(html)).into_response()
+}

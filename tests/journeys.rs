@@ -1,0 +1,519 @@
+//! End-to-end journeys on a real Synapse: an admin registers Salon, staff
+//! start, inspect and stop calls from a room, and the bridge survives a
+//! `kill -9` without losing or repeating a command.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Env, User};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A room made by `owner`, where the bot is a moderator (as Element's widgets
+/// need), with the bot invited and joined, and `others` joined.
+async fn room_with_bot(env: &Env, owner: &User, others: &[&User]) -> String {
+    let room = owner
+        .create_room(json!({"power_level_content_override": {"users": {env.bot_id(): 50}}}))
+        .await;
+    for other in others {
+        owner.invite(&room, &other.user_id).await;
+        other.join(&room).await;
+    }
+    owner.invite(&room, &env.bot_id()).await;
+    let bot = env.bot_id();
+    owner
+        .wait_until("the bot to join", WAIT, || owner.is_joined(&room, &bot))
+        .await;
+    room
+}
+
+fn reply_field(content: &Value) -> &Value {
+    &content["org.salon.reply"]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_start_a_call_see_its_status_and_stop_it() {
+    let mut env = Env::start().await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    let carol = env.user("carol").await;
+    let room = room_with_bot(&env, &alice, &[&bob, &carol]).await;
+
+    // The bot greets the room once it has joined.
+    alice
+        .wait_until("the bot's greeting", WAIT, || async {
+            alice.timeline(&room).await.iter().any(|e| {
+                e["sender"] == env.bot_id()
+                    && e["content"]["body"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("!visio start")
+            })
+        })
+        .await;
+
+    let help = bob.command(&room, "!visio help").await;
+    for word in ["!visio start", "!visio status", "!visio stop"] {
+        assert!(
+            help["body"].as_str().unwrap().contains(word),
+            "help lacks {word}: {help}"
+        );
+    }
+    assert_eq!(help["msgtype"], "m.notice");
+
+    // Nothing is live yet.
+    let idle = bob.command(&room, "!visio status").await;
+    assert_eq!(reply_field(&idle)["outcome"], "idle");
+
+    // Bob (power level 0) starts a call with the short alias.
+    let started = bob.command(&room, "!call").await;
+    let info = reply_field(&started);
+    assert_eq!(info["outcome"], "started", "{started}");
+    let call_id = info["call_id"].as_str().unwrap().to_owned();
+    let link = format!("http://127.0.0.1:{}/call/{call_id}", env.web_port);
+    assert_eq!(info["url"], link.as_str());
+    assert!(started["body"].as_str().unwrap().contains(&link));
+
+    // The room shows the call: state, widget and layout.
+    let state = alice
+        .state(&room, "org.salon.call", "")
+        .await
+        .expect("call state");
+    assert_eq!(state["state"], "active");
+    assert_eq!(state["call_id"], call_id.as_str());
+    assert_eq!(state["url"], link.as_str());
+    assert_eq!(state["started_by"], bob.user_id.as_str());
+    assert!(state["started_at"].as_u64().unwrap() > 0);
+    let widget_id = format!("salon_{call_id}");
+    let widget = alice
+        .state(&room, "im.vector.modular.widgets", &widget_id)
+        .await
+        .expect("widget");
+    assert_eq!(widget["type"], "m.custom");
+    assert_eq!(widget["name"], "Visio");
+    assert_eq!(widget["waitForIframeLoad"], true);
+    assert_eq!(
+        widget["url"],
+        format!("{link}?room=$matrix_room_id&user=$matrix_user_id").as_str()
+    );
+    let layout = alice
+        .state(&room, "io.element.widgets.layout", "")
+        .await
+        .expect("layout");
+    assert!(layout["widgets"][&widget_id].is_object(), "{layout}");
+
+    // The link opens a page for a live call.
+    let page = env.http.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+
+    // Starting again gives the same call, never a second one.
+    let again = carol.command(&room, "!visio start").await;
+    assert_eq!(reply_field(&again)["outcome"], "already_live");
+    assert_eq!(reply_field(&again)["call_id"], call_id.as_str());
+    assert!(again["body"].as_str().unwrap().contains(&link));
+
+    let status = carol.command(&room, "!visio status").await;
+    let s = reply_field(&status);
+    assert_eq!(s["outcome"], "live");
+    assert_eq!(s["call_id"], call_id.as_str());
+    assert_eq!(s["started_by"], bob.user_id.as_str());
+    assert!(status["body"].as_str().unwrap().contains(&bob.user_id));
+
+    // Carol neither started it nor moderates: refused, and told why.
+    let refused = carol.command(&room, "!visio stop").await;
+    assert_eq!(reply_field(&refused)["outcome"], "refused");
+    assert!(
+        refused["body"].as_str().unwrap().contains("power level 50"),
+        "{refused}"
+    );
+    assert_eq!(
+        alice.state(&room, "org.salon.call", "").await.unwrap()["state"],
+        "active"
+    );
+
+    // Alice created the room (room v12: a creator outranks everyone) and may stop it.
+    let stopped = alice.command(&room, "!visio stop").await;
+    assert_eq!(reply_field(&stopped)["outcome"], "ended", "{stopped}");
+    assert!(
+        stopped["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("Call ended after")
+    );
+    let state = alice.state(&room, "org.salon.call", "").await.unwrap();
+    assert_eq!(state["state"], "ended");
+    assert!(state["ended_at"].as_u64().unwrap() >= state["started_at"].as_u64().unwrap());
+    let widget = alice
+        .state(&room, "im.vector.modular.widgets", &widget_id)
+        .await;
+    assert_eq!(widget, Some(json!({})), "widget removed");
+    assert_eq!(
+        alice.state(&room, "io.element.widgets.layout", "").await,
+        Some(json!({}))
+    );
+    assert_eq!(env.http.get(&link).send().await.unwrap().status(), 410);
+
+    // Stopping again: nothing is live.
+    let nothing = bob.command(&room, "!visio stop").await;
+    assert_eq!(reply_field(&nothing)["outcome"], "no_live_call");
+
+    // The starter may stop their own call.
+    let second = bob.command(&room, "!visio start").await;
+    assert_eq!(reply_field(&second)["outcome"], "started");
+    assert_ne!(reply_field(&second)["call_id"], call_id.as_str());
+    let own = bob.command(&room, "!visio stop").await;
+    assert_eq!(reply_field(&own)["outcome"], "ended");
+
+    let unknown = bob.command(&room, "!visio dance").await;
+    assert_eq!(reply_field(&unknown)["outcome"], "unknown_command");
+
+    // Ordinary chat gets no answer.
+    let chat = bob.say(&room, "visio start tomorrow?").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(bob.replies_to(&room, &chat).await.is_empty());
+
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.as_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("salon_calls_started_total 2"), "{metrics}");
+    assert!(metrics.contains("salon_live_calls 0"), "{metrics}");
+    assert!(
+        metrics.contains("salon_commands_total{command=\"start\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn power_rules_refuse_starters_and_a_powerless_bot_asks_to_be_promoted() {
+    let mut env = Env::start_with(|cfg| {
+        cfg.push_str("\n[permissions]\nstart_power_level = 20\nstop_power_level = 60\n");
+    })
+    .await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    let room = room_with_bot(&env, &alice, &[&bob]).await;
+
+    // Bob has power level 0 and the site requires 20 to start.
+    let refused = bob.command(&room, "!visio start").await;
+    assert_eq!(reply_field(&refused)["outcome"], "refused");
+    assert!(
+        refused["body"].as_str().unwrap().contains("power level 20"),
+        "{refused}"
+    );
+    assert!(alice.state(&room, "org.salon.call", "").await.is_none());
+
+    // The bot itself lacks the power to send the call state.
+    alice
+        .set_power_levels(&room, |pl| {
+            pl["events"]["org.salon.call"] = json!(100);
+            pl["users"][&bob.user_id] = json!(20);
+        })
+        .await;
+    let blocked = bob.command(&room, "!visio start").await;
+    assert_eq!(
+        reply_field(&blocked)["outcome"],
+        "bot_lacks_power",
+        "{blocked}"
+    );
+    assert!(
+        blocked["body"]
+            .as_str()
+            .unwrap()
+            .contains("promote me to Admin (power level 100)"),
+        "{blocked}"
+    );
+    assert!(
+        alice.state(&room, "org.salon.call", "").await.is_none(),
+        "no call may be half-created"
+    );
+
+    // Once promoted, the same person starts the call.
+    let bot = env.bot_id();
+    alice
+        .set_power_levels(&room, |pl| {
+            pl["users"][&bot] = json!(100);
+        })
+        .await;
+    let started = bob.command(&room, "!visio start").await;
+    assert_eq!(reply_field(&started)["outcome"], "started", "{started}");
+    assert_eq!(
+        alice.state(&room, "org.salon.call", "").await.unwrap()["state"],
+        "active"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_appservice_api_refuses_bad_tokens_and_malformed_transactions_and_ignores_replays() {
+    let mut env = Env::start().await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let room = room_with_bot(&env, &alice, &[]).await;
+    let url = |txn: &str| format!("{}/_matrix/app/v1/transactions/{txn}", env.as_url());
+    let http = &env.http;
+
+    let missing = http
+        .put(url("t1"))
+        .json(&json!({"events": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 401);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["errcode"],
+        "M_UNAUTHORIZED"
+    );
+    let wrong = http
+        .put(url("t1"))
+        .bearer_auth("not-the-token")
+        .json(&json!({"events": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["errcode"],
+        "M_FORBIDDEN"
+    );
+
+    let token = env.hs_token();
+    let not_json = http
+        .put(url("t2"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"events\": [")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+    assert_eq!(
+        not_json.json::<Value>().await.unwrap()["errcode"],
+        "M_NOT_JSON"
+    );
+    let bad_shape = http
+        .put(url("t3"))
+        .bearer_auth(&token)
+        .json(&json!({"events": "everything"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_shape.status(), 400);
+    assert_eq!(
+        bad_shape.json::<Value>().await.unwrap()["errcode"],
+        "M_BAD_JSON"
+    );
+
+    // A real command, answered once.
+    let cmd = alice.say(&room, "!visio status").await;
+    alice.reply_to(&room, &cmd, WAIT).await;
+    // The same event comes again: twice under one txn id (a retry), then under
+    // another (Synapse restarted and numbers its transactions afresh).
+    let event = alice
+        .timeline(&room)
+        .await
+        .into_iter()
+        .find(|e| e["event_id"] == cmd.as_str())
+        .unwrap();
+    let mut event = event;
+    event["room_id"] = json!(room);
+    for txn in ["replay-a", "replay-a", "replay-b"] {
+        let replay = http
+            .put(url(txn))
+            .bearer_auth(&token)
+            .json(&json!({"events": [event.clone()]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replay.status(), 200);
+    }
+    // Let any (wrong) second answer arrive before counting.
+    let probe = alice.command(&room, "!visio help").await;
+    assert!(probe["body"].is_string());
+    assert_eq!(
+        alice.replies_to(&room, &cmd).await.len(),
+        1,
+        "a replayed command was answered twice"
+    );
+
+    // The other appservice endpoints.
+    let ping = http
+        .post(format!("{}/_matrix/app/v1/ping", env.as_url()))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ping.status(), 200);
+    let bot_query = http
+        .get(format!(
+            "{}/_matrix/app/v1/users/{}",
+            env.as_url(),
+            env.bot_id()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bot_query.status(), 200);
+    let other_query = http
+        .get(format!(
+            "{}/_matrix/app/v1/users/@someone:salon.test",
+            env.as_url()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_query.status(), 404);
+    let alias = http
+        .get(format!(
+            "{}/_matrix/app/v1/rooms/%23x:salon.test",
+            env.as_url()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alias.status(), 404);
+    let health = http
+        .get(format!("{}/health", env.as_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = http
+        .get(format!("{}/metrics", env.as_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("salon_transactions_rejected_total 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("salon_transactions_replayed_total 1"),
+        "{metrics}"
+    );
+
+    // The bridge log never carries the tokens.
+    let log = std::fs::read_to_string(env.dir.path().join("bridge.log")).unwrap();
+    assert!(!log.contains(&token), "hs_token leaked into the log");
+    let reg = std::fs::read_to_string(env.dir.path().join("appservice.yaml")).unwrap();
+    let as_token = reg
+        .lines()
+        .find_map(|l| l.strip_prefix("as_token: "))
+        .unwrap();
+    assert!(
+        !log.contains(as_token.trim()),
+        "as_token leaked into the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bridge_killed_mid_call_answers_what_it_missed_exactly_once() {
+    let mut env = Env::start().await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let room = room_with_bot(&env, &alice, &[]).await;
+    let started = alice.command(&room, "!visio start").await;
+    let call_id = reply_field(&started)["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    env.kill_bridge();
+    // Commands said while the bridge is down wait in Synapse's queue.
+    let status = alice.say(&room, "!visio status").await;
+    let again = alice.say(&room, "!visio start").await;
+    env.start_bridge().await;
+
+    let status_reply = alice
+        .reply_to(&room, &status, Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        reply_field(&status_reply)["outcome"],
+        "live",
+        "{status_reply}"
+    );
+    assert_eq!(reply_field(&status_reply)["call_id"], call_id.as_str());
+    let again_reply = alice.reply_to(&room, &again, Duration::from_secs(60)).await;
+    assert_eq!(reply_field(&again_reply)["outcome"], "already_live");
+    assert_eq!(reply_field(&again_reply)["call_id"], call_id.as_str());
+
+    // Give Synapse's retries time to deliver anything twice, then count.
+    let stop = alice.say(&room, "!visio stop").await;
+    let stop_reply = alice.reply_to(&room, &stop, WAIT).await;
+    assert_eq!(reply_field(&stop_reply)["outcome"], "ended");
+    for (event, what) in [(&status, "status"), (&again, "start"), (&stop, "stop")] {
+        assert_eq!(
+            alice.replies_to(&room, event).await.len(),
+            1,
+            "{what} answered more than once"
+        );
+    }
+    let started_replies = alice
+        .timeline(&room)
+        .await
+        .into_iter()
+        .filter(|e| e["content"]["org.salon.reply"]["outcome"] == "started")
+        .count();
+    assert_eq!(started_replies, 1, "only one call was ever started");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_says_what_is_wrong_in_plain_words() {
+    let mut env = Env::start().await;
+    // Before the bridge runs, doctor answers the homeserver's ping itself.
+    let (ok, out) = env.doctor(&env.config_path);
+    assert!(ok, "{out}");
+    assert!(out.contains("the homeserver accepts the as_token"), "{out}");
+    assert!(out.contains("reaches the bridge"), "{out}");
+    env.start_bridge().await;
+    let (ok, out) = env.doctor(&env.config_path);
+    assert!(ok, "with the bridge running: {out}");
+
+    // A homeserver that is down.
+    let text = std::fs::read_to_string(&env.config_path).unwrap();
+    let down = env.dir.path().join("down.toml");
+    let dead_port = support::free_port();
+    std::fs::write(
+        &down,
+        text.replace(&env.hs_url, &format!("http://127.0.0.1:{dead_port}")),
+    )
+    .unwrap();
+    let (ok, out) = env.doctor(&down);
+    assert!(!ok);
+    assert!(out.contains("cannot reach the homeserver"), "{out}");
+
+    // Tokens the homeserver does not know.
+    let other = env.dir.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        "as_token: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\nhs_token: BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\nsender_localpart: _x\n",
+    )
+    .unwrap();
+    let wrong = env.dir.path().join("wrong.toml");
+    std::fs::write(&wrong, text.replace("appservice.yaml", "other.yaml")).unwrap();
+    let (ok, out) = env.doctor(&wrong);
+    assert!(!ok);
+    assert!(out.contains("refused the as_token"), "{out}");
+
+    // A config with a typo names the key.
+    let typo = env.dir.path().join("typo.toml");
+    std::fs::write(&typo, text.replace("public_url", "public_ulr")).unwrap();
+    let (ok, out) = env.doctor(&typo);
+    assert!(!ok);
+    assert!(out.contains("public_ulr"), "{out}");
+}
