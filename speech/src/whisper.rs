@@ -288,12 +288,12 @@ impl WhisperModel {
                 continue;
             }
             if decode.compression_ratio > opts.compression_ratio_threshold {
+                // every temperature looped: keep the decode (real speech can
+                // repeat itself) but never a segment that repeats the last one
                 warn!(
                     compression_ratio = decode.compression_ratio,
-                    "dropping a repetitive decode (hallucination guard)"
+                    "repetitive decode after every fallback"
                 );
-                seek += segment_size;
-                continue;
             }
             let time_offset_ms = (seek * HOP * 1000 / SAMPLE_RATE) as u64;
             let (window_segments, advance) =

@@ -68,3 +68,34 @@ fn english_only_model_refuses_french() {
         "{err}"
     );
 }
+
+#[test]
+fn audio_longer_than_one_window_is_transcribed_in_order() {
+    // jfk, two espeak sentences, jfk again: about 34 s, two windows
+    let dir = common::scratch_dir("tiny-en-long");
+    let first = "We should ask the design team to review the new login page before Friday.";
+    let second = "The meeting is over, thank you all for coming, and see you next week.";
+    let jfk = decode_audio_file(&common::jfk_flac()).unwrap();
+    let a = decode_audio_file(&common::espeak_wav(&dir, "a", "en", first)).unwrap();
+    let b = decode_audio_file(&common::espeak_wav(&dir, "b", "en", second)).unwrap();
+    let gap = vec![0.0f32; 16_000];
+    let pcm: Vec<f32> = [&jfk, &gap, &a, &gap, &b, &gap, &jfk]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
+    let seconds = pcm.len() as u64 / 16;
+    let transcript = model()
+        .transcribe(&pcm, &TranscribeOptions::default())
+        .unwrap();
+    let reference = [common::JFK_REFERENCE, first, second, common::JFK_REFERENCE].join(" ");
+    let wer = common::wer(&reference, &transcript.text());
+    assert!(wer <= 0.10, "WER {wer:.2} for {:?}", transcript.text());
+    let ends: Vec<u64> = transcript.segments.iter().map(|s| s.end_ms).collect();
+    assert!(ends.windows(2).all(|w| w[0] <= w[1]), "{ends:?}");
+    // the last segment ends with the audio, past the first 30 s window
+    assert!(
+        (seconds - 2_000..=seconds).contains(ends.last().unwrap()),
+        "{ends:?} for {seconds} ms"
+    );
+}
