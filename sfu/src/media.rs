@@ -268,10 +268,12 @@ impl PeerLink {
 
     /// Applies a client's offer and returns our answer.
     pub(crate) async fn answer(&self, offer_sdp: String) -> Result<String, SfuError> {
-        *self
-            .audio_level_id
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = extmap_id(&offer_sdp, AUDIO_LEVEL_URI);
+        if let Some(id) = extmap_id(&offer_sdp, AUDIO_LEVEL_URI) {
+            *self
+                .audio_level_id
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(id);
+        }
         let offer = RTCSessionDescription::offer(offer_sdp)?;
         self.pc.set_remote_description(offer).await?;
         let answer = self.pc.create_answer(None).await?;
@@ -415,6 +417,30 @@ pub(crate) fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
         }
         id.split('/').next()?.parse().ok()
     })
+}
+
+/// Track ids (`a=msid:<stream> <track>`) of the media sections of `sdp` that
+/// send (direction `sendrecv` or `sendonly`, or none given).
+pub(crate) fn sending_track_ids(sdp: &str) -> std::collections::HashSet<String> {
+    let mut ids = std::collections::HashSet::new();
+    for section in sdp.split("\nm=").skip(1) {
+        let mut sends = true;
+        let mut track = None;
+        for line in section.lines().map(str::trim) {
+            match line {
+                "a=recvonly" | "a=inactive" => sends = false,
+                _ => {
+                    if let Some(msid) = line.strip_prefix("a=msid:") {
+                        track = msid.split_whitespace().nth(1).map(str::to_owned);
+                    }
+                }
+            }
+        }
+        if sends && let Some(track) = track {
+            ids.insert(track);
+        }
+    }
+    ids
 }
 
 /// One RTP packet received from a publisher, in our terms.
@@ -577,7 +603,7 @@ impl DataLink {
 /// to the publisher) and drops other inbound RTCP, which the interceptors
 /// before it have already acted on.
 #[derive(Default)]
-struct KeyframeRequestForwarder {
+pub(crate) struct KeyframeRequestForwarder {
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }
@@ -646,6 +672,19 @@ mod tests {
             Some(3)
         );
         assert_eq!(extmap_id(sdp, "urn:other"), None);
+    }
+
+    #[test]
+    fn sending_tracks_are_read_from_sdp() {
+        let sdp = "v=0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\na=msid:stream mic-1\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=inactive\r\na=msid:stream cam-1\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:2\r\na=msid:s2 mic-2\r\n\
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:3\r\n";
+        let ids = sending_track_ids(sdp);
+        assert!(ids.contains("mic-1") && ids.contains("mic-2"));
+        assert!(!ids.contains("cam-1"));
+        assert_eq!(ids.len(), 2);
     }
 
     #[test]

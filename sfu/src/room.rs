@@ -857,6 +857,7 @@ impl Participant {
             sid: info.sid.clone(),
             kind: up.kind,
             publisher_sid: self.sid.clone(),
+            media_id: up.track_id.clone(),
             codec,
             info: Mutex::new(info.clone()),
             subscribers: Mutex::new(HashMap::new()),
@@ -1081,6 +1082,25 @@ impl Participant {
             .map(|t| t.sid.clone())
     }
 
+    /// After a new publisher offer: tracks the offer no longer sends (the
+    /// client removed them) are unpublished.
+    pub(crate) async fn reconcile_published(self: &Arc<Self>, offer_sdp: &str) {
+        if !offer_sdp.contains("\nm=audio") && !offer_sdp.contains("\nm=video") {
+            return; // No media sections at all: nothing to compare.
+        }
+        let sending = crate::media::sending_track_ids(offer_sdp);
+        debug!(?sending, "tracks the publisher offer sends");
+        let gone: Vec<Arc<PublishedTrack>> = lock(&self.published)
+            .iter()
+            .filter(|t| !sending.contains(&t.media_id))
+            .cloned()
+            .collect();
+        for track in gone {
+            info!(track_sid = %track.sid, "track removed by the publisher");
+            self.unpublish(&track).await;
+        }
+    }
+
     /// Removes a published track (its media ended) and tells the room.
     async fn unpublish(self: &Arc<Self>, track: &Arc<PublishedTrack>) {
         let removed = {
@@ -1115,6 +1135,8 @@ pub(crate) struct PublishedTrack {
     pub(crate) sid: String,
     pub(crate) kind: TrackKind,
     publisher_sid: String,
+    /// The track id the publisher's SDP names it by (`a=msid:<stream> <id>`).
+    media_id: String,
     codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec,
     info: Mutex<proto::TrackInfo>,
     subscribers: Mutex<HashMap<String, Arc<DownTrack>>>,
@@ -1255,8 +1277,11 @@ pub(crate) async fn handle_request(
             if sd.sdp.len() > crate::media::MAX_SDP_BYTES {
                 return Verdict::Close("offer SDP too large");
             }
+            debug!(id = sd.id, len = sd.sdp.len(), "publisher offer");
+            let offer_sdp = sd.sdp.clone();
             match participant.publisher.answer(sd.sdp).await {
                 Ok(sdp) => {
+                    participant.reconcile_published(&offer_sdp).await;
                     participant
                         .flush_candidates(proto::SignalTarget::Publisher)
                         .await;

@@ -5,8 +5,9 @@
 //! answers the server's offers on its subscriber connection, and records every
 //! other signal so tests can assert on what a user's client would see.
 //!
-//! It is independent of the server's code: it shares only the protobuf types
-//! and the WebRTC stack.
+//! It is independent of the server's room logic: it shares only the protobuf
+//! types, the WebRTC stack and the small RTCP filter that lets a publisher see
+//! keyframe requests.
 
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,13 +18,14 @@ use futures_util::{SinkExt, StreamExt};
 use livekit_protocol as proto;
 use livekit_protocol::{signal_request, signal_response};
 use prost::Message as _;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
 use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
@@ -35,7 +37,10 @@ use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
-use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::rtp_transceiver::RtpSender;
+
+use crate::media::KeyframeRequestForwarder;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
@@ -75,6 +80,7 @@ pub struct ReceivedPacket {
 
 /// A track the server sent to this client.
 pub struct ReceivedTrack {
+    remote: Arc<dyn TrackRemote>,
     /// The stream id (`PA_x|TR_y` on a LiveKit server).
     pub stream_id: String,
     /// The track id (`TR_y`).
@@ -85,9 +91,24 @@ pub struct ReceivedTrack {
     pub packets: mpsc::UnboundedReceiver<ReceivedPacket>,
 }
 
+impl ReceivedTrack {
+    /// Sends a PLI (keyframe request) for this track to the server.
+    pub async fn request_keyframe(&self) -> Result<(), ClientError> {
+        let ssrc = self.remote.ssrcs().await.first().copied().unwrap_or(0);
+        self.remote
+            .write_rtcp(vec![Box::new(PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            })])
+            .await?;
+        Ok(())
+    }
+}
+
 /// A track this client publishes; write packets with [`send`](Self::send).
 pub struct TrackSender {
     track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
     /// The `cid` sent in `add_track`.
     pub cid: String,
     /// The sid the server gave it.
@@ -101,6 +122,22 @@ pub struct TrackSender {
 }
 
 impl TrackSender {
+    /// The next keyframe request (PLI/FIR) the server sends for this track.
+    pub async fn next_keyframe_request(&self, timeout: Duration) -> Result<(), ClientError> {
+        let wait = async {
+            loop {
+                match self.track.poll().await {
+                    Some(TrackLocalEvent::OnRtcpPacket(_)) => return Ok(()),
+                    Some(_) => continue,
+                    None => return Err(ClientError::Timeout("track unbound".into())),
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| ClientError::Timeout("keyframe request".into()))?
+    }
+
     /// Sends one packet with `payload`; for audio, with an RFC 6464 level.
     pub async fn send(&self, payload: &[u8], level_dbov: u8) -> bool {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
@@ -166,6 +203,7 @@ impl PeerConnectionEventHandler for ClientHandler {
         let Some(tracks) = &self.tracks else { return };
         let (tx, rx) = mpsc::unbounded_channel();
         let received = ReceivedTrack {
+            remote: track.clone(),
             stream_id: track.stream_id().await,
             track_id: track.track_id().await,
             is_audio: track.kind().await == RtpCodecKind::Audio,
@@ -235,7 +273,8 @@ impl Peer {
             RtpCodecKind::Audio,
             None,
         )?;
-        let registry = register_default_interceptors(Registry::new(), &mut engine)?;
+        let registry = register_default_interceptors(Registry::new(), &mut engine)?
+            .with(Slot::from(14_000), KeyframeRequestForwarder::default());
         let gathered = Arc::new(Notify::new());
         let connected = Arc::new(Notify::new());
         let handler = Arc::new(ClientHandler {
@@ -578,7 +617,8 @@ impl TestClient {
                 ..Default::default()
             }],
         )));
-        self.publisher
+        let sender = self
+            .publisher
             .pc
             .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
             .await?;
@@ -611,6 +651,7 @@ impl TestClient {
         let _ = tokio::time::timeout(WAIT, self.publisher.connected.notified()).await;
         Ok(TrackSender {
             track,
+            sender,
             cid,
             sid: info.sid,
             ssrc,
@@ -620,6 +661,13 @@ impl TestClient {
             timestamp: AtomicU32::new(rand::random()),
             is_audio: audio,
         })
+    }
+
+    /// Stops publishing `track` (removes it and renegotiates), as
+    /// livekit-client's `unpublishTrack` does.
+    pub async fn unpublish(&self, track: &TrackSender) -> Result<(), ClientError> {
+        self.publisher.pc.remove_track(&track.sender).await?;
+        self.negotiate_publisher().await
     }
 
     /// The next track the server sends to this client.

@@ -377,7 +377,7 @@ async fn audio_tap_mute_data_and_captions_reach_their_audience() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn video_is_forwarded_with_its_codec() {
+async fn video_is_forwarded_keyframe_requests_reach_the_publisher_and_unpublish_is_seen() {
     let server = common::start().await;
     let alice = TestClient::connect(&server.ws, &common::token("video", "alice"))
         .await
@@ -387,14 +387,15 @@ async fn video_is_forwarded_with_its_codec() {
         .expect("bob joins");
     let camera = Arc::new(alice.publish(false).await.expect("camera"));
     let pumping = pump(camera.clone(), "cam", 127);
-    let info = bob
+    let camera_sid = camera.sid.clone();
+    let (version_with_camera, info) = bob
         .wait_signal("camera in update", WAIT, |m| match m {
-            signal_response::Message::Update(u) => u
-                .participants
-                .iter()
-                .flat_map(|p| p.tracks.iter())
-                .find(|t| t.sid == camera.sid)
-                .cloned(),
+            signal_response::Message::Update(u) => u.participants.iter().find_map(|p| {
+                p.tracks
+                    .iter()
+                    .find(|t| t.sid == camera_sid)
+                    .map(|t| (p.version, t.clone()))
+            }),
             _ => None,
         })
         .await
@@ -404,7 +405,111 @@ async fn video_is_forwarded_with_its_codec() {
     let mut track = bob.next_track(WAIT).await.expect("video track");
     assert!(!track.is_audio);
     assert_all_from(&collect(&mut track, 20).await, "cam");
+
+    // The SFU asks the publisher for a keyframe when someone subscribes.
+    camera
+        .next_keyframe_request(WAIT)
+        .await
+        .expect("keyframe request on subscribe");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    while camera
+        .next_keyframe_request(Duration::from_millis(50))
+        .await
+        .is_ok()
+    {}
+    // A burst of PLIs from bob reaches alice, throttled to one per 500 ms.
+    for _ in 0..10 {
+        track.request_keyframe().await.expect("PLI sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut forwarded = 0;
+    while camera
+        .next_keyframe_request(Duration::from_millis(700))
+        .await
+        .is_ok()
+    {
+        forwarded += 1;
+    }
+    assert!(
+        (1..=2).contains(&forwarded),
+        "10 PLIs in 100 ms must reach the publisher once or twice, got {forwarded}"
+    );
+
+    // Alice stops her camera: she gets track_unpublished, bob an update without it.
     pumping.abort();
+    alice.unpublish(&camera).await.expect("unpublish");
+    alice
+        .wait_signal("track_unpublished", WAIT, |m| match m {
+            signal_response::Message::TrackUnpublished(t) if t.track_sid == camera.sid => Some(()),
+            _ => None,
+        })
+        .await
+        .expect("alice told her track is unpublished");
+    let alice_sid = alice.sid().to_owned();
+    bob.wait_signal("update without the camera", WAIT, |m| match m {
+        signal_response::Message::Update(u) => u
+            .participants
+            .iter()
+            .find(|p| {
+                p.sid == alice_sid
+                    && p.version > version_with_camera
+                    && !p.tracks.iter().any(|t| t.sid == camera.sid)
+            })
+            .map(|_| ()),
+        _ => None,
+    })
+    .await
+    .expect("bob sees the camera gone");
+    assert!(server.sfu.participants("video")[0].tracks.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_over_the_bitrate_limit_is_cut_off() {
+    let mut config = salon_sfu::SfuConfig::local(common::KEY, common::SECRET);
+    config.max_bitrate_bps = 100_000;
+    let server = common::start_with(config).await;
+    let alice = TestClient::connect(&server.ws, &common::token("limit", "alice"))
+        .await
+        .expect("alice joins");
+    let bob = TestClient::connect(&server.ws, &common::token("limit", "bob"))
+        .await
+        .expect("bob joins");
+    let camera = Arc::new(alice.publish(false).await.expect("camera"));
+    // About 1 Mbit/s: ten times the limit.
+    let flooding = {
+        let camera = camera.clone();
+        tokio::spawn(async move {
+            let payload = vec![7u8; 1200];
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            loop {
+                tick.tick().await;
+                camera.send(&payload, 127).await;
+            }
+        })
+    };
+    let mut track = bob.next_track(WAIT).await.expect("video track");
+    tokio::time::timeout(WAIT, track.packets.recv())
+        .await
+        .expect("media flows at first")
+        .expect("open");
+    // Within a few seconds the SFU stops forwarding: a full second passes with nothing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    let mut cut_off = false;
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(1), track.packets.recv()).await {
+            Err(_) => {
+                cut_off = true;
+                break;
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
+        }
+    }
+    flooding.abort();
+    assert!(
+        cut_off,
+        "a publisher at 10x the bitrate limit must be cut off"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
