@@ -30,7 +30,8 @@ pub struct SfuConfig {
     pub udp_port_min: u16,
     /// Last UDP port a peer connection may bind (inclusive).
     pub udp_port_max: u16,
-    /// Address announced in ICE candidates instead of `bind_ip` (1:1 NAT).
+    /// Address announced in ICE candidates next to `bind_ip` (1:1 NAT): each
+    /// host candidate on `bind_ip` is repeated with this address.
     pub public_ip: Option<IpAddr>,
     /// STUN/TURN servers given to clients.
     pub ice_servers: Vec<IceServer>,

@@ -22,7 +22,7 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::{RTCIceCandidateInit, RTCIceCandidateType};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -179,6 +179,8 @@ impl PeerConnectionEventHandler for PeerHandler {
 /// subscriber (we offer).
 pub(crate) struct PeerLink {
     pc: Arc<dyn PeerConnection>,
+    /// (bind address, announced address) when a public address is configured.
+    public_ip: Option<(IpAddr, IpAddr)>,
     gathered: Arc<Notify>,
     gathering_done: std::sync::atomic::AtomicBool,
     audio_level_id: std::sync::Mutex<Option<u8>>,
@@ -222,10 +224,6 @@ impl PeerLink {
         if settings.bind_ip.is_loopback() {
             setting = setting.with_include_loopback_candidate(true);
         }
-        if let Some(public_ip) = settings.public_ip {
-            setting =
-                setting.with_nat_1to1_ips(vec![public_ip.to_string()], RTCIceCandidateType::Host);
-        }
         let gathered = Arc::new(Notify::new());
         let handler = Arc::new(PeerHandler {
             events,
@@ -243,6 +241,7 @@ impl PeerLink {
             .await?;
         Ok(Self {
             pc: Arc::new(pc),
+            public_ip: settings.public_ip.map(|public| (settings.bind_ip, public)),
             gathered,
             gathering_done: std::sync::atomic::AtomicBool::new(false),
             audio_level_id: std::sync::Mutex::new(None),
@@ -259,11 +258,16 @@ impl PeerLink {
 
     async fn local_sdp(&self) -> Result<String, SfuError> {
         self.wait_gathered().await;
-        self.pc
+        let sdp = self
+            .pc
             .local_description()
             .await
             .map(|d| d.sdp)
-            .ok_or_else(|| SfuError::Config("no local description".into()))
+            .ok_or_else(|| SfuError::Config("no local description".into()))?;
+        Ok(match self.public_ip {
+            Some((bind, public)) => announce_public_ip(&sdp, bind, public),
+            None => sdp,
+        })
     }
 
     /// Applies a client's offer and returns our answer.
@@ -404,6 +408,35 @@ impl PeerLink {
             tracing::debug!(%error, "peer connection close failed");
         }
     }
+}
+
+/// Adds, after each host candidate on `bind`, the same candidate on `public`
+/// (for 1:1 NAT), with its own foundation and a slightly lower priority. The
+/// webrtc crate stores but does not apply `nat_1to1_ips`, so it is done here.
+pub(crate) fn announce_public_ip(sdp: &str, bind: IpAddr, public: IpAddr) -> String {
+    let bind = bind.to_string();
+    let public = public.to_string();
+    let mut out = String::with_capacity(sdp.len() + 256);
+    for line in sdp.split_inclusive('\n') {
+        out.push_str(line);
+        let Some(candidate) = line.trim_end().strip_prefix("a=candidate:") else {
+            continue;
+        };
+        let fields: Vec<&str> = candidate.split(' ').collect();
+        // foundation component transport priority address port "typ" type ...
+        if fields.len() < 8 || fields[4] != bind || fields[7] != "host" {
+            continue;
+        }
+        let priority: u64 = fields[3].parse().unwrap_or(0);
+        let mut copy: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+        copy[0] = format!("{}1", fields[0]);
+        copy[3] = priority.saturating_sub(1).to_string();
+        copy[4] = public.clone();
+        out.push_str("a=candidate:");
+        out.push_str(&copy.join(" "));
+        out.push_str(if line.ends_with("\r\n") { "\r\n" } else { "\n" });
+    }
+    out
 }
 
 /// Reads `a=extmap:<id> <uri>` from an SDP.
@@ -672,6 +705,23 @@ mod tests {
             Some(3)
         );
         assert_eq!(extmap_id(sdp, "urn:other"), None);
+    }
+
+    #[test]
+    fn public_address_is_announced_next_to_host_candidates() {
+        let sdp = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=candidate:123 1 udp 2130706431 10.0.0.5 40000 typ host\r\na=candidate:9 1 udp 1 10.0.0.6 40001 typ host\r\na=end-of-candidates\r\n";
+        let out = announce_public_ip(
+            sdp,
+            "10.0.0.5".parse().expect("ip"),
+            "203.0.113.7".parse().expect("ip"),
+        );
+        assert!(out.contains("a=candidate:123 1 udp 2130706431 10.0.0.5 40000 typ host\r\n"));
+        assert!(out.contains("a=candidate:1231 1 udp 2130706430 203.0.113.7 40000 typ host\r\n"));
+        assert!(
+            !out.contains("203.0.113.7 40001"),
+            "only the bind address is mapped"
+        );
+        assert!(out.ends_with("a=end-of-candidates\r\n"));
     }
 
     #[test]

@@ -600,3 +600,96 @@ async fn shutdown_disconnects_everyone() {
         "no joins after shutdown"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribing_stops_a_track_and_resubscribing_brings_it_back() {
+    let server = common::start().await;
+    let alice = TestClient::connect(&server.ws, &common::token("sub", "alice"))
+        .await
+        .expect("alice joins");
+    let bob = TestClient::connect(&server.ws, &common::token("sub", "bob"))
+        .await
+        .expect("bob joins");
+    let mic = Arc::new(alice.publish(true).await.expect("publish"));
+    let pumping = pump(mic.clone(), "alice", 127);
+    let mut track = bob.next_track(WAIT).await.expect("track");
+    assert_all_from(&collect(&mut track, 5).await, "alice");
+    let offers_before = bob
+        .signals()
+        .iter()
+        .filter(|m| matches!(m, signal_response::Message::Offer(_)))
+        .count();
+
+    bob.send(signal_request::Message::Subscription(
+        proto::UpdateSubscription {
+            track_sids: vec![mic.sid.clone()],
+            subscribe: false,
+            participant_tracks: vec![],
+        },
+    ));
+    bob.wait_signal("offer without the track", WAIT, |m| match m {
+        signal_response::Message::Offer(o) if o.id as usize > offers_before => Some(()),
+        _ => None,
+    })
+    .await
+    .expect("renegotiated after unsubscribe");
+    // Drain what was in flight, then nothing more arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while track.packets.try_recv().is_ok() {}
+    let silence = tokio::time::timeout(Duration::from_millis(700), track.packets.recv()).await;
+    assert!(
+        !matches!(silence, Ok(Some(_))),
+        "packets still arrive after unsubscribing"
+    );
+
+    bob.send(signal_request::Message::Subscription(
+        proto::UpdateSubscription {
+            track_sids: vec![mic.sid.clone()],
+            subscribe: true,
+            participant_tracks: vec![],
+        },
+    ));
+    // The audio comes back. (Browsers raise a new track; the webrtc crate's
+    // client keys tracks by id and resumes the old one, so accept either.)
+    let payloads = tokio::select! {
+        again = bob.next_track(WAIT) => {
+            let mut again = again.expect("track comes back");
+            assert_eq!(again.track_id, mic.sid);
+            collect(&mut again, 5).await
+        }
+        _ = async {
+            loop {
+                if track.packets.recv().await.is_some() { break; }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        } => collect(&mut track, 5).await,
+    };
+    assert_all_from(&payloads, "alice");
+    pumping.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_twice_with_one_identity_replaces_the_first_session() {
+    let server = common::start().await;
+    let first = TestClient::connect(&server.ws, &common::token("dup", "alice"))
+        .await
+        .expect("first session");
+    let second = TestClient::connect(&server.ws, &common::token("dup", "alice"))
+        .await
+        .expect("second session");
+    first
+        .wait_signal("leave for duplicate identity", WAIT, |m| match m {
+            signal_response::Message::Leave(l)
+                if l.reason == proto::DisconnectReason::DuplicateIdentity as i32 =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .await
+        .expect("first session told to leave");
+    first.wait_closed(WAIT).await.expect("first session closed");
+    let people = server.sfu.participants("dup");
+    assert_eq!(people.len(), 1);
+    assert_eq!(people[0].sid, second.sid());
+}

@@ -301,3 +301,60 @@ async fn single_peer_connection_endpoints_answer_404_with_cors() {
     let (status, _) = http_get(&server.http, "/rtc/validate?access_token=bad").await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_announces_ice_servers_and_offers_the_public_address() {
+    let mut config = salon_sfu::SfuConfig::local(common::KEY, common::SECRET);
+    config.public_ip = Some("127.0.0.2".parse().expect("ip"));
+    config.ice_servers = vec![salon_sfu::IceServer {
+        urls: vec!["turn:turn.example.org:3478?transport=udp".into()],
+        username: "user".into(),
+        credential: "pass".into(),
+    }];
+    let server = common::start_with(config).await;
+    let url = format!(
+        "{}/rtc?access_token={}",
+        server.ws,
+        common::token("net", "alice")
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    let mut join = None;
+    let mut offer = None;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while join.is_none() || offer.is_none() {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("join and offer in time")
+            .expect("frame")
+            .expect("ok");
+        let Message::Binary(bytes) = frame else {
+            continue;
+        };
+        match proto::SignalResponse::decode(bytes)
+            .expect("protobuf")
+            .message
+        {
+            Some(signal_response::Message::Join(j)) => join = Some(j),
+            Some(signal_response::Message::Offer(o)) => offer = Some(o),
+            _ => {}
+        }
+    }
+    let join = join.expect("join");
+    assert_eq!(join.ice_servers.len(), 1);
+    assert_eq!(
+        join.ice_servers[0].urls,
+        vec!["turn:turn.example.org:3478?transport=udp".to_owned()]
+    );
+    assert_eq!(join.ice_servers[0].username, "user");
+    let sdp = offer.expect("subscriber offer").sdp;
+    assert!(
+        sdp.contains("127.0.0.2"),
+        "public address not announced:\n{sdp}"
+    );
+    assert!(
+        sdp.contains("m=application"),
+        "data channels in the subscriber offer"
+    );
+}
