@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, and the end-to-end journeys on a real Synapse.
-# Installs what they need first (idempotent). One build serves all tests.
+# Runs every test: the Rust workspace (unit tests, the speech engine on real
+# Whisper weights, the SFU with real WebRTC peers, and the end-to-end journeys
+# on a real Synapse), then the call page's tests in headless Chromium.
+# Installs what they need first (idempotent). One build serves all the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-cargo test --workspace --no-fail-fast "$@"
+status=0
+cargo test --workspace --no-fail-fast "$@" || status=$?
+(cd web && node --test tests/unit.test.mjs tests/smoke.mjs) || status=$?
+exit $status
