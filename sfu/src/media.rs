@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -360,12 +360,19 @@ impl PeerLink {
             .sender()
             .await?
             .ok_or_else(|| SfuError::Config("transceiver without sender".into()))?;
+        let (queue, queued) = mpsc::channel(DOWN_QUEUE_PACKETS);
+        let writer = DownWriter {
+            local: local.clone(),
+            sender: sender.clone(),
+            ssrc,
+            mime_type: codec.mime_type.to_ascii_lowercase(),
+            payload_type: None,
+        };
+        tokio::spawn(tracing::Instrument::in_current_span(writer.run(queued)));
         Ok(DownTrack {
             local,
             sender,
-            ssrc,
-            mime_type: codec.mime_type.to_ascii_lowercase(),
-            payload_type: AtomicU32::new(u32::MAX),
+            queue,
             kind,
         })
     }
@@ -553,46 +560,65 @@ impl KeyframeHandle {
     }
 }
 
-/// A published track forwarded to one subscriber.
+/// Packets queued for one subscriber's track before newer ones are dropped:
+/// a slow subscriber loses its own packets and never holds up the others.
+const DOWN_QUEUE_PACKETS: usize = 256;
+
+/// A published track forwarded to one subscriber. Packets go through a
+/// bounded queue to a writer task of its own.
 pub(crate) struct DownTrack {
+    local: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    queue: mpsc::Sender<rtc::rtp::Packet>,
+    pub(crate) kind: TrackKind,
+}
+
+/// Rewrites packets for one subscriber leg (SSRC, negotiated payload type, no
+/// header extensions) and hands them to its peer connection.
+struct DownWriter {
     local: Arc<TrackLocalStaticRTP>,
     sender: Arc<dyn RtpSender>,
     ssrc: u32,
     mime_type: String,
-    payload_type: AtomicU32,
-    pub(crate) kind: TrackKind,
+    payload_type: Option<u8>,
 }
 
-impl DownTrack {
-    async fn negotiated_payload_type(&self) -> Option<u8> {
-        let cached = self.payload_type.load(Ordering::Relaxed);
-        if cached != u32::MAX {
-            return Some(cached as u8);
+impl DownWriter {
+    async fn negotiated_payload_type(&mut self) -> Option<u8> {
+        if self.payload_type.is_some() {
+            return self.payload_type;
         }
         let params = self.sender.get_parameters().await.ok()?;
-        let pt = params
+        self.payload_type = params
             .rtp_parameters
             .codecs
             .iter()
             .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&self.mime_type))
-            .map(|c| c.payload_type)?;
-        self.payload_type.store(u32::from(pt), Ordering::Relaxed);
-        Some(pt)
+            .map(|c| c.payload_type);
+        self.payload_type
     }
 
-    /// Forwards one packet. Returns false if the subscriber has not negotiated
-    /// this track yet (the packet is dropped).
-    pub(crate) async fn write(&self, packet: &RtpIn) -> bool {
-        let Some(pt) = self.negotiated_payload_type().await else {
-            return false;
-        };
-        let mut out = packet.packet.clone();
-        out.header.ssrc = self.ssrc;
-        out.header.payload_type = pt;
-        out.header.extension = false;
-        out.header.extensions.clear();
-        out.header.extensions_padding = 0;
-        self.local.write_rtp(out).await.is_ok()
+    async fn run(mut self, mut queue: mpsc::Receiver<rtc::rtp::Packet>) {
+        while let Some(mut packet) = queue.recv().await {
+            // Until the subscriber has negotiated the track, packets are dropped.
+            let Some(pt) = self.negotiated_payload_type().await else {
+                continue;
+            };
+            packet.header.ssrc = self.ssrc;
+            packet.header.payload_type = pt;
+            packet.header.extension = false;
+            packet.header.extensions.clear();
+            packet.header.extensions_padding = 0;
+            let _ = self.local.write_rtp(packet).await;
+        }
+    }
+}
+
+impl DownTrack {
+    /// Queues one packet for this subscriber. False if their queue is full
+    /// (the packet is dropped for them alone).
+    pub(crate) fn forward(&self, packet: &RtpIn) -> bool {
+        self.queue.try_send(packet.packet.clone()).is_ok()
     }
 
     /// The subscriber's next keyframe request; `None` when the track is gone.

@@ -1244,7 +1244,7 @@ impl Forwarder {
                 }
             }
             for down in &subscribers {
-                if down.write(&packet).await {
+                if down.forward(&packet) {
                     self.track.forwarded.fetch_add(1, Ordering::Relaxed);
                 }
             }
