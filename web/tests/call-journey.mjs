@@ -1,0 +1,461 @@
+// The call page's end-to-end journey, driven by a Rust test against the real
+// bridge, its embedded SFU and a real Synapse: one headless Chromium per user
+// (each with its own fake microphone playing a WAV file) opens the call link,
+// logs in with the page's own password form, passes the pre-join check, joins,
+// waits until everyone is in everyone's call, then listens: every page must
+// hear every other user at a real level (RMS > 0.01). It prints one JSON line
+// on stdout (per user: identity, who they saw, how loud each other user was,
+// time to join) and exits 0; on any failure it exits 1 with a plain message on
+// stderr, the page's `salonTest.error` and the tail of its console.
+//
+// Run:
+//   SALON_CALL_URL=http://127.0.0.1:PORT/call/ID \
+//   SALON_USERS=alice:password1,bob:password2 \
+//   SALON_AUDIO_FILES=/tmp/a.wav,/tmp/b.wav \
+//   [SALON_TIMEOUT_MS=60000] [SALON_SCREENSHOTS=/tmp/shots] [CHROMIUM=/usr/bin/chromium] \
+//   node web/tests/call-journey.mjs
+
+import { existsSync, mkdirSync, openSync, readSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { CHROMIUM, launchChromium } from './stand-in.mjs';
+
+/** The level a page must hear from each other user, as `remoteAudioLevel` reports it (RMS, 0..1). */
+const MIN_LEVEL = 0.01;
+/** How long each page listens once the other users' microphones are received. */
+const SAMPLE_MS = 5000;
+/** How long the pre-join check may take to show a moving microphone meter and a camera preview. */
+const PREJOIN_MS = 15000;
+/** Console lines kept per page for the failure report. */
+const CONSOLE_TAIL = 30;
+
+/** A failure of the journey: which user, at which step, and why. */
+class JourneyError extends Error {
+  constructor(user, step, message) {
+    super(message);
+    this.user = user;
+    this.step = step;
+  }
+}
+
+function fail(message) {
+  throw new JourneyError(null, 'setup', message);
+}
+
+/** Reads and checks the environment; every mistake is told in plain words. */
+function readConfig(env) {
+  const usage = 'usage: SALON_CALL_URL=http://HOST:PORT/call/ID SALON_USERS=alice:pw1,bob:pw2 SALON_AUDIO_FILES=a.wav,b.wav node web/tests/call-journey.mjs';
+  if (!env.SALON_CALL_URL || !env.SALON_USERS || !env.SALON_AUDIO_FILES) fail(`SALON_CALL_URL, SALON_USERS and SALON_AUDIO_FILES must be set\n${usage}`);
+  let callUrl;
+  try {
+    callUrl = new URL(env.SALON_CALL_URL);
+  } catch {
+    fail(`SALON_CALL_URL is not a URL: ${env.SALON_CALL_URL}`);
+  }
+  const match = /^\/call\/([^/]+)\/?$/.exec(callUrl.pathname);
+  if (!match) fail(`SALON_CALL_URL must be the call link, …/call/{call_id}: ${env.SALON_CALL_URL}`);
+  const users = env.SALON_USERS.split(',').map((entry) => {
+    // `alice:pw` splits at the first colon; `@alice:server:pw` at the last one.
+    const at = entry.startsWith('@') ? entry.lastIndexOf(':') : entry.indexOf(':');
+    const login = entry.slice(0, at).trim();
+    const password = entry.slice(at + 1);
+    if (at <= 0 || !login || !password || (login.startsWith('@') && !login.includes(':'))) {
+      fail(`SALON_USERS entries are user:password (comma separated), got "${entry.replace(/:.*/, ':…')}"`);
+    }
+    return { login, password };
+  });
+  if (users.length < 2) fail('SALON_USERS needs at least two users: a call needs someone to hear');
+  const audioFiles = env.SALON_AUDIO_FILES.split(',').map((file) => file.trim());
+  if (audioFiles.length !== users.length) fail(`SALON_AUDIO_FILES has ${audioFiles.length} files for ${users.length} users: one WAV per user`);
+  for (const file of audioFiles) checkWav(file);
+  const timeoutMs = Number(env.SALON_TIMEOUT_MS || 60000);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) fail(`SALON_TIMEOUT_MS must be a number of milliseconds, got ${env.SALON_TIMEOUT_MS}`);
+  if (!existsSync(CHROMIUM)) fail(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (or set CHROMIUM=/path)`);
+  const screenshots = env.SALON_SCREENSHOTS || null;
+  if (screenshots) mkdirSync(screenshots, { recursive: true });
+  return { callUrl, callId: decodeURIComponent(match[1]), users, audioFiles, timeoutMs, screenshots };
+}
+
+/** Chromium's fake capture plays a RIFF/WAVE file; anything else is refused up front. */
+function checkWav(file) {
+  if (!existsSync(file)) fail(`audio file not found: ${file} (make it with e.g. \`espeak-ng -w ${file} "Bonjour à tous"\`)`);
+  const header = Buffer.alloc(12);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, header, 0, 12, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (header.toString('latin1', 0, 4) !== 'RIFF' || header.toString('latin1', 8, 12) !== 'WAVE') {
+    fail(`${file} is not a WAV file (RIFF/WAVE), which --use-file-for-fake-audio-capture needs`);
+  }
+}
+
+/** The call's public description, straight from the bridge, so a missing call is told before any browser starts. */
+async function fetchCallInfo(config) {
+  const url = new URL(`/_salon/v1/calls/${encodeURIComponent(config.callId)}`, config.callUrl);
+  let response;
+  try {
+    response = await fetch(url, { headers: { Accept: 'application/json' }, signal: AbortSignal.timeout(10000) });
+  } catch (err) {
+    fail(`the bridge does not answer GET ${url}: ${err?.cause?.message || err.message}`);
+  }
+  const text = await response.text();
+  if (response.status !== 200) fail(`GET ${url} answered HTTP ${response.status}: ${text.slice(0, 300)}`);
+  let call;
+  try {
+    call = JSON.parse(text);
+  } catch {
+    fail(`GET ${url} did not answer JSON: ${text.slice(0, 300)}`);
+  }
+  if (call.state !== 'active') fail(`the call ${config.callId} is not active (state ${JSON.stringify(call.state)})`);
+  if (!call.server_name || !call.homeserver_url) fail(`the call info lacks server_name or homeserver_url: ${text.slice(0, 300)}`);
+  return call;
+}
+
+/** The Matrix user id a login name stands for on `serverName`. */
+function expectedIdentity(login, serverName) {
+  return login.startsWith('@') ? login : `@${login.toLowerCase()}:${serverName}`;
+}
+
+/** One person's side of the journey: their browser, page, console and results. */
+class Person {
+  constructor(login, password, audioFile, identity) {
+    this.login = login;
+    this.password = password;
+    this.audioFile = audioFile;
+    this.identity = identity;
+    this.name = identity.replace(/^@/, '').replace(/:.*/, '');
+    this.step = 'launch';
+    this.browser = null;
+    this.page = null;
+    this.console = [];
+    this.result = { user: login, identity, display_name: null, participants: [], join_ms: null, ready_ms: null, heard: {}, max_remote_level: 0 };
+  }
+
+  note(line) {
+    // LiveKit tokens ride in /rtc URLs; they are secrets for five minutes.
+    this.console.push(line.replace(/(access_token=)[^&\s'"]+/g, '$1<redacted>').replace(/(Bearer )\S+/g, '$1<redacted>'));
+    if (this.console.length > CONSOLE_TAIL) this.console.shift();
+  }
+
+  error(step, message) {
+    return new JourneyError(this, step, message);
+  }
+}
+
+/** Waits, within `ms`, until the page's `salonTest.state` is one of `states`, and returns it. */
+async function waitForState(person, states, ms) {
+  try {
+    const handle = await person.page.waitForFunction(
+      (wanted) => (wanted.includes(window.salonTest?.state) ? window.salonTest.state : false),
+      states,
+      { timeout: ms, polling: 100 },
+    );
+    return await handle.jsonValue();
+  } catch (err) {
+    if (!/Timeout/i.test(err.message)) throw err;
+    const state = await person.page.evaluate(() => window.salonTest?.state ?? 'no salonTest').catch(() => 'unknown');
+    throw person.error(person.step, `the page stayed in state "${state}" for ${Math.round(ms / 1000)} s, waiting for ${states.join(' or ')}`);
+  }
+}
+
+async function screenshot(person, config, label) {
+  if (!config.screenshots || !person.page) return;
+  await person.page.screenshot({ path: join(config.screenshots, `${person.name}-${label}.png`), timeout: 5000 }).catch(() => {});
+}
+
+/** Launches the person's Chromium, opens the call link and logs in with the page's password form. */
+async function logIn(person, config, remaining) {
+  person.step = 'launch';
+  person.browser = await launchChromium([`--use-file-for-fake-audio-capture=${person.audioFile}`]);
+  const context = await person.browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  person.page = page;
+  page.on('console', (message) => {
+    // Chromium's "Failed to load resource" names no URL; the response listener below does.
+    if (!message.text().startsWith('Failed to load resource')) person.note(`[${message.type()}] ${message.text()}`);
+  });
+  page.on('pageerror', (err) => person.note(`[pageerror] ${err.message}`));
+  page.on('requestfailed', (request) => person.note(`[requestfailed] ${request.method()} ${request.url()}: ${request.failure()?.errorText}`));
+  page.on('response', (response) => {
+    if (response.status() >= 400) person.note(`[http ${response.status()}] ${response.request().method()} ${response.url()}`);
+  });
+
+  person.step = 'open';
+  const response = await page.goto(config.callUrl.href, { timeout: remaining(), waitUntil: 'domcontentloaded' });
+  if (!response || response.status() !== 200) throw person.error('open', `GET ${config.callUrl.href} answered HTTP ${response?.status()}`);
+  const first = await waitForState(person, ['login', 'prejoin', 'error'], remaining());
+  if (first === 'error') {
+    const error = await page.evaluate(() => window.salonTest.error).catch(() => null);
+    throw person.error('open', `the page shows an error before any login: ${JSON.stringify(error)}`);
+  }
+  if (first === 'prejoin') return;
+
+  person.step = 'login';
+  await page.fill('#login-user', person.login);
+  await page.fill('#login-password', person.password);
+  await page.click('#login-submit');
+  // The submit button stays disabled while the login runs; enabled again with an alert means it failed.
+  let outcome;
+  try {
+    const handle = await page.waitForFunction(
+      () => {
+        const state = window.salonTest?.state;
+        if (state === 'prejoin' || state === 'error') return state;
+        const alert = document.getElementById('login-error');
+        if (!document.getElementById('login-submit').disabled && !alert.hidden) return `refused: ${document.getElementById('login-error-text').textContent}`;
+        return false;
+      },
+      null,
+      { timeout: remaining(), polling: 100 },
+    );
+    outcome = await handle.jsonValue();
+  } catch (err) {
+    if (!/Timeout/i.test(err.message)) throw err;
+    throw person.error('login', 'the login did not finish in time');
+  }
+  if (outcome === 'error') throw person.error('login', 'the page shows an error after the login');
+  if (outcome !== 'prejoin') throw person.error('login', `the homeserver login as "${person.login}" failed, the page says ${JSON.stringify(outcome.slice('refused: '.length))}`);
+}
+
+/** The pre-join check: the microphone meter must move (the WAV plays) and the camera preview must show. */
+async function preJoin(person, config, remaining) {
+  person.step = 'prejoin';
+  const page = person.page;
+  const budget = Math.min(PREJOIN_MS, remaining());
+  try {
+    await page.waitForFunction(
+      () =>
+        document.getElementById('prejoin-identity-text').textContent !== '' &&
+        Number(document.getElementById('mic-meter').getAttribute('aria-valuenow')) > 0 &&
+        document.getElementById('preview-video').videoWidth > 0,
+      null,
+      { timeout: budget, polling: 50 },
+    );
+  } catch (err) {
+    if (!/Timeout/i.test(err.message)) throw err;
+    const why = await page.evaluate(() => ({
+      identity: document.getElementById('prejoin-identity-text').textContent,
+      meter: document.getElementById('mic-meter').getAttribute('aria-valuenow'),
+      video: document.getElementById('preview-video').videoWidth,
+      problem: document.getElementById('prejoin-error').hidden ? null : document.getElementById('prejoin-error-text').textContent,
+    }));
+    throw person.error(
+      'prejoin',
+      `the pre-join check never got ready in ${Math.round(budget / 1000)} s: microphone meter ${why.meter} (0 means the fake microphone playing ${person.audioFile} is silent), camera preview width ${why.video}, signed in as "${why.identity}"${why.problem ? `, the page says "${why.problem}"` : ''}`,
+    );
+  }
+  const seen = await page.evaluate(() => document.getElementById('prejoin-identity-text').textContent);
+  if (!seen.includes(person.identity)) throw person.error('prejoin', `the pre-join screen names someone else: "${seen}", expected ${person.identity}`);
+  person.result.display_name = await page.inputValue('#display-name');
+  await screenshot(person, config, 'prejoin');
+}
+
+/** Clicks join and waits for the call: the page's own identity must be the Matrix user id. */
+async function joinCall(person, config, remaining) {
+  person.step = 'join';
+  const started = Date.now();
+  await person.page.click('#join-button');
+  const state = await waitForState(person, ['in-call', 'error', 'left'], remaining());
+  if (state !== 'in-call') {
+    const error = await person.page.evaluate(() => window.salonTest.error).catch(() => null);
+    const why = error ? `: ${error.kind}${error.detail ? ` (${error.detail})` : ''}` : '';
+    throw person.error('join', `joining ended in state "${state}" instead of the call${why}`);
+  }
+  person.result.join_ms = Date.now() - started;
+  const [local] = await person.page.evaluate(() => window.salonTest.participants());
+  if (local !== person.identity) throw person.error('join', `the call knows this user as ${JSON.stringify(local)}, expected the Matrix user id ${person.identity}`);
+}
+
+/** Waits until the page lists everyone and receives every other user's microphone. */
+async function seeEveryone(person, everyone, remaining) {
+  person.step = 'see-everyone';
+  const others = everyone.filter((id) => id !== person.identity);
+  try {
+    await person.page.waitForFunction(
+      (ids) => {
+        const present = window.salonTest.participants();
+        if (!ids.every((id) => present.includes(id))) return false;
+        const room = window.salonTest.room;
+        return ids.every((id) => room?.remoteParticipants.get(id)?.getTrackPublication('microphone')?.isSubscribed);
+      },
+      others,
+      { timeout: remaining(), polling: 100 },
+    );
+  } catch (err) {
+    if (!/Timeout/i.test(err.message)) throw err;
+    const status = await person.page.evaluate(
+      (ids) => ({
+        state: window.salonTest.state,
+        participants: window.salonTest.participants(),
+        microphones: Object.fromEntries(ids.map((id) => [id, window.salonTest.room?.remoteParticipants.get(id)?.getTrackPublication('microphone')?.isSubscribed ?? null])),
+      }),
+      others,
+    );
+    throw person.error(
+      'see-everyone',
+      `in state "${status.state}" the page lists ${JSON.stringify(status.participants)} and receives microphones ${JSON.stringify(status.microphones)}, expected all of ${JSON.stringify(everyone)} with their microphones subscribed`,
+    );
+  }
+  person.result.participants = await person.page.evaluate(() => window.salonTest.participants());
+}
+
+/** Polls `remoteAudioLevel` of every other user for `ms`: the loudest level, the mean, and the share of samples above MIN_LEVEL. */
+async function listen(person, everyone, ms) {
+  person.step = 'listen';
+  const others = everyone.filter((id) => id !== person.identity);
+  const heard = await person.page.evaluate(
+    async ({ ids, ms, min }) => {
+      const stats = Object.fromEntries(ids.map((id) => [id, { max: 0, sum: 0, above: 0 }]));
+      let samples = 0;
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        for (const id of ids) {
+          const level = window.salonTest.remoteAudioLevel(id);
+          const s = stats[id];
+          s.max = Math.max(s.max, level);
+          s.sum += level;
+          if (level > min) s.above += 1;
+        }
+        samples += 1;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return Object.fromEntries(ids.map((id) => [id, { max: stats[id].max, mean: stats[id].sum / samples, active: stats[id].above / samples, samples }]));
+    },
+    { ids: others, ms, min: MIN_LEVEL },
+  );
+  const round = (x) => Math.round(x * 10000) / 10000;
+  for (const stats of Object.values(heard)) {
+    stats.max = round(stats.max);
+    stats.mean = round(stats.mean);
+    stats.active = round(stats.active);
+  }
+  person.result.heard = heard;
+  person.result.max_remote_level = Math.max(...Object.values(heard).map((s) => s.max));
+}
+
+/** `promise`, or `fallback` after `ms` (a hung browser must not hang the report). */
+function within(promise, ms, fallback) {
+  let timer;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+  });
+  return Promise.race([promise.catch(() => fallback), late]).finally(() => clearTimeout(timer));
+}
+
+/** What the journey found wrong, with what the page and its console say. */
+async function failureReport(err, people, config) {
+  const pages = [];
+  for (const person of people) {
+    const seen = person.page
+      ? await within(
+          person.page.evaluate(() => ({
+            state: window.salonTest?.state ?? null,
+            error: window.salonTest?.error ?? null,
+            shown: window.salonTest?.state === 'error' ? document.getElementById('error-message')?.textContent : null,
+          })),
+          5000,
+          {},
+        )
+      : {};
+    await screenshot(person, config, 'failure');
+    pages.push({ user: person.login, identity: person.identity, step: person.step, state: seen.state ?? null, error: seen.error ?? null, error_message: seen.shown ?? null, console_tail: [...person.console], result: person.result });
+  }
+  const who = err instanceof JourneyError && err.user ? `${err.user.login} (${err.user.identity})` : null;
+  const step = err instanceof JourneyError ? err.step : 'unexpected';
+  const lines = [`call-journey: FAILED at ${step}${who ? ` for ${who}` : ''}: ${err.message}`];
+  if (!(err instanceof JourneyError) && err.stack) lines.push(err.stack);
+  for (const page of pages) {
+    if (!page.state && page.console_tail.length === 0) continue;
+    lines.push(`--- ${page.user}: step ${page.step}, page state ${page.state}, salonTest.error ${JSON.stringify(page.error)}${page.error_message ? `, the page says "${page.error_message}"` : ''}`);
+    lines.push(...(page.console_tail.length ? page.console_tail.map((line) => `    ${line}`) : ['    (no console output)']));
+  }
+  return { summary: { ok: false, step, user: err?.user?.login ?? null, message: err.message, call_url: config?.callUrl?.href, pages }, text: lines.join('\n') };
+}
+
+async function closeAll(people) {
+  await Promise.all(
+    people.map((person) =>
+      person.browser ? within(person.browser.close(), 5000, null) : null,
+    ),
+  );
+}
+
+async function main() {
+  const began = Date.now();
+  let config = null;
+  let people = [];
+  let finished = false;
+  const finish = async (code, summary, text) => {
+    if (finished) return;
+    finished = true;
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    if (text) process.stderr.write(`${text}\n`);
+    await closeAll(people);
+    process.exit(code);
+  };
+  try {
+    config = readConfig(process.env);
+    // Everything below is bounded by the deadline; the watchdog catches a stuck browser call.
+    const deadline = began + config.timeoutMs;
+    const remaining = () => Math.max(1000, deadline - Date.now());
+    const watchdog = setTimeout(async () => {
+      const report = await failureReport(new JourneyError(null, 'watchdog', `the journey took longer than SALON_TIMEOUT_MS=${config.timeoutMs} + ${SAMPLE_MS + 20000} ms`), people, config);
+      await finish(1, report.summary, report.text);
+    }, config.timeoutMs + SAMPLE_MS + 20000);
+
+    const call = await fetchCallInfo(config);
+    people = config.users.map(({ login, password }, i) => new Person(login, password, config.audioFiles[i], expectedIdentity(login, call.server_name)));
+    const everyone = people.map((person) => person.identity);
+    if (new Set(everyone).size !== everyone.length) fail(`SALON_USERS names the same user twice: ${everyone.join(', ')}`);
+
+    await Promise.all(
+      people.map(async (person) => {
+        const opened = Date.now();
+        await logIn(person, config, remaining);
+        await preJoin(person, config, remaining);
+        await joinCall(person, config, remaining);
+        person.result.ready_ms = Date.now() - opened;
+      }),
+    );
+    await Promise.all(people.map((person) => seeEveryone(person, everyone, remaining)));
+    await Promise.all(people.map((person) => listen(person, everyone, SAMPLE_MS)));
+    await Promise.all(people.map((person) => screenshot(person, config, 'in-call')));
+    clearTimeout(watchdog);
+
+    const deaf = [];
+    for (const person of people) {
+      for (const [id, stats] of Object.entries(person.result.heard)) {
+        if (!(stats.max > MIN_LEVEL)) deaf.push(`${person.identity} hears ${id} at most at RMS ${stats.max}`);
+      }
+    }
+    if (deaf.length) {
+      const err = new JourneyError(null, 'listen', `a page does not hear the others (needs RMS > ${MIN_LEVEL}): ${deaf.join('; ')}`);
+      const report = await failureReport(err, people, config);
+      return finish(1, report.summary, report.text);
+    }
+    const summary = {
+      ok: true,
+      call_url: config.callUrl.href,
+      room_id: call.room_id,
+      homeserver_url: call.homeserver_url,
+      min_level: MIN_LEVEL,
+      sample_ms: SAMPLE_MS,
+      elapsed_ms: Date.now() - began,
+      users: people.map((person) => person.result),
+    };
+    return finish(0, summary, null);
+  } catch (err) {
+    const report = await failureReport(err, people, config);
+    return finish(1, report.summary, report.text);
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    process.stderr.write(`call-journey: stopped by ${signal}\n`);
+    process.exit(1);
+  });
+}
+
+main();
