@@ -88,6 +88,7 @@ fn pump(
     payload: Vec<u8>,
     interval: Duration,
     per_tick: usize,
+    sent: Arc<AtomicU64>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
@@ -95,7 +96,9 @@ fn pump(
         loop {
             tick.tick().await;
             for _ in 0..per_tick {
-                sender.send(&payload, 40).await;
+                if sender.send(&payload, 40).await {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     })
@@ -149,9 +152,22 @@ async fn measure(args: &Args, ws: &str, pid: u32) -> Result<()> {
     // ~1 Mbit/s is ~90 packets/s of ~1,200 bytes.
     let opus: Vec<u8> = (0..80u8).collect();
     let vp8: Vec<u8> = (0..1200).map(|i| (i % 251) as u8).collect();
-    let mut pumps = vec![pump(audio.clone(), opus, Duration::from_millis(20), 1)];
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut pumps = vec![pump(
+        audio.clone(),
+        opus,
+        Duration::from_millis(20),
+        1,
+        sent.clone(),
+    )];
     if let Some(video) = &video {
-        pumps.push(pump(video.clone(), vp8, Duration::from_millis(33), 3));
+        pumps.push(pump(
+            video.clone(),
+            vp8,
+            Duration::from_millis(33),
+            3,
+            sent.clone(),
+        ));
     }
 
     let received = Arc::new(AtomicU64::new(0));
@@ -176,17 +192,18 @@ async fn measure(args: &Args, ws: &str, pid: u32) -> Result<()> {
     let rss_loaded = rss_kib(pid)?;
     let cpu_start = cpu_seconds(pid)?;
     let received_start = received.load(Ordering::Relaxed);
+    let sent_start = sent.load(Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid)? - cpu_start;
     let forwarded = received.load(Ordering::Relaxed) - received_start;
+    let published = sent.load(Ordering::Relaxed) - sent_start;
     for pump in pumps {
         pump.abort();
     }
     let participants = args.subscribers + 1;
-    let sent_rate = 50.0 + if args.video { 90.0 } else { 0.0 };
-    let expected = sent_rate * elapsed * args.subscribers as f64;
+    let expected = published as f64 * args.subscribers as f64;
     println!(
         "sfu-bench: 1 publisher ({}), {} subscribers, {:.1} s window",
         if args.video {
@@ -198,7 +215,8 @@ async fn measure(args: &Args, ws: &str, pid: u32) -> Result<()> {
         elapsed
     );
     println!(
-        "  forwarded packets received: {forwarded} ({:.1}% of {:.0} expected), {:.0} pps",
+        "  published {published} packets ({:.0} pps); subscribers received {forwarded} ({:.1}% of {:.0}), {:.0} pps",
+        published as f64 / elapsed,
         100.0 * forwarded as f64 / expected.max(1.0),
         expected,
         forwarded as f64 / elapsed
