@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -503,6 +503,10 @@ impl RtpIn {
         let data = self.packet.header.get_extension(id?)?;
         data.first().map(|b| b & 0x7f)
     }
+    /// The sender's SSRC (one per simulcast layer).
+    pub(crate) fn ssrc(&self) -> u32 {
+        self.packet.header.ssrc
+    }
     /// Bytes on the wire (roughly), for bitrate accounting.
     pub(crate) fn size(&self) -> usize {
         12 + self.packet.payload.len()
@@ -538,7 +542,7 @@ impl UpTrack {
     pub(crate) fn handle(&self) -> KeyframeHandle {
         KeyframeHandle {
             track: self.track.clone(),
-            ssrc: self.ssrc,
+            ssrc: Arc::new(AtomicU32::new(self.ssrc)),
         }
     }
 }
@@ -547,14 +551,20 @@ impl UpTrack {
 #[derive(Clone)]
 pub(crate) struct KeyframeHandle {
     track: Arc<dyn TrackRemote>,
-    ssrc: u32,
+    /// The SSRC being forwarded (the selected simulcast layer).
+    ssrc: Arc<AtomicU32>,
 }
 
 impl KeyframeHandle {
+    /// Follows the forwarded SSRC as the forwarder switches layers.
+    pub(crate) fn set_ssrc(&self, ssrc: u32) {
+        self.ssrc.store(ssrc, Ordering::Relaxed);
+    }
+
     pub(crate) async fn request(&self) {
         let pli = PictureLossIndication {
             sender_ssrc: 0,
-            media_ssrc: self.ssrc,
+            media_ssrc: self.ssrc.load(Ordering::Relaxed),
         };
         let _ = self.track.write_rtcp(vec![Box::new(pli)]).await;
     }

@@ -1178,9 +1178,20 @@ impl Forwarder {
         let mut dropping = false;
         let mut subscribers: Vec<Arc<DownTrack>> = Vec::new();
         let mut subscribers_seen = usize::MAX;
+        let mut layer = LayerLock::default();
         while let Some(packet) = up.next().await {
             if self.track.ended.load(Ordering::Acquire) {
                 break;
+            }
+            // A simulcast publisher sends several SSRCs on one track; forward one.
+            match layer.accept(packet.ssrc(), Instant::now()) {
+                LayerChoice::Forward => {}
+                LayerChoice::Drop => continue,
+                LayerChoice::Switched => {
+                    debug!(track_sid = %self.track.sid, ssrc = packet.ssrc(), "forwarding another layer");
+                    self.track.keyframe.set_ssrc(packet.ssrc());
+                    self.track.keyframe.request().await;
+                }
             }
             // Bitrate limit, judged over one-second windows.
             window_bytes += packet.size() as u64;
@@ -1252,6 +1263,49 @@ impl Forwarder {
         debug!(track_sid = %self.track.sid, forwarded = self.track.forwarded.load(Ordering::Relaxed), "track ended");
         if let Some(p) = self.participant.upgrade() {
             p.unpublish(&self.track).await;
+        }
+    }
+}
+
+/// How long the forwarded layer may be silent before another one is taken.
+const LAYER_SILENCE: Duration = Duration::from_secs(2);
+
+/// What to do with a packet of a track that may carry several SSRCs.
+#[derive(Debug, PartialEq, Eq)]
+enum LayerChoice {
+    Forward,
+    /// Forward, and this SSRC is newly selected (ask it for a keyframe).
+    Switched,
+    Drop,
+}
+
+/// Locks a track's forwarding onto one SSRC (one simulcast layer), moving to
+/// another only when the chosen one has gone silent. Subscribers then get one
+/// coherent stream, never interleaved layers.
+#[derive(Debug, Default)]
+struct LayerLock {
+    selected: Option<(u32, Instant)>,
+}
+
+impl LayerLock {
+    fn accept(&mut self, ssrc: u32, now: Instant) -> LayerChoice {
+        match self.selected {
+            Some((current, _)) if current == ssrc => {
+                self.selected = Some((ssrc, now));
+                LayerChoice::Forward
+            }
+            Some((_, last)) if now.saturating_duration_since(last) < LAYER_SILENCE => {
+                LayerChoice::Drop
+            }
+            _ => {
+                let first = self.selected.is_none();
+                self.selected = Some((ssrc, now));
+                if first {
+                    LayerChoice::Forward
+                } else {
+                    LayerChoice::Switched
+                }
+            }
         }
     }
 }
@@ -1352,5 +1406,50 @@ pub(crate) async fn handle_request(
             debug!(message = ?std::mem::discriminant(&other), "request not handled");
             Verdict::Continue
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_layer_is_forwarded_until_it_goes_silent() {
+        let mut lock = LayerLock::default();
+        let t0 = Instant::now();
+        assert_eq!(lock.accept(111, t0), LayerChoice::Forward);
+        assert_eq!(lock.accept(222, t0), LayerChoice::Drop);
+        assert_eq!(
+            lock.accept(333, t0 + Duration::from_millis(10)),
+            LayerChoice::Drop
+        );
+        assert_eq!(
+            lock.accept(111, t0 + Duration::from_secs(1)),
+            LayerChoice::Forward
+        );
+        // 111 stops; after the silence another layer takes over.
+        assert_eq!(
+            lock.accept(222, t0 + Duration::from_millis(2500)),
+            LayerChoice::Drop
+        );
+        assert_eq!(
+            lock.accept(222, t0 + Duration::from_millis(3100)),
+            LayerChoice::Switched
+        );
+        assert_eq!(
+            lock.accept(222, t0 + Duration::from_millis(3120)),
+            LayerChoice::Forward
+        );
+        assert_eq!(
+            lock.accept(111, t0 + Duration::from_millis(3140)),
+            LayerChoice::Drop
+        );
+    }
+
+    #[test]
+    fn sids_have_livekit_prefixes() {
+        let sid = new_sid("TR_");
+        assert!(sid.starts_with("TR_") && sid.len() == 15);
+        assert_ne!(new_sid("PA_"), new_sid("PA_"));
     }
 }
