@@ -94,7 +94,7 @@ json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 login() { curl -fsS -XPOST "$HS/_matrix/client/v3/login" -d "{\"type\":\"m.login.password\",\"identifier\":{\"type\":\"m.id.user\",\"user\":\"$1\"},\"password\":\"demo-$1-password\"}" | json '["access_token"]'; }
 ALICE=$(login alice); BOB=$(login bob)
 api() { local tok=$1 method=$2 path=$3; shift 3; curl -fsS -X "$method" -H "Authorization: Bearer $tok" "$HS$path" "$@"; }
-ROOM=$(api "$ALICE" POST /_matrix/client/v3/createRoom -d '{"preset":"private_chat","name":"Salon de démonstration"}' | json '["room_id"]')
+ROOM=$(api "$ALICE" POST /_matrix/client/v3/createRoom -d "{\"preset\":\"private_chat\",\"name\":\"Salon de démonstration\",\"power_level_content_override\":{\"users\":{\"@visio:$SERVER_NAME\":50}}}" | json '["room_id"]')
 ENC_ROOM=$(python3 -c "import urllib.parse,sys; print(urllib.parse.quote(sys.argv[1]))" "$ROOM")
 api "$ALICE" POST "/_matrix/client/v3/rooms/$ENC_ROOM/invite" -d "{\"user_id\":\"@bob:$SERVER_NAME\"}" >/dev/null
 api "$BOB" POST "/_matrix/client/v3/join/$ENC_ROOM" -d '{}' >/dev/null

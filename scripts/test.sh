@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+export SALON_PY_VENV=${SALON_PY_VENV:-$PWD/.venv/livekit}
+export SALON_SYNAPSE_VENV=${SALON_SYNAPSE_VENV:-$PWD/.venv/synapse}
 status=0
 cargo test --workspace --no-fail-fast "$@" || status=$?
 (cd web && node --test tests/unit.test.mjs tests/smoke.mjs) || status=$?

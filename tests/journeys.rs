@@ -105,9 +105,24 @@ async fn staff_start_a_call_see_its_status_and_stop_it() {
         .expect("layout");
     assert!(layout["widgets"][&widget_id].is_object(), "{layout}");
 
-    // The link opens a page for a live call.
+    // The link opens the call page, and the page's API knows the call.
     let page = env.http.get(&link).send().await.unwrap();
     assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("/assets/call.js"));
+    let info_url = format!(
+        "http://127.0.0.1:{}/_salon/v1/calls/{call_id}",
+        env.web_port
+    );
+    let info: Value = env
+        .http
+        .get(&info_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["state"], "active");
 
     // Starting again gives the same call, never a second one.
     let again = carol.command(&room, "!visio start").await;
@@ -154,7 +169,7 @@ async fn staff_start_a_call_see_its_status_and_stop_it() {
         alice.state(&room, "io.element.widgets.layout", "").await,
         Some(json!({}))
     );
-    assert_eq!(env.http.get(&link).send().await.unwrap().status(), 410);
+    assert_eq!(env.http.get(&info_url).send().await.unwrap().status(), 404);
 
     // Stopping again: nothing is live.
     let nothing = bob.command(&room, "!visio stop").await;
@@ -516,4 +531,166 @@ async fn doctor_says_what_is_wrong_in_plain_words() {
     let (ok, out) = env.doctor(&typo);
     assert!(!ok);
     assert!(out.contains("public_ulr"), "{out}");
+}
+
+/// The claims of a LiveKit JWT (not verified here: the SFU does that).
+fn jwt_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_join_with_their_matrix_identity_and_the_room_sees_who_is_in_the_call() {
+    let mut env = Env::start_with(|cfg| cfg.push_str("\n[calls]\nempty_grace_seconds = 2\n")).await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let dave = env.user("dave").await;
+    let room = room_with_bot(&env, &alice, &[]).await;
+    let started = alice.command(&room, "!visio start").await;
+    let call_id = reply_field(&started)["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let api = format!("http://127.0.0.1:{}/_salon/v1/calls", env.web_port);
+    let join = |call: String, body: Value| {
+        let http = env.http.clone();
+        let url = format!("{api}/{call}/join");
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    let info: Value = env
+        .http
+        .get(format!("{api}/{call_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["room_id"], room.as_str());
+    assert_eq!(info["state"], "active");
+    assert_eq!(info["homeserver_url"], env.hs_url.as_str());
+
+    // A forged token, an outsider, an unknown call: each refused with its own code.
+    let forged = json!({"openid_token": {"access_token": "forged", "matrix_server_name": "salon.test", "token_type": "Bearer", "expires_in": 3600}});
+    let (status, body) = join(call_id.clone(), forged).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (401, Some("M_UNKNOWN_TOKEN")),
+        "{body}"
+    );
+    let (status, body) = join(
+        call_id.clone(),
+        json!({"openid_token": dave.openid_token().await}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN")),
+        "{body}"
+    );
+    let (status, _) = join(
+        "0123456789abcdef".into(),
+        json!({"openid_token": alice.openid_token().await}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, body) = join(call_id.clone(), json!({"nonsense": true})).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (400, Some("M_BAD_JSON"))
+    );
+
+    // A member gets a five-minute LiveKit token for this call, as themselves.
+    let (status, grant) = join(
+        call_id.clone(),
+        json!({"openid_token": alice.openid_token().await, "display_name": "Alice Martin"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{grant}");
+    assert_eq!(
+        grant["url"],
+        format!("ws://127.0.0.1:{}", env.web_port).as_str()
+    );
+    let claims = jwt_claims(grant["token"].as_str().unwrap());
+    assert_eq!(claims["sub"], alice.user_id.as_str());
+    assert_eq!(claims["name"], "Alice Martin");
+    assert_eq!(claims["video"]["room"], call_id.as_str());
+    assert_eq!(claims["video"]["roomJoin"], true);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ttl = claims["exp"].as_u64().unwrap() - now;
+    assert!((290..=300).contains(&ttl), "token lives {ttl} s");
+
+    // Alice joins the SFU with it: the room's call state lists her, and so does status.
+    let client = salon_sfu::testing::TestClient::connect(
+        grant["url"].as_str().unwrap(),
+        grant["token"].as_str().unwrap(),
+    )
+    .await
+    .expect("the SFU accepts the bridge's token");
+    let alice_id = alice.user_id.clone();
+    alice
+        .wait_until("alice in org.salon.call participants", WAIT, || async {
+            alice
+                .state(&room, "org.salon.call", "")
+                .await
+                .is_some_and(|s| {
+                    s["participants"]
+                        .as_array()
+                        .is_some_and(|p| p.iter().any(|u| u == alice_id.as_str()))
+                })
+        })
+        .await;
+    let status = alice.command(&room, "!visio status").await;
+    assert!(
+        status["body"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("In the call: {}", alice.user_id)),
+        "{status}"
+    );
+
+    // She leaves; after the grace period the call ends by itself and the room is told.
+    client.leave().await;
+    alice
+        .wait_until("the call to end after everyone left", WAIT, || async {
+            alice
+                .state(&room, "org.salon.call", "")
+                .await
+                .is_some_and(|s| s["state"] == "ended")
+        })
+        .await;
+    alice
+        .wait_until(
+            "a notice that the call ended because everyone left",
+            WAIT,
+            || async {
+                alice.timeline(&room).await.iter().any(|e| {
+                    e["content"]["org.salon.reply"]["command"] == "timeout"
+                        && e["content"]["body"]
+                            .as_str()
+                            .unwrap_or("")
+                            .contains("everyone left")
+                })
+            },
+        )
+        .await;
+    let state = alice.state(&room, "org.salon.call", "").await.unwrap();
+    assert_eq!(state["participants"], json!([]));
+    // The ended call accepts no more joins.
+    let (status, _) = join(call_id, json!({"openid_token": alice.openid_token().await})).await;
+    assert_eq!(status, 404);
 }

@@ -13,8 +13,9 @@ use ruma::{OwnedRoomId, OwnedUserId, UserId};
 use tokio::net::TcpListener;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use crate::access;
 use crate::appservice::{self, AppserviceState};
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::matrix::{Matrix, MatrixError};
 use crate::metrics::Metrics;
 use crate::queues::{RoomJob, RoomQueues, RoomWorker};
@@ -41,6 +42,7 @@ pub struct App {
     pub matrix: Matrix,
     pub metrics: Arc<Metrics>,
     pub sender_user_id: OwnedUserId,
+    pub sfu: Arc<salon_sfu::Sfu>,
 }
 
 impl App {
@@ -84,6 +86,16 @@ impl RoomWorker for App {
                 }
                 .instrument(span)
                 .await
+            }
+            RoomJob::Participant {
+                call_id,
+                user,
+                joined,
+            } => {
+                if let Err(e) = self.on_participant(&call_id, &user, joined).await {
+                    Metrics::inc(&self.metrics.errors);
+                    warn!(error = %e, %call_id, "cannot record a participant change");
+                }
             }
             RoomJob::CheckTimeout => {
                 if let Err(e) = self.check_timeout(&room_id).await {
@@ -149,12 +161,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "@{}:{}",
         tokens.sender_localpart, config.homeserver.server_name
     ))?;
+    let sfu_secret = sfu_secret(&config, &store).await?;
+    let sfu = salon_sfu::Sfu::new(sfu_config(&config, &sfu_secret))?;
     let app = Arc::new(App {
         config: config.clone(),
         store: store.clone(),
-        matrix,
+        matrix: matrix.clone(),
         metrics: metrics.clone(),
         sender_user_id,
+        sfu: sfu.clone(),
     });
     app.refresh_live_calls();
     let rooms = RoomQueues::default();
@@ -183,7 +198,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let web_router = web::router(web::WebState {
         config: config.clone(),
         store: store.clone(),
-    });
+    })
+    .merge(access::router(access::AccessState::new(
+        config.clone(),
+        store.clone(),
+        matrix.clone(),
+        config.sfu.api_key.clone(),
+        sfu_secret.clone(),
+    )))
+    .merge(sfu.router());
+    let participants = follow_participants(&sfu, &store, &rooms);
 
     let (shutdown_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut servers = Vec::new();
@@ -249,7 +273,80 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     let _ = ticker.await;
+    participants.abort();
+    sfu.shutdown().await;
     Ok(())
+}
+
+/// The SFU's API secret: from the config, else made once and kept in the store.
+async fn sfu_secret(config: &Config, store: &Store) -> anyhow::Result<Secret> {
+    if let Some(secret) = &config.sfu.api_secret {
+        return Ok(secret.clone());
+    }
+    if let Some(secret) = store.meta::<String>("sfu_api_secret")? {
+        return Ok(Secret::new(secret));
+    }
+    let secret = crate::registration::random_token(48);
+    store.set_meta("sfu_api_secret", &secret).await?;
+    Ok(Secret::new(secret))
+}
+
+fn sfu_config(config: &Config, secret: &Secret) -> salon_sfu::SfuConfig {
+    let s = &config.sfu;
+    salon_sfu::SfuConfig {
+        bind_ip: s.bind_ip,
+        udp_port_min: s.udp_port_min,
+        udp_port_max: s.udp_port_max,
+        public_ip: s.public_ip,
+        ice_servers: s
+            .turn
+            .iter()
+            .map(|t| salon_sfu::IceServer {
+                urls: t.urls.clone(),
+                username: t.username.clone(),
+                credential: t.credential.expose().to_owned(),
+            })
+            .collect(),
+        api_key: s.api_key.clone(),
+        api_secret: secret.expose().to_owned(),
+        max_participants: s.max_participants,
+        max_bitrate_bps: s.max_bitrate_bps,
+        ws_url: Some(config.sfu_ws_url()),
+    }
+}
+
+/// Turns the SFU's join and leave events into jobs on the call's room queue.
+fn follow_participants(
+    sfu: &Arc<salon_sfu::Sfu>,
+    store: &Store,
+    rooms: &RoomQueues,
+) -> tokio::task::JoinHandle<()> {
+    use salon_sfu::events::RoomEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = sfu.events();
+    let (store, rooms) = (store.clone(), rooms.clone());
+    tokio::spawn(async move {
+        loop {
+            let (call_id, identity, joined) = match events.recv().await {
+                Ok(RoomEvent::ParticipantJoined { room, identity, .. }) => (room, identity, true),
+                Ok(RoomEvent::ParticipantLeft { room, identity }) => (room, identity, false),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(n)) => {
+                    warn!(missed = n, "missed SFU events");
+                    continue;
+                }
+                Err(RecvError::Closed) => break,
+            };
+            let Ok(user) = UserId::parse(identity.as_str()) else {
+                continue;
+            };
+            match store.call(&call_id) {
+                Ok(Some(call)) => rooms.participant(call.room_id, call_id, user, joined),
+                Ok(None) => warn!(%call_id, "SFU event for an unknown call"),
+                Err(e) => warn!(error = %e, "cannot read the call of an SFU event"),
+            }
+        }
+    })
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -264,7 +361,8 @@ fn serve(
     mut shutdown: tokio::sync::broadcast::Receiver<()>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let result = axum::serve(listener, router)
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let result = axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 let _ = shutdown.recv().await;
             })

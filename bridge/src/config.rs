@@ -68,6 +68,8 @@ struct RawConfig {
     #[serde(default)]
     calls: RawCalls,
     #[serde(default)]
+    sfu: RawSfu,
+    #[serde(default)]
     storage: RawStorage,
     #[serde(default)]
     logging: RawLogging,
@@ -75,9 +77,72 @@ struct RawConfig {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawSfu {
+    #[serde(default = "default_sfu_bind_ip")]
+    bind_ip: String,
+    #[serde(default)]
+    udp_port_min: u16,
+    #[serde(default)]
+    udp_port_max: u16,
+    public_ip: Option<String>,
+    #[serde(default = "default_sfu_api_key")]
+    api_key: String,
+    api_secret: Option<String>,
+    api_secret_file: Option<PathBuf>,
+    #[serde(default = "default_max_participants")]
+    max_participants: usize,
+    #[serde(default = "default_max_bitrate_kbps")]
+    max_bitrate_kbps: u64,
+    #[serde(default)]
+    turn: Vec<RawTurn>,
+}
+
+impl Default for RawSfu {
+    fn default() -> Self {
+        Self {
+            bind_ip: default_sfu_bind_ip(),
+            udp_port_min: 0,
+            udp_port_max: 0,
+            public_ip: None,
+            api_key: default_sfu_api_key(),
+            api_secret: None,
+            api_secret_file: None,
+            max_participants: default_max_participants(),
+            max_bitrate_kbps: default_max_bitrate_kbps(),
+            turn: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTurn {
+    urls: Vec<String>,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    credential: String,
+}
+
+fn default_sfu_bind_ip() -> String {
+    "127.0.0.1".into()
+}
+fn default_sfu_api_key() -> String {
+    "salon".into()
+}
+fn default_max_participants() -> usize {
+    50
+}
+fn default_max_bitrate_kbps() -> u64 {
+    6000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawHomeserver {
     url: String,
     server_name: String,
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +169,12 @@ struct RawWeb {
     public_url: String,
     #[serde(default = "default_web_bind")]
     bind: String,
+    #[serde(default = "default_web_assets")]
+    assets: PathBuf,
+}
+
+fn default_web_assets() -> PathBuf {
+    PathBuf::from("web")
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,6 +307,7 @@ pub struct Config {
     pub bot: BotConfig,
     pub permissions: Permissions,
     pub calls: CallsConfig,
+    pub sfu: SfuSettings,
     pub storage: StorageConfig,
     pub logging: LoggingConfig,
 }
@@ -244,6 +316,30 @@ pub struct Config {
 pub struct HomeserverConfig {
     pub url: Url,
     pub server_name: OwnedServerName,
+    /// The homeserver as browsers reach it (the call page logs in there).
+    pub public_url: Url,
+}
+
+/// The embedded SFU's settings.
+#[derive(Debug, Clone)]
+pub struct SfuSettings {
+    pub bind_ip: std::net::IpAddr,
+    pub udp_port_min: u16,
+    pub udp_port_max: u16,
+    pub public_ip: Option<std::net::IpAddr>,
+    pub api_key: String,
+    /// `None`: generated on first start and kept in the store.
+    pub api_secret: Option<Secret>,
+    pub max_participants: usize,
+    pub max_bitrate_bps: u64,
+    pub turn: Vec<TurnServer>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TurnServer {
+    pub urls: Vec<String>,
+    pub username: String,
+    pub credential: Secret,
 }
 
 #[derive(Debug, Clone)]
@@ -268,6 +364,8 @@ pub struct Tokens {
 pub struct WebConfig {
     pub public_url: Url,
     pub bind: SocketAddr,
+    /// The call page's folder (`call.html`, `dist/`).
+    pub assets: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -343,6 +441,10 @@ impl Config {
 
     fn validate(raw: RawConfig, base: &Path, with_tokens: bool) -> Result<Self, ConfigError> {
         let hs_url = parse_http_url("homeserver.url", &raw.homeserver.url)?;
+        let hs_public_url = match &raw.homeserver.public_url {
+            Some(url) => parse_http_url("homeserver.public_url", url)?,
+            None => hs_url.clone(),
+        };
         let server_name = ServerName::parse(&raw.homeserver.server_name)
             .map_err(|e| invalid("homeserver.server_name", format!("not a server name: {e}")))?;
 
@@ -407,6 +509,7 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let sfu = validate_sfu(&raw.sfu, base)?;
         if raw.storage.path.as_os_str().is_empty() {
             return Err(invalid("storage.path", "must not be empty"));
         }
@@ -424,6 +527,7 @@ impl Config {
             homeserver: HomeserverConfig {
                 url: hs_url,
                 server_name,
+                public_url: hs_public_url,
             },
             appservice: AppserviceConfig {
                 id: raw.appservice.id,
@@ -435,6 +539,7 @@ impl Config {
             web: WebConfig {
                 public_url,
                 bind: web_bind,
+                assets: base.join(raw.web.assets),
             },
             bot: BotConfig {
                 displayname: raw.bot.displayname,
@@ -451,6 +556,7 @@ impl Config {
                     raw.calls.unjoined_timeout_minutes * 60,
                 ),
             },
+            sfu,
             storage: StorageConfig {
                 path: base.join(raw.storage.path),
             },
@@ -481,11 +587,111 @@ impl Config {
         })
     }
 
+    /// The SFU's WebSocket base URL as browsers reach it (`/rtc` is appended
+    /// by the client): the public URL with `ws`/`wss`.
+    pub fn sfu_ws_url(&self) -> String {
+        let mut url = self.web.public_url.clone();
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        let _ = url.set_scheme(scheme);
+        url.as_str().trim_end_matches('/').to_owned()
+    }
+
     /// The join link for a call.
     pub fn call_url(&self, call_id: &str) -> String {
         let base = self.web.public_url.as_str().trim_end_matches('/');
         format!("{base}/call/{call_id}")
     }
+}
+
+fn validate_sfu(raw: &RawSfu, base: &Path) -> Result<SfuSettings, ConfigError> {
+    let bind_ip = raw.bind_ip.parse().map_err(|e| {
+        invalid(
+            "sfu.bind_ip",
+            format!(
+                "`{}` is not an IP address: {e} (0.0.0.0 is refused: bind the interface's address)",
+                raw.bind_ip
+            ),
+        )
+    })?;
+    if let std::net::IpAddr::V4(v4) = bind_ip
+        && v4.is_unspecified()
+    {
+        return Err(invalid(
+            "sfu.bind_ip",
+            "0.0.0.0 skips loopback in the WebRTC stack: bind the interface's address",
+        ));
+    }
+    let public_ip = raw
+        .public_ip
+        .as_deref()
+        .map(|ip| {
+            ip.parse()
+                .map_err(|e| invalid("sfu.public_ip", format!("`{ip}` is not an IP address: {e}")))
+        })
+        .transpose()?;
+    if (raw.udp_port_min == 0) != (raw.udp_port_max == 0) || raw.udp_port_min > raw.udp_port_max {
+        return Err(invalid(
+            "sfu.udp_port_min",
+            "set both udp_port_min and udp_port_max (min <= max), or neither for ephemeral ports",
+        ));
+    }
+    if raw.api_key.is_empty() {
+        return Err(invalid("sfu.api_key", "must not be empty"));
+    }
+    let api_secret = match (&raw.api_secret, &raw.api_secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "sfu.api_secret",
+                "set api_secret or api_secret_file, not both",
+            ));
+        }
+        (Some(secret), None) => Some(secret.clone()),
+        (None, Some(path)) => Some(read_secret_file("sfu.api_secret_file", &base.join(path))?),
+        (None, None) => None,
+    };
+    if let Some(secret) = &api_secret
+        && secret.len() < 32
+    {
+        return Err(invalid("sfu.api_secret", "must be at least 32 characters"));
+    }
+    if raw.max_participants == 0 {
+        return Err(invalid("sfu.max_participants", "must be at least 1"));
+    }
+    if raw.max_bitrate_kbps < 64 {
+        return Err(invalid("sfu.max_bitrate_kbps", "must be at least 64"));
+    }
+    let turn = raw
+        .turn
+        .iter()
+        .map(|t| {
+            if t.urls.is_empty()
+                || t.urls.iter().any(|u| {
+                    !(u.starts_with("turn:") || u.starts_with("turns:") || u.starts_with("stun:"))
+                })
+            {
+                return Err(invalid(
+                    "sfu.turn.urls",
+                    "each server needs urls starting with turn:, turns: or stun:",
+                ));
+            }
+            Ok(TurnServer {
+                urls: t.urls.clone(),
+                username: t.username.clone(),
+                credential: Secret::new(t.credential.clone()),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(SfuSettings {
+        bind_ip,
+        udp_port_min: raw.udp_port_min,
+        udp_port_max: raw.udp_port_max,
+        public_ip,
+        api_key: raw.api_key.clone(),
+        api_secret: api_secret.map(Secret::new),
+        max_participants: raw.max_participants,
+        max_bitrate_bps: raw.max_bitrate_kbps * 1000,
+        turn,
+    })
 }
 
 fn parse_http_url(key: &'static str, value: &str) -> Result<Url, ConfigError> {
@@ -683,6 +889,23 @@ public_url = "https://visio.example.org/"
         assert!(err_of(&bad_local).contains("appservice.bot_localpart"));
         let bad_server = MINIMAL.replace("example.org", "exa mple");
         assert!(err_of(&bad_server).contains("homeserver.server_name"));
+    }
+
+    #[test]
+    fn sfu_settings_are_checked() {
+        let with = |extra: &str| MINIMAL.to_owned() + "[sfu]\n" + extra;
+        let cfg = Config::from_toml(
+            &with("udp_port_min = 50000\nudp_port_max = 50100\n"),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!((cfg.sfu.udp_port_min, cfg.sfu.udp_port_max), (50000, 50100));
+        assert!(cfg.sfu.api_secret.is_none());
+        assert_eq!(cfg.sfu_ws_url(), "wss://visio.example.org");
+        assert!(err_of(&with("bind_ip = \"0.0.0.0\"\n")).contains("sfu.bind_ip"));
+        assert!(err_of(&with("udp_port_min = 50000\n")).contains("sfu.udp_port_min"));
+        assert!(err_of(&with("api_secret = \"short\"\n")).contains("sfu.api_secret"));
+        assert!(err_of(&with("[[sfu.turn]]\nurls = [\"http://x\"]\n")).contains("sfu.turn"));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! The homeserver pushes events to [`appservice`]; they are queued durably in
 //! [`store`] and handled in order per room ([`queues`]) by [`room`], which parses
 //! [`commands`], decides with the pure [`calls`] state machine and [`power`]
-//! levels, and acts through [`matrix`]. [`app`] wires it together and [`web`]
-//! serves the call page. See `docs/architecture.md`.
+//! levels, and acts through [`matrix`]. [`app`] wires it together with the
+//! embedded SFU (`salon-sfu`); [`web`] serves the call page and [`access`]
+//! decides who may join. See `docs/architecture.md`.
 
+pub mod access;
 pub mod app;
 pub mod appservice;
 pub mod calls;

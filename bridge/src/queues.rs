@@ -20,6 +20,12 @@ pub enum RoomJob {
     Event(u64, QueuedEvent),
     /// Check whether the room's call should end by itself.
     CheckTimeout,
+    /// Someone joined (`true`) or left the call's media session.
+    Participant {
+        call_id: String,
+        user: ruma::OwnedUserId,
+        joined: bool,
+    },
 }
 
 /// What runs a room's jobs; implemented by the app.
@@ -81,6 +87,23 @@ impl RoomQueues {
 
     pub fn dispatch_event(&self, seq: u64, event: QueuedEvent) {
         self.send(event.room_id.clone(), RoomJob::Event(seq, event));
+    }
+
+    pub fn participant(
+        &self,
+        room_id: OwnedRoomId,
+        call_id: String,
+        user: ruma::OwnedUserId,
+        joined: bool,
+    ) {
+        self.send(
+            room_id,
+            RoomJob::Participant {
+                call_id,
+                user,
+                joined,
+            },
+        );
     }
 
     pub fn check_timeout(&self, room_id: OwnedRoomId) {

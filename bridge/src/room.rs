@@ -497,6 +497,7 @@ impl App {
     ) -> Result<Call, HandleError> {
         if call.end(now_millis(), reason, by) {
             self.store.save_call(&call).await?;
+            self.sfu.close_room(&call.id).await;
             Metrics::inc(&self.metrics.calls_ended);
             self.refresh_live_calls();
             info!(call_id = %call.id, ?reason, "call ended");
@@ -569,6 +570,38 @@ impl App {
             }
         };
         self.reply(room_id, event, &body, None, structured).await?;
+        Ok(())
+    }
+
+    /// Records a participant joining or leaving the call's media session, and
+    /// shows who is in the call in the room state.
+    pub async fn on_participant(
+        &self,
+        call_id: &str,
+        user: &UserId,
+        joined: bool,
+    ) -> Result<(), HandleError> {
+        let Some(mut call) = self.store.call(call_id)? else {
+            return Ok(());
+        };
+        let changed = if joined {
+            call.join(user)
+        } else {
+            call.leave(user, now_millis())
+        };
+        if !changed {
+            return Ok(());
+        }
+        self.store.save_call(&call).await?;
+        info!(call_id, user = %user, joined, participants = call.participants.len(), "participants changed");
+        self.matrix
+            .send_state(
+                &call.room_id,
+                CALL_EVENT,
+                "",
+                &self.call_state_content(&call),
+            )
+            .await?;
         Ok(())
     }
 

@@ -1,8 +1,9 @@
-//! The public web side: the call page at `/call/{call_id}`.
+//! The public web side: the call page at `/call/{call_id}` and its assets.
 //!
-//! For now the page tells whether the call is live and in which room; the
-//! media page (livekit-client against the embedded SFU) replaces its body when
-//! the SFU lands.
+//! When the page is built (`web/build.sh` makes `web/dist/`), every call id is
+//! served the same `call.html`, which asks `/_salon/v1` about the call and joins
+//! the embedded SFU with livekit-client. Without a built page, a plain status
+//! page says whether the call is live, so a join link never leads nowhere.
 
 use std::sync::Arc;
 
@@ -22,9 +23,11 @@ pub struct WebState {
 }
 
 pub fn router(state: WebState) -> Router {
+    let dist = state.config.web.assets.join("dist");
     Router::new()
         .route("/call/{call_id}", get(call_page))
         .route("/health", get(|| async { "ok" }))
+        .nest_service("/assets", tower_http::services::ServeDir::new(dist))
         .with_state(state)
 }
 
@@ -36,6 +39,12 @@ fn escape(text: &str) -> String {
 }
 
 async fn call_page(State(state): State<WebState>, Path(call_id): Path<String>) -> Response {
+    let assets = &state.config.web.assets;
+    if assets.join("dist/call.js").exists()
+        && let Ok(page) = tokio::fs::read_to_string(assets.join("call.html")).await
+    {
+        return Html(page).into_response();
+    }
     let call = if call_id.len() <= 64 && call_id.chars().all(|c| c.is_ascii_alphanumeric()) {
         state.store.call(&call_id).ok().flatten()
     } else {

@@ -79,6 +79,7 @@ impl Env {
         let as_port = free_port();
         let web_port = free_port();
         let hs_url = format!("http://127.0.0.1:{hs_port}");
+        let assets = workspace_root().join("web").display().to_string();
         let mut config = format!(
             r#"[homeserver]
 url = "{hs_url}"
@@ -91,6 +92,7 @@ registration = "appservice.yaml"
 [web]
 public_url = "http://127.0.0.1:{web_port}"
 bind = "127.0.0.1:{web_port}"
+assets = "{assets}"
 
 [storage]
 path = "data"
@@ -462,6 +464,19 @@ impl User {
         let mut events = v["chunk"].as_array().cloned().unwrap_or_default();
         events.reverse();
         events
+    }
+
+    /// An OpenID token object, as the call page gets it.
+    pub async fn openid_token(&self) -> Value {
+        self.ok(
+            reqwest::Method::POST,
+            &format!(
+                "/_matrix/client/v3/user/{}/openid/request_token",
+                enc(&self.user_id)
+            ),
+            Some(json!({})),
+        )
+        .await
     }
 
     pub async fn is_joined(&self, room: &str, user: &str) -> bool {

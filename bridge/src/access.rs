@@ -1,0 +1,314 @@
+//! Who may join a call: the `/_salon/v1` API the call page talks to.
+//!
+//! The page proves who it is with a Matrix OpenID token. The bridge checks it
+//! with the homeserver (`/_matrix/federation/v1/openid/userinfo`), checks that
+//! the user is **joined** to the call's room, and only then returns a LiveKit
+//! token for this call's SFU room, valid for five minutes, whose identity is
+//! the user's mxid. This is the model of MatrixRTC's lk-jwt-service.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ruma::{OwnedUserId, UserId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::appservice::matrix_error;
+use crate::calls::Call;
+use crate::config::{Config, Secret};
+use crate::matrix::Matrix;
+use crate::store::Store;
+
+/// How long a join token is valid.
+pub const JOIN_TOKEN_TTL: Duration = Duration::from_secs(5 * 60);
+/// Join attempts allowed per client address per minute.
+const ATTEMPTS_PER_MINUTE: u32 = 20;
+
+/// What the access routes need.
+#[derive(Clone)]
+pub struct AccessState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub matrix: Matrix,
+    pub sfu_api_key: String,
+    pub sfu_api_secret: Secret,
+    http: reqwest::Client,
+    limiter: Arc<Mutex<RateLimiter>>,
+}
+
+impl AccessState {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        matrix: Matrix,
+        sfu_api_key: String,
+        sfu_api_secret: Secret,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            matrix,
+            sfu_api_key,
+            sfu_api_secret,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("a plain HTTP client builds"),
+            limiter: Arc::new(Mutex::new(RateLimiter::default())),
+        }
+    }
+}
+
+/// A fixed-window counter per client address.
+#[derive(Default)]
+struct RateLimiter {
+    windows: HashMap<IpAddr, (Instant, u32)>,
+}
+
+impl RateLimiter {
+    fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if self.windows.len() > 10_000 {
+            self.windows
+                .retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+        }
+        let entry = self.windows.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= Duration::from_secs(60) {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= ATTEMPTS_PER_MINUTE
+    }
+}
+
+pub fn router(state: AccessState) -> Router {
+    Router::new()
+        .route("/_salon/v1/calls/{call_id}", get(call_info))
+        .route("/_salon/v1/calls/{call_id}/join", post(join))
+        .with_state(state)
+}
+
+fn live_call(store: &Store, call_id: &str) -> Option<Call> {
+    if call_id.len() > 64 || !call_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    store.call(call_id).ok().flatten()
+}
+
+fn not_found() -> Response {
+    matrix_error(
+        StatusCode::NOT_FOUND,
+        "M_NOT_FOUND",
+        "no such call, or it has ended",
+    )
+}
+
+async fn call_info(State(state): State<AccessState>, Path(call_id): Path<String>) -> Response {
+    let Some(call) = live_call(&state.store, &call_id).filter(Call::is_active) else {
+        return not_found();
+    };
+    let room_name = state
+        .matrix
+        .state(&call.room_id, "m.room.name", "")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|c| c["name"].as_str().map(str::to_owned));
+    Json(json!({
+        "call_id": call.id,
+        "room_id": call.room_id,
+        "room_name": room_name,
+        "state": call.state,
+        "homeserver_url": state.config.homeserver.public_url.as_str().trim_end_matches('/'),
+        "server_name": state.config.homeserver.server_name,
+        "transcription": false,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct JoinRequest {
+    openid_token: OpenIdToken,
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OpenIdToken {
+    access_token: String,
+    matrix_server_name: String,
+}
+
+/// Why the homeserver did not vouch for a token.
+enum Verification {
+    User(OwnedUserId),
+    Rejected,
+    Unavailable(String),
+}
+
+async fn verify_openid(state: &AccessState, token: &OpenIdToken) -> Verification {
+    if token.matrix_server_name != state.config.homeserver.server_name.as_str() {
+        return Verification::Rejected;
+    }
+    let url = match url::Url::parse_with_params(
+        &format!(
+            "{}/_matrix/federation/v1/openid/userinfo",
+            state.config.homeserver.url.as_str().trim_end_matches('/')
+        ),
+        [("access_token", &token.access_token)],
+    ) {
+        Ok(url) => url,
+        Err(_) => return Verification::Rejected,
+    };
+    let response = match state.http.get(url).send().await {
+        Ok(r) => r,
+        Err(e) => return Verification::Unavailable(e.without_url().to_string()),
+    };
+    if response.status().is_server_error() {
+        return Verification::Unavailable(response.status().to_string());
+    }
+    if !response.status().is_success() {
+        return Verification::Rejected;
+    }
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    match body["sub"].as_str().map(UserId::parse) {
+        Some(Ok(user)) if user.server_name() == state.config.homeserver.server_name => {
+            Verification::User(user)
+        }
+        _ => Verification::Rejected,
+    }
+}
+
+async fn join(
+    State(state): State<AccessState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(call_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if !state
+        .limiter
+        .lock()
+        .expect("limiter lock")
+        .allow(peer.ip(), Instant::now())
+    {
+        return matrix_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "M_LIMIT_EXCEEDED",
+            "too many join attempts; wait a minute",
+        );
+    }
+    let Some(call) = live_call(&state.store, &call_id).filter(Call::is_active) else {
+        return not_found();
+    };
+    let request: JoinRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return matrix_error(
+                StatusCode::BAD_REQUEST,
+                "M_BAD_JSON",
+                &format!("expected {{openid_token, display_name}}: {e}"),
+            );
+        }
+    };
+    let user = match verify_openid(&state, &request.openid_token).await {
+        Verification::User(user) => user,
+        Verification::Rejected => {
+            warn!(call_id = %call.id, "join refused: the homeserver did not vouch for the OpenID token");
+            return matrix_error(
+                StatusCode::UNAUTHORIZED,
+                "M_UNKNOWN_TOKEN",
+                "the homeserver did not accept this OpenID token; sign in again",
+            );
+        }
+        Verification::Unavailable(reason) => {
+            warn!(call_id = %call.id, %reason, "cannot verify an OpenID token: homeserver unavailable");
+            return matrix_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "M_UNAVAILABLE",
+                "the homeserver cannot be reached to check who you are; try again shortly",
+            );
+        }
+    };
+    let membership = match state
+        .matrix
+        .state(&call.room_id, "m.room.member", user.as_str())
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(call_id = %call.id, error = %e, "cannot read room membership");
+            return matrix_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "M_UNAVAILABLE",
+                "cannot check room membership right now; try again shortly",
+            );
+        }
+    };
+    let joined = membership
+        .as_ref()
+        .and_then(|m| m["membership"].as_str())
+        .is_some_and(|m| m == "join");
+    if !joined {
+        info!(call_id = %call.id, user = %user, "join refused: not a member of the room");
+        return matrix_error(
+            StatusCode::FORBIDDEN,
+            "M_FORBIDDEN",
+            "only members of the room can join its call",
+        );
+    }
+    let name = request
+        .display_name
+        .map(|n| n.trim().chars().take(80).collect::<String>())
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            membership
+                .as_ref()
+                .and_then(|m| m["displayname"].as_str().map(str::to_owned))
+        })
+        .unwrap_or_else(|| user.to_string());
+    let token = salon_sfu::token::mint(
+        &state.sfu_api_key,
+        state.sfu_api_secret.expose(),
+        &call.id,
+        user.as_str(),
+        &name,
+        JOIN_TOKEN_TTL,
+    );
+    info!(call_id = %call.id, user = %user, "join token issued");
+    Json(json!({ "url": state.config.sfu_ws_url(), "token": token })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limiter_allows_a_burst_then_refuses_until_the_minute_passes() {
+        let mut limiter = RateLimiter::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..ATTEMPTS_PER_MINUTE {
+            assert!(limiter.allow(ip, t0));
+        }
+        assert!(!limiter.allow(ip, t0 + Duration::from_secs(30)));
+        assert!(limiter.allow(other, t0), "other clients are not affected");
+        assert!(limiter.allow(ip, t0 + Duration::from_secs(61)));
+    }
+
+    #[test]
+    fn only_plain_call_ids_are_looked_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(live_call(&store, "../../etc").is_none());
+        assert!(live_call(&store, &"a".repeat(65)).is_none());
+    }
+}
