@@ -117,20 +117,8 @@ impl App {
         Ok(())
     }
 
-    fn may_autojoin(&self, inviter: &UserId) -> bool {
-        let bot = &self.config.bot;
-        if bot.autojoin_servers.is_empty() && bot.autojoin_users.is_empty() {
-            return true;
-        }
-        bot.autojoin_users.iter().any(|u| u == inviter)
-            || bot
-                .autojoin_servers
-                .iter()
-                .any(|s| s.as_str() == inviter.server_name().as_str())
-    }
-
     async fn on_invite(&self, room_id: &OwnedRoomId, event: &Event) -> Result<(), HandleError> {
-        if !self.may_autojoin(&event.sender) {
+        if !may_autojoin(&self.config.bot, &event.sender) {
             info!(inviter = %event.sender, "invite declined: inviter not in the auto-join lists");
             self.matrix
                 .leave(
@@ -634,6 +622,19 @@ impl App {
     }
 }
 
+/// Whether the bot accepts an invite from `inviter`: everyone when both lists
+/// are empty, else only the listed users and servers.
+fn may_autojoin(bot: &crate::config::BotConfig, inviter: &UserId) -> bool {
+    if bot.autojoin_servers.is_empty() && bot.autojoin_users.is_empty() {
+        return true;
+    }
+    bot.autojoin_users.iter().any(|u| u == inviter)
+        || bot
+            .autojoin_servers
+            .iter()
+            .any(|s| s.as_str() == inviter.server_name().as_str())
+}
+
 /// A fresh, URL-safe call id.
 fn new_call_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
@@ -657,6 +658,30 @@ mod tests {
         let (a, b) = (new_call_id(), new_call_id());
         assert_ne!(a, b);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn autojoin_lists_limit_who_may_invite_the_bot() {
+        use crate::config::BotConfig;
+        use ruma::{owned_server_name, owned_user_id, user_id};
+        let open = BotConfig {
+            displayname: "Visio".into(),
+            autojoin_servers: vec![],
+            autojoin_users: vec![],
+        };
+        assert!(may_autojoin(&open, user_id!("@anyone:elsewhere.org")));
+        let limited = BotConfig {
+            autojoin_servers: vec![owned_server_name!("agents.gouv.fr")],
+            autojoin_users: vec![owned_user_id!("@partner:example.org")],
+            ..open
+        };
+        assert!(may_autojoin(&limited, user_id!("@alice:agents.gouv.fr")));
+        assert!(may_autojoin(&limited, user_id!("@partner:example.org")));
+        assert!(!may_autojoin(&limited, user_id!("@eve:example.org")));
+        assert!(!may_autojoin(
+            &limited,
+            user_id!("@mallory:evil.agents.gouv.fr")
+        ));
     }
 
     #[test]
