@@ -23,6 +23,7 @@ for p in "$HS_PORT" "$AS_PORT" "$WEB_PORT"; do
 done
 
 ./scripts/setup-synapse.sh
+[ -f web/dist/call.js ] || (cd web && ./build.sh)
 echo "Building salon…"
 cargo build --quiet --bin salon
 SALON=${CARGO_TARGET_DIR:-$ROOT/target}/debug/salon
@@ -38,6 +39,7 @@ registration = "appservice.yaml"
 [web]
 public_url = "http://127.0.0.1:$WEB_PORT"
 bind = "127.0.0.1:$WEB_PORT"
+assets = "$ROOT/web"
 [storage]
 path = "data"
 TOML
@@ -123,6 +125,8 @@ cat <<TXT
   Room       : $ROOM  "Salon de démonstration"
   The bot    : @visio:$SERVER_NAME said: $REPLY
   Join link  : $LINK
+               open it in a browser and sign in as alice or bob (camera and microphone
+               work on 127.0.0.1 without https)
   Try        : type !visio status, !visio stop, !visio help in the room (any Matrix client
                pointed at $HS), or: salon doctor -c $DEMO/config.toml
   Logs       : $DEMO/synapse.log  $DEMO/salon.log
