@@ -694,3 +694,81 @@ async fn members_join_with_their_matrix_identity_and_the_room_sees_who_is_in_the
     let (status, _) = join(call_id, json!({"openid_token": alice.openid_token().await})).await;
     assert_eq!(status, 404);
 }
+
+/// Speech for a fake microphone: espeak-ng, as Chromium reads it.
+fn speech_wav(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.wav"));
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-w"])
+        .arg(&path)
+        .arg(text)
+        .status()
+        .expect("espeak-ng is installed (scripts/setup.sh)");
+    assert!(status.success());
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_the_call_page_two_members_sign_in_join_and_hear_each_other() {
+    let mut env = Env::start().await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    let room = room_with_bot(&env, &alice, &[&bob]).await;
+    let started = alice.command(&room, "!visio start").await;
+    let link = reply_field(&started)["url"].as_str().unwrap().to_owned();
+
+    let a = speech_wav(
+        env.dir.path(),
+        "alice",
+        "Good morning everyone, the budget review starts now.",
+    );
+    let b = speech_wav(
+        env.dir.path(),
+        "bob",
+        "Thank you Alice, I have the figures for the third quarter.",
+    );
+    let script = support::workspace_root().join("web/tests/call-journey.mjs");
+    let pw = support::PASSWORD;
+    let out = tokio::process::Command::new("node")
+        .arg(&script)
+        .env("SALON_CALL_URL", &link)
+        .env("SALON_USERS", format!("alice:{pw},bob:{pw}"))
+        .env(
+            "SALON_AUDIO_FILES",
+            format!("{},{}", a.display(), b.display()),
+        )
+        .env("SALON_TIMEOUT_MS", "90000")
+        .output()
+        .await
+        .expect("node is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser journey failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("one JSON line");
+    eprintln!("browser journey: {result}");
+
+    // The room saw both of them in the call.
+    let attended = alice
+        .timeline(&room)
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "org.salon.call")
+        .flat_map(|e| {
+            e["content"]["participants"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>();
+    for user in [&alice.user_id, &bob.user_id] {
+        assert!(
+            attended.iter().any(|p| p == user.as_str()),
+            "{user} never showed in org.salon.call: {attended:?}"
+        );
+    }
+}
