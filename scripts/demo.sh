@@ -72,6 +72,10 @@ report_stats: false
 trusted_key_servers: []
 suppress_key_server_warning: true
 app_service_config_files: [$DEMO/appservice.yaml]
+# A demo is signed into again and again from the call page: lift the login limit.
+rc_login:
+  address: {per_second: 10, burst_count: 100}
+  account: {per_second: 10, burst_count: 100}
 YAML
 
 PIDS=()

@@ -1,4 +1,5 @@
-//! The `salon` command line: `generate-registration`, `run` and `doctor`.
+//! The `salon` command line: `generate-registration`, `run`, `doctor`,
+//! `transcribe` and `summarize`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +36,66 @@ enum Command {
     Run,
     /// Check the homeserver, the tokens, the storage and the public URL.
     Doctor,
+    /// Transcribe an audio file (wav, flac, ogg/opus) on this machine, one
+    /// segment per line as `[start --> end] text`.
+    Transcribe {
+        /// A model folder (with model.bin), or a folder of models (picks base,
+        /// else tiny.en). Default: $SALON_MODELS_DIR, else ./models.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// auto, en, fr, …
+        #[arg(long, default_value = "auto")]
+        language: String,
+        file: PathBuf,
+    },
+    /// Print the minutes of a transcript (.json, .md or .vtt) as Markdown.
+    Summarize { file: PathBuf },
+}
+
+/// Finds the Whisper model folder: an explicit one, or the installed ones.
+fn model_dir(explicit: Option<PathBuf>) -> PathBuf {
+    let root = explicit
+        .or_else(|| std::env::var_os("SALON_MODELS_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("models"));
+    if root.join("model.bin").exists() {
+        return root;
+    }
+    for name in ["base", "tiny.en"] {
+        if root.join(name).join("model.bin").exists() {
+            return root.join(name);
+        }
+    }
+    root
+}
+
+fn transcribe(
+    model: Option<PathBuf>,
+    language: &str,
+    file: &std::path::Path,
+) -> Result<(), String> {
+    let dir = model_dir(model);
+    let model = salon_speech::WhisperModel::load(&dir).map_err(|e| {
+        format!("{e} (install the models with scripts/install-models.sh, or pass --model DIR)")
+    })?;
+    let audio = salon_speech::decode_audio_file(file).map_err(|e| e.to_string())?;
+    let options = salon_speech::TranscribeOptions {
+        language: salon_speech::Language::parse(language),
+        ..Default::default()
+    };
+    let transcript = model
+        .transcribe(&audio, &options)
+        .map_err(|e| e.to_string())?;
+    for segment in &transcript.segments {
+        println!("{segment}");
+    }
+    Ok(())
+}
+
+fn summarize(file: &std::path::Path) -> Result<(), String> {
+    let meeting = salon_minutes::load_transcript(file).map_err(|e| e.to_string())?;
+    let minutes = salon_minutes::BuiltinSummarizer.summarize(&meeting);
+    print!("{}", salon_minutes::render_markdown(&minutes, &meeting));
+    Ok(())
 }
 
 fn init_logging(level: &str, json: bool) {
@@ -94,6 +155,24 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Transcribe {
+            model,
+            language,
+            file,
+        } => match transcribe(model, &language, &file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("salon: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Summarize { file } => match summarize(&file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("salon: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Doctor => {
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
             let checks = runtime.block_on(salon::doctor::run(&cli.config));
