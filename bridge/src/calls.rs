@@ -52,6 +52,9 @@ pub struct Call {
     pub ended_at: Option<Millis>,
     pub end_reason: Option<EndReason>,
     pub ended_by: Option<OwnedUserId>,
+    /// The command that ended it: a replay of that command is recognised.
+    #[serde(default)]
+    pub ended_by_event: Option<OwnedEventId>,
     /// Who is in the call now.
     pub participants: BTreeSet<OwnedUserId>,
     /// Everyone who was ever in the call, for the minutes.
@@ -192,6 +195,7 @@ pub fn start(
         ended_at: None,
         end_reason: None,
         ended_by: None,
+        ended_by_event: None,
         participants: BTreeSet::new(),
         attendees: BTreeSet::new(),
         empty_since: None,

@@ -440,26 +440,41 @@ impl App {
 
     async fn stop_call(&self, room_id: &OwnedRoomId, event: &Event) -> Result<(), HandleError> {
         let current = self.store.room_call(room_id)?;
-        let by_power = match current.as_ref() {
-            Some(call) if call.is_active() && call.started_by != event.sender => {
-                self.power_levels(room_id).await?.user_level(&event.sender)
+        // A replay of the very command that ended the call (the homeserver
+        // failed mid-way): finish clearing the room and answer as the first time.
+        let replayed = current
+            .as_ref()
+            .filter(|c| c.ended_by_event.as_ref() == Some(&event.event_id))
+            .cloned();
+        let call = match replayed {
+            Some(call) => call,
+            None => {
+                let by_power = match current.as_ref() {
+                    Some(call) if call.is_active() && call.started_by != event.sender => {
+                        self.power_levels(room_id).await?.user_level(&event.sender)
+                    }
+                    _ => 0,
+                };
+                match calls::may_stop(
+                    current.as_ref(),
+                    &event.sender,
+                    by_power,
+                    &self.config.permissions,
+                ) {
+                    Ok(call) => {
+                        let mut call = call.clone();
+                        call.ended_by_event = Some(event.event_id.clone());
+                        call
+                    }
+                    Err(refusal) => return self.refuse(room_id, event, "stop", &refusal).await,
+                }
             }
-            _ => 0,
-        };
-        let call = match calls::may_stop(
-            current.as_ref(),
-            &event.sender,
-            by_power,
-            &self.config.permissions,
-        ) {
-            Ok(call) => call.clone(),
-            Err(refusal) => return self.refuse(room_id, event, "stop", &refusal).await,
         };
         let ended = self
             .end_call(call, EndReason::Stopped, Some(&event.sender))
             .await?;
-        let duration = calls::human_duration(ended.duration(now_millis()));
-        let body = format!("Call ended after {duration}.");
+        let duration = ended.duration(now_millis());
+        let body = format!("Call ended after {}.", calls::human_duration(duration));
         self.reply(
             room_id,
             event,
@@ -469,7 +484,7 @@ impl App {
                 "command": "stop",
                 "outcome": "ended",
                 "call_id": ended.id,
-                "duration_ms": ended.duration(now_millis()).as_millis() as u64,
+                "duration_ms": duration.as_millis() as u64,
             }),
         )
         .await?;

@@ -286,6 +286,7 @@ mod tests {
             ended_at: None,
             end_reason: None,
             ended_by: None,
+            ended_by_event: None,
             participants: BTreeSet::new(),
             attendees: BTreeSet::new(),
             empty_since: None,
