@@ -87,6 +87,39 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The retry state of one homeserver call.
+#[derive(Debug)]
+struct Backoff {
+    policy: RetryPolicy,
+    attempt: u32,
+    delay: Duration,
+}
+
+impl Backoff {
+    fn new(policy: RetryPolicy) -> Self {
+        Self {
+            policy,
+            attempt: 1,
+            delay: policy.first_delay,
+        }
+    }
+
+    /// How long to wait before the next attempt, or `None` once the attempts
+    /// are spent. `server_wait` is the homeserver's `retry_after`, honoured up
+    /// to a minute; otherwise the delay doubles up to the cap.
+    fn next(&mut self, server_wait: Option<Duration>) -> Option<Duration> {
+        if self.attempt >= self.policy.attempts {
+            return None;
+        }
+        let wait = server_wait
+            .map(|w| w.min(Duration::from_secs(60)))
+            .unwrap_or(self.delay);
+        self.delay = (self.delay * 2).min(self.policy.max_delay);
+        self.attempt += 1;
+        Some(wait)
+    }
+}
+
 /// What one failed attempt means for the next.
 #[derive(Debug, PartialEq)]
 enum Verdict {
@@ -318,38 +351,32 @@ impl Matrix {
         F: FnMut(RequestConfig) -> Fut,
         Fut: std::future::Future<Output = Result<T, HttpError>>,
     {
-        let policy = self.retry;
-        let mut delay = policy.first_delay;
-        let mut attempt = 1;
+        let mut backoff = Backoff::new(self.retry);
         loop {
             let mut config = RequestConfig::new()
                 .disable_retry()
-                .timeout(policy.request_timeout);
+                .timeout(self.retry.request_timeout);
             if force_auth {
                 config = config.force_auth();
             }
-            let result = call(config).await;
-            let err = match result {
+            let err = match call(config).await {
                 Ok(response) => return Ok(response),
                 Err(err) => err,
             };
-            let verdict = judge(&err);
-            if verdict == Verdict::GiveUp {
-                debug!(op, error = %err, "homeserver refused");
-                return Err(to_matrix_error(op, &err));
-            }
-            if attempt >= policy.attempts {
-                error!(op, attempts = attempt, error = %err, "giving up on the homeserver");
-                return Err(to_matrix_error(op, &err));
-            }
-            let wait = match verdict {
-                Verdict::RetryAfter(wait) => wait.min(Duration::from_secs(60)),
-                _ => delay,
+            let server_wait = match judge(&err) {
+                Verdict::GiveUp => {
+                    debug!(op, error = %err, "homeserver refused");
+                    return Err(to_matrix_error(op, &err));
+                }
+                Verdict::RetryAfter(wait) => Some(wait),
+                Verdict::Backoff => None,
             };
-            warn!(op, attempt, error = %err, wait_ms = wait.as_millis() as u64, "homeserver call failed; retrying");
+            let Some(wait) = backoff.next(server_wait) else {
+                error!(op, attempts = backoff.attempt, error = %err, "giving up on the homeserver");
+                return Err(to_matrix_error(op, &err));
+            };
+            warn!(op, attempt = backoff.attempt - 1, error = %err, wait_ms = wait.as_millis() as u64, "homeserver call failed; retrying");
             tokio::time::sleep(wait).await;
-            delay = (delay * 2).min(policy.max_delay);
-            attempt += 1;
         }
     }
 
@@ -497,19 +524,17 @@ impl Matrix {
             .extend(segments);
         url.query_pairs_mut()
             .append_pair("user_id", self.bot_user_id.as_str());
-        let policy = self.retry;
-        let mut delay = policy.first_delay;
-        let mut attempt = 1;
+        let mut backoff = Backoff::new(self.retry);
         loop {
             let result = self
                 .http
                 .put(url.clone())
                 .bearer_auth(self.as_token.expose())
-                .timeout(policy.request_timeout)
+                .timeout(self.retry.request_timeout)
                 .json(body)
                 .send()
                 .await;
-            let (wait, failure) = match result {
+            let (server_wait, failure) = match result {
                 Ok(response) if response.status().is_success() => {
                     return response.json().await.map_err(|e| MatrixError::Unavailable {
                         op,
@@ -534,28 +559,23 @@ impl Matrix {
                             message: body["error"].as_str().unwrap_or("").to_owned(),
                         });
                     };
-                    let wait = body["retry_after_ms"]
-                        .as_u64()
-                        .map(|ms| Duration::from_millis(ms).min(Duration::from_secs(60)))
-                        .unwrap_or(delay);
+                    let wait = body["retry_after_ms"].as_u64().map(Duration::from_millis);
                     (wait, failure)
                 }
                 Err(e) => (
-                    delay,
+                    None,
                     MatrixError::Unavailable {
                         op,
                         reason: e.without_url().to_string(),
                     },
                 ),
             };
-            if attempt >= policy.attempts {
-                error!(op, attempts = attempt, error = %failure, "giving up on the homeserver");
+            let Some(wait) = backoff.next(server_wait) else {
+                error!(op, attempts = backoff.attempt, error = %failure, "giving up on the homeserver");
                 return Err(failure);
-            }
-            warn!(op, attempt, error = %failure, wait_ms = wait.as_millis() as u64, "homeserver call failed; retrying");
+            };
+            warn!(op, attempt = backoff.attempt - 1, error = %failure, wait_ms = wait.as_millis() as u64, "homeserver call failed; retrying");
             tokio::time::sleep(wait).await;
-            delay = (delay * 2).min(policy.max_delay);
-            attempt += 1;
         }
     }
 
@@ -702,16 +722,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_retry_policy_is_bounded() {
-        let p = RetryPolicy::default();
-        let mut total = Duration::ZERO;
-        let mut delay = p.first_delay;
-        for _ in 1..p.attempts {
-            total += delay;
-            delay = (delay * 2).min(p.max_delay);
+    fn retries_are_bounded_and_honour_the_server_wait() {
+        let mut backoff = Backoff::new(RetryPolicy::default());
+        let mut waits = Vec::new();
+        while let Some(wait) = backoff.next(None) {
+            waits.push(wait);
         }
+        assert_eq!(waits.len() as u32, RetryPolicy::default().attempts - 1);
+        assert!(waits.windows(2).all(|w| w[1] >= w[0]), "{waits:?}");
+        let total: Duration = waits.iter().sum();
         // Backoff alone stays well under a minute, unlike matrix-sdk's 15.
         assert!(total < Duration::from_secs(30), "{total:?}");
-        assert!(p.attempts >= 3);
+
+        let mut backoff = Backoff::new(RetryPolicy::default());
+        assert_eq!(
+            backoff.next(Some(Duration::from_secs(3))),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            backoff.next(Some(Duration::from_secs(3600))),
+            Some(Duration::from_secs(60)),
+            "a huge retry_after is capped"
+        );
     }
 }
