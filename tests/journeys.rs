@@ -691,8 +691,47 @@ async fn members_join_with_their_matrix_identity_and_the_room_sees_who_is_in_the
     let state = alice.state(&room, "org.salon.call", "").await.unwrap();
     assert_eq!(state["participants"], json!([]));
     // The ended call accepts no more joins.
-    let (status, _) = join(call_id, json!({"openid_token": alice.openid_token().await})).await;
+    let (status, _) = join(
+        call_id.clone(),
+        json!({"openid_token": alice.openid_token().await}),
+    )
+    .await;
     assert_eq!(status, 404);
+
+    // Someone hammering the join endpoint is slowed down.
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        statuses.push(join(call_id.clone(), json!({"nonsense": true})).await.0);
+    }
+    assert!(
+        statuses.contains(&429),
+        "no 429 after 25 quick attempts: {statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bot_declines_invites_from_outside_the_autojoin_lists() {
+    let mut env = Env::start_with(|cfg| {
+        cfg.push_str("\n[bot]\nautojoin_users = [\"@alice:salon.test\"]\n");
+    })
+    .await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let eve = env.user("eve").await;
+    let bot = env.bot_id();
+
+    let eves_room = eve.create_room(json!({})).await;
+    eve.invite(&eves_room, &bot).await;
+    eve.wait_until("the bot to decline eve's invite", WAIT, || async {
+        eve.state(&eves_room, "m.room.member", &bot)
+            .await
+            .is_some_and(|m| m["membership"] == "leave")
+    })
+    .await;
+
+    let room = room_with_bot(&env, &alice, &[]).await;
+    let started = alice.command(&room, "!visio start").await;
+    assert_eq!(reply_field(&started)["outcome"], "started");
 }
 
 /// Speech for a fake microphone: espeak-ng, as Chromium reads it.
