@@ -368,37 +368,18 @@ async fn the_appservice_api_refuses_bad_tokens_and_malformed_transactions_and_ig
         .await
         .unwrap();
     assert_eq!(ping.status(), 200);
-    let bot_query = http
-        .get(format!(
-            "{}/_matrix/app/v1/users/{}",
-            env.as_url(),
-            env.bot_id()
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bot_query.status(), 200);
-    let other_query = http
-        .get(format!(
-            "{}/_matrix/app/v1/users/@someone:salon.test",
-            env.as_url()
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(other_query.status(), 404);
-    let alias = http
-        .get(format!(
-            "{}/_matrix/app/v1/rooms/%23x:salon.test",
-            env.as_url()
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(alias.status(), 404);
+    let as_get = |path: String| {
+        let request = http
+            .get(format!("{}{path}", env.as_url()))
+            .bearer_auth(&token);
+        async move { request.send().await.unwrap().status() }
+    };
+    let bot_query = as_get(format!("/_matrix/app/v1/users/{}", env.bot_id())).await;
+    assert_eq!(bot_query, 200);
+    let other_query = as_get("/_matrix/app/v1/users/@someone:salon.test".into()).await;
+    assert_eq!(other_query, 404);
+    let alias = as_get("/_matrix/app/v1/rooms/%23x:salon.test".into()).await;
+    assert_eq!(alias, 404);
     let health = http
         .get(format!("{}/health", env.as_url()))
         .send()

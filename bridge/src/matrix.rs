@@ -579,7 +579,26 @@ impl Matrix {
         }
     }
 
-    fn event_id_of(op: &'static str, response: &Value) -> Result<OwnedEventId, MatrixError> {
+    /// `PUT /_matrix/client/v3/rooms/{room}/{action}/{kind}/{key}` as the bot;
+    /// returns the new event's id.
+    async fn put_room_event(
+        &self,
+        op: &'static str,
+        room_id: &RoomId,
+        [action, kind, key]: [&str; 3],
+        content: &Value,
+    ) -> Result<OwnedEventId, MatrixError> {
+        let segments = [
+            "_matrix",
+            "client",
+            "v3",
+            "rooms",
+            room_id.as_str(),
+            action,
+            kind,
+            key,
+        ];
+        let response = self.put_as_bot(op, &segments, content).await?;
         response["event_id"]
             .as_str()
             .and_then(|id| OwnedEventId::try_from(id).ok())
@@ -598,19 +617,13 @@ impl Matrix {
         txn_id: &str,
         content: &Value,
     ) -> Result<OwnedEventId, MatrixError> {
-        let op = "send message";
-        let segments = [
-            "_matrix",
-            "client",
-            "v3",
-            "rooms",
-            room_id.as_str(),
-            "send",
-            "m.room.message",
-            txn_id,
-        ];
-        let response = self.put_as_bot(op, &segments, content).await?;
-        Self::event_id_of(op, &response)
+        self.put_room_event(
+            "send message",
+            room_id,
+            ["send", "m.room.message", txn_id],
+            content,
+        )
+        .await
     }
 
     pub async fn send_state(
@@ -620,19 +633,13 @@ impl Matrix {
         state_key: &str,
         content: &Value,
     ) -> Result<OwnedEventId, MatrixError> {
-        let op = "send state event";
-        let segments = [
-            "_matrix",
-            "client",
-            "v3",
-            "rooms",
-            room_id.as_str(),
-            "state",
-            event_type,
-            state_key,
-        ];
-        let response = self.put_as_bot(op, &segments, content).await?;
-        Self::event_id_of(op, &response)
+        self.put_room_event(
+            "send state event",
+            room_id,
+            ["state", event_type, state_key],
+            content,
+        )
+        .await
     }
 
     /// A state event's content, or `None` if the room has none.
