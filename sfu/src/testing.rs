@@ -122,6 +122,22 @@ pub struct TrackSender {
 }
 
 impl TrackSender {
+    /// The local track, for callers that packetize their own RTP (the bench
+    /// replays pre-encoded frames with its own timestamps and marker bits).
+    pub fn local_track(&self) -> Arc<TrackLocalStaticRTP> {
+        self.track.clone()
+    }
+
+    /// The SSRC announced for this track.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The payload type this client writes (111 Opus, 96 VP8).
+    pub fn payload_type(&self) -> u8 {
+        self.payload_type
+    }
+
     /// The next keyframe request (PLI/FIR) the server sends for this track.
     pub async fn next_keyframe_request(&self, timeout: Duration) -> Result<(), ClientError> {
         let wait = async {

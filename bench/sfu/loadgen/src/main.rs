@@ -1,0 +1,273 @@
+//! The SFU-vs-Janus benchmark's load generator and driver (`bench/sfu/run`
+//! calls it inside a private network namespace).
+//!
+//! ```text
+//! loadgen make-y4m OUT.y4m SECONDS
+//! loadgen suite [--quick] --ivf clip.ivf --janus-etc DIR --sfu-serve PATH [--seconds S] [--sfu-cpu C] [--netem-dev lo]
+//! loadgen one --sfu salon|janus --scenario a|b --n N --pid PID --ivf clip.ivf [--seconds S] [--netem-loss PCT]
+//! ```
+//!
+//! `suite` runs every case against Salon then Janus (alternating), each SFU
+//! freshly started and pinned with `taskset` to its own core, each
+//! measurement in a fresh `one` child process, and prints the table, the
+//! ratios and, last, `sfu pps-per-cpu ratio salon/janus: X.XX`.
+
+mod janus;
+mod measure;
+mod media;
+mod peer;
+mod scenario;
+mod suite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use measure::{Collector, Window, cpu_seconds, quantile_ms, rss_kib};
+use scenario::Scenario;
+
+/// One measured case on one SFU.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Outcome {
+    pub sfu: String,
+    pub scenario: Scenario,
+    pub n: usize,
+    pub netem_loss_pct: f64,
+    pub seconds: f64,
+    pub receivers: usize,
+    pub expected: u64,
+    pub received: u64,
+    pub duplicates: u64,
+    pub loss_pct: f64,
+    pub forwarded_pps: f64,
+    pub sfu_cpu_pct: f64,
+    pub pps_per_cpu_s: f64,
+    pub rss_idle_kib: u64,
+    pub rss_kib: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub generator_cpu_pct: f64,
+    pub keyframe_requests: u64,
+    pub setup_s: f64,
+}
+
+struct OneArgs {
+    sfu: String,
+    scenario: Scenario,
+    n: usize,
+    pid: u32,
+    ivf: PathBuf,
+    seconds: f64,
+    netem_loss_pct: f64,
+    salon_ws: String,
+    janus_ws: String,
+}
+
+fn value<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, name: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw = args
+        .next()
+        .with_context(|| format!("{name} needs a value"))?;
+    raw.parse()
+        .map_err(|e| anyhow::anyhow!("{name} {raw}: {e}"))
+}
+
+fn parse_one(mut args: impl Iterator<Item = String>) -> Result<OneArgs> {
+    let mut parsed = OneArgs {
+        sfu: String::new(),
+        scenario: Scenario::A,
+        n: 10,
+        pid: 0,
+        ivf: PathBuf::new(),
+        seconds: 10.0,
+        netem_loss_pct: 0.0,
+        salon_ws: "ws://127.0.0.1:7880".into(),
+        janus_ws: "ws://127.0.0.1:8188".into(),
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--sfu" => parsed.sfu = value(&mut args, &arg)?,
+            "--scenario" => {
+                parsed.scenario = match value::<String>(&mut args, &arg)?.as_str() {
+                    "a" | "A" => Scenario::A,
+                    "b" | "B" => Scenario::B,
+                    other => bail!("unknown scenario {other}"),
+                }
+            }
+            "--n" => parsed.n = value(&mut args, &arg)?,
+            "--pid" => parsed.pid = value(&mut args, &arg)?,
+            "--ivf" => parsed.ivf = value(&mut args, &arg)?,
+            "--seconds" => parsed.seconds = value(&mut args, &arg)?,
+            "--netem-loss" => parsed.netem_loss_pct = value(&mut args, &arg)?,
+            "--salon-ws" => parsed.salon_ws = value(&mut args, &arg)?,
+            "--janus-ws" => parsed.janus_ws = value(&mut args, &arg)?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if parsed.pid == 0 || parsed.sfu.is_empty() {
+        bail!("one needs --sfu and --pid");
+    }
+    Ok(parsed)
+}
+
+/// Measures one case against an SFU that is already running as `pid`.
+async fn one(args: OneArgs) -> Result<Outcome> {
+    media::epoch();
+    let clip = Arc::new(media::Vp8Clip::from_ivf(&args.ivf)?);
+    let rss_idle = rss_kib(args.pid)?;
+    let window = Window::new();
+    let (collector, stop) = Collector::new(window.clone());
+    let started = Instant::now();
+    let setup = match args.sfu.as_str() {
+        "salon" => {
+            scenario::salon(
+                args.scenario,
+                args.n,
+                &args.salon_ws,
+                &clip,
+                &window,
+                &collector,
+            )
+            .await?
+        }
+        "janus" => {
+            scenario::janus(
+                args.scenario,
+                args.n,
+                &args.janus_ws,
+                &clip,
+                &window,
+                &collector,
+            )
+            .await?
+        }
+        other => bail!("unknown SFU {other}"),
+    };
+    let setup_s = started.elapsed().as_secs_f64();
+    // Let every subscriber settle (first keyframe, NACK windows) first.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let me = std::process::id();
+    let keyframes_before: u64 = setup
+        .outbounds
+        .iter()
+        .map(|o| o.keyframe_requests.load(Ordering::Relaxed))
+        .sum();
+    let cpu_start = cpu_seconds(args.pid)?;
+    let gen_start = cpu_seconds(me)?;
+    let t0 = Instant::now();
+    window.open();
+    if args.netem_loss_pct > 0.0 {
+        // Under loss, every subscriber asks for a keyframe once mid-window,
+        // as a decoder that lost a frame would.
+        tokio::time::sleep(Duration::from_secs_f64(args.seconds / 2.0)).await;
+        for leg in &setup.video_legs {
+            leg.request_keyframe().await;
+        }
+        tokio::time::sleep(Duration::from_secs_f64(args.seconds / 2.0)).await;
+    } else {
+        tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+    }
+    window.close();
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(args.pid)? - cpu_start;
+    let gen_cpu = cpu_seconds(me)? - gen_start;
+    let rss = rss_kib(args.pid)?;
+    let keyframe_requests = setup
+        .outbounds
+        .iter()
+        .map(|o| o.keyframe_requests.load(Ordering::Relaxed))
+        .sum::<u64>()
+        - keyframes_before;
+    // Late and retransmitted packets of the window still count.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _ = stop.send(true);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut received = collector.take();
+    received.latencies_us.sort_unstable();
+    let expected: u64 = setup
+        .fan_out
+        .iter()
+        .map(|(sent, receivers)| sent.load(Ordering::Relaxed) * receivers)
+        .sum();
+    let forwarded_pps = received.unique as f64 / elapsed;
+    Ok(Outcome {
+        sfu: args.sfu,
+        scenario: args.scenario,
+        n: args.n,
+        netem_loss_pct: args.netem_loss_pct,
+        seconds: elapsed,
+        receivers: setup.receivers,
+        expected,
+        received: received.unique,
+        duplicates: received.duplicates,
+        loss_pct: if expected > 0 {
+            100.0 * (1.0 - received.unique as f64 / expected as f64)
+        } else {
+            100.0
+        },
+        forwarded_pps,
+        sfu_cpu_pct: 100.0 * cpu / elapsed,
+        pps_per_cpu_s: if cpu > 0.0 {
+            received.unique as f64 / cpu
+        } else {
+            f64::NAN
+        },
+        rss_idle_kib: rss_idle,
+        rss_kib: rss,
+        p50_ms: quantile_ms(&received.latencies_us, 0.50),
+        p99_ms: quantile_ms(&received.latencies_us, 0.99),
+        generator_cpu_pct: 100.0 * gen_cpu / elapsed,
+        keyframe_requests,
+        setup_s,
+    })
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    match command.as_str() {
+        "make-y4m" => {
+            let path: PathBuf = value(&mut args, "path")?;
+            let seconds: u32 = value(&mut args, "seconds")?;
+            media::write_y4m(&path, seconds)
+        }
+        "clip-info" => {
+            let path: PathBuf = value(&mut args, "path")?;
+            let clip = media::Vp8Clip::from_ivf(&path)?;
+            println!(
+                "{} frames at {:.0} fps, {:.0} kbit/s, {:.0} packets/s, {} keyframes",
+                clip.frames.len(),
+                clip.fps,
+                clip.bitrate() / 1000.0,
+                clip.packet_rate(),
+                clip.frames.iter().filter(|f| f.keyframe).count()
+            );
+            Ok(())
+        }
+        "one" => {
+            let parsed = parse_one(args)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let outcome = runtime.block_on(one(parsed))?;
+            println!("RESULT {}", serde_json::to_string(&outcome)?);
+            // Tearing down hundreds of peer connections is slow and measures
+            // nothing; the SFU is killed by the suite anyway.
+            std::process::exit(0);
+        }
+        "suite" => suite::run(args),
+        _ => bail!("usage: loadgen make-y4m|clip-info|one|suite ... (see bench/sfu/README.md)"),
+    }
+}
