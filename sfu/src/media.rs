@@ -507,6 +507,15 @@ impl RtpIn {
     pub(crate) fn ssrc(&self) -> u32 {
         self.packet.header.ssrc
     }
+    /// Removes the header extensions (before the packet is copied to every
+    /// subscriber, whose negotiated extension ids differ).
+    pub(crate) fn strip_extensions(&mut self) {
+        let header = &mut self.packet.header;
+        header.extension = false;
+        header.extensions.clear();
+        header.extensions_padding = 0;
+    }
+
     /// Bytes on the wire (roughly), for bitrate accounting.
     pub(crate) fn size(&self) -> usize {
         12 + self.packet.payload.len()
@@ -614,11 +623,9 @@ impl DownWriter {
             let Some(pt) = self.negotiated_payload_type().await else {
                 continue;
             };
+            // Extensions were stripped once by the forwarder.
             packet.header.ssrc = self.ssrc;
             packet.header.payload_type = pt;
-            packet.header.extension = false;
-            packet.header.extensions.clear();
-            packet.header.extensions_padding = 0;
             let _ = self.local.write_rtp(packet).await;
         }
     }

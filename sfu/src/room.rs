@@ -1179,7 +1179,7 @@ impl Forwarder {
         let mut subscribers: Vec<Arc<DownTrack>> = Vec::new();
         let mut subscribers_seen = usize::MAX;
         let mut layer = LayerLock::default();
-        while let Some(packet) = up.next().await {
+        while let Some(mut packet) = up.next().await {
             if self.track.ended.load(Ordering::Acquire) {
                 break;
             }
@@ -1254,6 +1254,10 @@ impl Forwarder {
                     }
                 }
             }
+            // Header extensions are the publisher's (their ids mean nothing to
+            // a subscriber): drop them once here, so the per-subscriber copies
+            // below clone no extension list.
+            packet.strip_extensions();
             for down in &subscribers {
                 if down.forward(&packet) {
                     self.track.forwarded.fetch_add(1, Ordering::Relaxed);

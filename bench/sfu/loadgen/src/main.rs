@@ -42,16 +42,32 @@ pub struct Outcome {
     pub received: u64,
     pub duplicates: u64,
     pub loss_pct: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub audio_loss_pct: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub video_loss_pct: f64,
+    /// Received tracks that got less than half of what their source sent
+    /// in the window (a stalled leg rather than scattered loss).
+    pub stalled_tracks: usize,
     pub forwarded_pps: f64,
     pub sfu_cpu_pct: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub pps_per_cpu_s: f64,
     pub rss_idle_kib: u64,
     pub rss_kib: u64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub p50_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub p99_ms: f64,
     pub generator_cpu_pct: f64,
     pub keyframe_requests: u64,
     pub setup_s: f64,
+}
+
+/// JSON has no NaN (serde_json writes `null`); read it back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 struct OneArgs {
@@ -192,9 +208,38 @@ async fn one(args: OneArgs) -> Result<Outcome> {
     let expected: u64 = setup
         .fan_out
         .iter()
-        .map(|(sent, receivers)| sent.load(Ordering::Relaxed) * receivers)
+        .map(|(_, _, sent, receivers)| sent.load(Ordering::Relaxed) * receivers)
         .sum();
+    let kind_loss = |audio: bool| {
+        let (mut want, mut got) = (0u64, 0u64);
+        for (source, is_audio, sent, receivers) in &setup.fan_out {
+            if *is_audio == audio {
+                want += sent.load(Ordering::Relaxed) * receivers;
+                got += received.by_source.get(source).copied().unwrap_or(0);
+            }
+        }
+        if want == 0 {
+            f64::NAN
+        } else {
+            100.0 * (1.0 - got as f64 / want as f64)
+        }
+    };
     let forwarded_pps = received.unique as f64 / elapsed;
+    let sent_by_source = |source: u16| {
+        setup
+            .fan_out
+            .iter()
+            .find(|(s, ..)| *s == source)
+            .map_or(0, |(_, _, sent, _)| sent.load(Ordering::Relaxed))
+    };
+    let stalled_tracks = received
+        .per_track
+        .iter()
+        .filter(|(source, got)| match source {
+            Some(source) => *got * 2 < sent_by_source(*source),
+            None => true,
+        })
+        .count();
     Ok(Outcome {
         sfu: args.sfu,
         scenario: args.scenario,
@@ -210,6 +255,9 @@ async fn one(args: OneArgs) -> Result<Outcome> {
         } else {
             100.0
         },
+        audio_loss_pct: kind_loss(true),
+        video_loss_pct: kind_loss(false),
+        stalled_tracks,
         forwarded_pps,
         sfu_cpu_pct: 100.0 * cpu / elapsed,
         pps_per_cpu_s: if cpu > 0.0 {

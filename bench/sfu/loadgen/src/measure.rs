@@ -207,6 +207,10 @@ pub struct Received {
     pub duplicates: u64,
     /// Added latency of each unique packet, in microseconds.
     pub latencies_us: Vec<u32>,
+    /// Distinct packets received, per source.
+    pub by_source: std::collections::HashMap<u16, u64>,
+    /// Per received track: its source (`None` if nothing came) and count.
+    pub per_track: Vec<(Option<u16>, u64)>,
 }
 
 /// Collects every reader's results when they stop.
@@ -240,6 +244,7 @@ impl Collector {
             let mut stop = this.stop.clone();
             let mut seen: HashSet<(u16, u32)> = HashSet::new();
             let mut local = Received::default();
+            let mut source = None;
             loop {
                 tokio::select! {
                     _ = stop.changed() => break,
@@ -247,11 +252,13 @@ impl Collector {
                         let Some(packet) = packet else { break };
                         let now = media::now_ns();
                         let Some(stamp) = media::read_stamp(&packet.payload) else { continue };
+                        source = Some(stamp.source);
                         if !this.window.contains(stamp.sent_ns) {
                             continue;
                         }
                         if seen.insert((stamp.source, stamp.index)) {
                             local.unique += 1;
+                            *local.by_source.entry(stamp.source).or_default() += 1;
                             local.latencies_us.push((now.saturating_sub(stamp.sent_ns) / 1000) as u32);
                         } else {
                             local.duplicates += 1;
@@ -260,9 +267,13 @@ impl Collector {
                 }
             }
             let mut merged = this.merged.lock().unwrap_or_else(|e| e.into_inner());
+            merged.per_track.push((source, local.unique));
             merged.unique += local.unique;
             merged.duplicates += local.duplicates;
             merged.latencies_us.extend(local.latencies_us);
+            for (source, count) in local.by_source {
+                *merged.by_source.entry(source).or_default() += count;
+            }
         })
     }
 

@@ -67,8 +67,8 @@ impl VideoLeg {
 #[derive(Default)]
 pub struct Setup {
     pub outbounds: Vec<Outbound>,
-    /// (packets sent in the window by a source, how many receive it).
-    pub fan_out: Vec<(Arc<AtomicU64>, u64)>,
+    /// (source, audio?, packets it sent in the window, how many receive it).
+    pub fan_out: Vec<(u16, bool, Arc<AtomicU64>, u64)>,
     pub video_legs: Vec<VideoLeg>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
     pub receivers: usize,
@@ -83,8 +83,12 @@ impl Setup {
         clip: &Arc<Vp8Clip>,
         window: &Arc<Window>,
     ) {
-        self.fan_out
-            .push((outbound.sent_in_window.clone(), receivers));
+        self.fan_out.push((
+            outbound.source,
+            outbound.audio,
+            outbound.sent_in_window.clone(),
+            receivers,
+        ));
         self.tasks
             .extend(outbound.start(clip.clone(), window.clone()));
         self.outbounds.push(outbound);
@@ -257,13 +261,25 @@ async fn janus_subscriber(
 ) -> Result<(Peer, Vec<tokio::task::JoinHandle<()>>, Vec<VideoLeg>)> {
     let handle = janus.attach().await?;
     let streams: Vec<_> = feeds.iter().map(|f| json!({"feed": f})).collect();
-    let attached = janus
-        .message(
-            handle,
-            json!({"request": "join", "ptype": "subscriber", "room": janus::ROOM, "streams": streams}),
-            None,
-        )
-        .await?;
+    // A feed is subscribable once Janus has seen its media start, which can
+    // be a moment after our side reports the publisher connected.
+    let mut tries = 0;
+    let attached = loop {
+        let reply = janus
+            .message(
+                handle,
+                json!({"request": "join", "ptype": "subscriber", "room": janus::ROOM, "streams": streams}),
+                None,
+            )
+            .await;
+        match reply {
+            Err(error) if tries < 50 && error.to_string().contains("No such feed") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => break other?,
+        }
+    };
     let offer = attached["jsep"]["sdp"]
         .as_str()
         .context("subscribe: no offer")?;

@@ -141,6 +141,7 @@ fn start_salon(args: &SuiteArgs) -> Result<Server> {
 
 fn start_janus(args: &SuiteArgs, label: &str) -> Result<Server> {
     let log = args.log_dir.join(format!("janus-{label}.log"));
+    let _ = std::fs::remove_file(&log);
     let child = Command::new("taskset")
         .args(["-c", &args.sfu_cpu])
         .arg("janus")
@@ -166,21 +167,53 @@ fn start_janus(args: &SuiteArgs, label: &str) -> Result<Server> {
     Ok(server)
 }
 
-fn netem(devs: &[String], loss_pct: f64) -> Result<()> {
-    for dev in devs {
-        let mut command = Command::new("tc");
-        if loss_pct > 0.0 {
-            command.args(["qdisc", "replace", "dev", dev, "root", "netem", "loss"]);
-            command.arg(format!("{loss_pct}%"));
-        } else {
-            command.args(["qdisc", "del", "dev", dev, "root"]);
+/// Injects `loss_pct` random loss on every UDP packet in the namespace (0
+/// removes it): `tc netem` on the devices when the kernel has it, else an
+/// nftables `numgen random` drop rule on input (silent to the sender, unlike
+/// output, where a drop fails the `sendmsg`), which every packet in the
+/// namespace crosses once, as it would cross `lo`'s netem once. Returns how
+/// the loss was injected.
+fn inject_loss(devs: &[String], loss_pct: f64) -> Result<&'static str> {
+    let quiet = |command: &mut Command| {
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if loss_pct <= 0.0 {
+        for dev in devs {
+            quiet(Command::new("tc").args(["qdisc", "del", "dev", dev, "root"]));
         }
-        let status = command.status().context("running tc")?;
-        if !status.success() && loss_pct > 0.0 {
-            bail!("tc netem on {dev} failed");
-        }
+        quiet(Command::new("nft").args(["delete", "table", "inet", "salonbench"]));
+        return Ok("none");
     }
-    Ok(())
+    let netem = devs.iter().all(|dev| {
+        quiet(
+            Command::new("tc")
+                .args(["qdisc", "replace", "dev", dev, "root", "netem", "loss"])
+                .arg(format!("{loss_pct}%")),
+        )
+    });
+    if netem {
+        return Ok("tc netem");
+    }
+    let per_mille = (loss_pct * 10.0).round() as u32;
+    let rule = format!(
+        "add table inet salonbench\n\
+         add chain inet salonbench in {{ type filter hook input priority 0; }}\n\
+         add rule inet salonbench in meta l4proto udp numgen random mod 1000 < {per_mille} drop\n"
+    );
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .context("neither tc netem nor nft works: apt-get install -y nftables")?;
+    std::io::Write::write_all(&mut child.stdin.take().context("stdin")?, rule.as_bytes())?;
+    if !child.wait()?.success() {
+        bail!("nft could not add the loss rule");
+    }
+    Ok("nftables numgen (no netem in this kernel)")
 }
 
 fn measure(args: &SuiteArgs, case: &Case, sfu: &str) -> Result<Outcome> {
@@ -238,7 +271,11 @@ pub fn run(args: impl Iterator<Item = String>) -> Result<()> {
     let mut outcomes: Vec<Outcome> = Vec::new();
     for case in cases(&args) {
         if case.netem_loss_pct > 0.0 {
-            netem(&args.netem_devs, case.netem_loss_pct)?;
+            let how = inject_loss(&args.netem_devs, case.netem_loss_pct)?;
+            eprintln!(
+                "bench: {}% UDP loss injected with {how}",
+                case.netem_loss_pct
+            );
         }
         for sfu in ["salon", "janus"] {
             eprintln!(
@@ -254,7 +291,7 @@ pub fn run(args: impl Iterator<Item = String>) -> Result<()> {
             }
         }
         if case.netem_loss_pct > 0.0 {
-            netem(&args.netem_devs, 0.0)?;
+            inject_loss(&args.netem_devs, 0.0)?;
         }
     }
     print!("{}", report(&outcomes));
@@ -286,11 +323,11 @@ fn case_name(o: &Outcome) -> String {
 /// The table (Markdown), the ratios, the largest N, and the last line.
 pub fn report(outcomes: &[Outcome]) -> String {
     let mut out = String::new();
-    out.push_str("\n| case | SFU | recv | fwd pps | SFU CPU % | pps/CPU-s | CPU %/sub | RSS KiB/sub | p50 ms | p99 ms | loss % | dup | PLI@pub | gen CPU % |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("\n| case | SFU | recv | fwd pps | SFU CPU % | pps/CPU-s | CPU %/sub | RSS KiB/sub | p50 ms | p99 ms | loss % (audio/video) | stalled | dup | PLI@pub | gen CPU % |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for o in outcomes {
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.2} | {:.0} | {:.1} | {:.1} | {:.2} | {} | {} | {:.0} |\n",
+            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.2} | {:.0} | {:.1} | {:.1} | {:.2} ({:.2}/{}) | {} | {} | {} | {:.0} |\n",
             case_name(o),
             o.sfu,
             o.receivers,
@@ -302,6 +339,13 @@ pub fn report(outcomes: &[Outcome]) -> String {
             o.p50_ms,
             o.p99_ms,
             o.loss_pct,
+            o.audio_loss_pct,
+            if o.video_loss_pct.is_nan() {
+                "-".to_owned()
+            } else {
+                format!("{:.2}", o.video_loss_pct)
+            },
+            o.stalled_tracks,
             o.duplicates,
             o.keyframe_requests,
             o.generator_cpu_pct,
