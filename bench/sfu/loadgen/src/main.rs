@@ -4,6 +4,7 @@
 //! ```text
 //! loadgen make-y4m OUT.y4m SECONDS
 //! loadgen suite [--quick] --ivf clip.ivf --janus-etc DIR --sfu-serve PATH [--seconds S] [--sfu-cpu C] [--netem-dev lo]
+//! loadgen report SAVED-OUTPUT   # the table again from a run's RESULT lines
 //! loadgen one --sfu salon|janus --scenario a|b --n N --pid PID --ivf clip.ivf [--seconds S] [--netem-loss PCT]
 //! ```
 //!
@@ -316,6 +317,12 @@ fn main() -> Result<()> {
             std::process::exit(0);
         }
         "suite" => suite::run(args),
-        _ => bail!("usage: loadgen make-y4m|clip-info|one|suite ... (see bench/sfu/README.md)"),
+        "report" => {
+            let path: PathBuf = value(&mut args, "path")?;
+            suite::report_file(&path)
+        }
+        _ => bail!(
+            "usage: loadgen make-y4m|clip-info|one|suite|report ... (see bench/sfu/README.md)"
+        ),
     }
 }

@@ -259,6 +259,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
+            tracing::debug!(
+                kinds = ?packets.iter().map(|p| p.header().packet_type).collect::<Vec<_>>(),
+                "inbound RTCP"
+            );
             let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
                 .filter(|p| {
@@ -270,6 +274,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
             if requests.is_empty() {
                 return Ok(());
             }
+            tracing::debug!(
+                media_ssrcs = ?requests.iter().map(|p| p.destination_ssrc()).collect::<Vec<_>>(),
+                "keyframe request"
+            );
             msg.message.packet = Packet::Rtcp(requests);
             msg.message.add(Attribute::DeliverToApplication);
         }

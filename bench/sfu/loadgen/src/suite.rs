@@ -320,6 +320,18 @@ fn case_name(o: &Outcome) -> String {
     )
 }
 
+/// Prints the report again from a saved run's `RESULT` lines.
+pub fn report_file(path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let outcomes = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("RESULT "))
+        .map(serde_json::from_str)
+        .collect::<Result<Vec<Outcome>, _>>()?;
+    print!("{}", report(&outcomes));
+    Ok(())
+}
+
 /// The table (Markdown), the ratios, the largest N, and the last line.
 pub fn report(outcomes: &[Outcome]) -> String {
     let mut out = String::new();
@@ -334,7 +346,7 @@ pub fn report(outcomes: &[Outcome]) -> String {
             o.forwarded_pps,
             o.sfu_cpu_pct,
             o.pps_per_cpu_s,
-            o.sfu_cpu_pct / o.n as f64,
+            o.sfu_cpu_pct / o.receivers as f64,
             o.rss_kib.saturating_sub(o.rss_idle_kib) as f64 / o.receivers as f64,
             o.p50_ms,
             o.p99_ms,
@@ -369,7 +381,8 @@ pub fn report(outcomes: &[Outcome]) -> String {
             "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
             case_name(salon),
             pps,
-            salon.sfu_cpu_pct / janus.sfu_cpu_pct,
+            (salon.sfu_cpu_pct / salon.receivers as f64)
+                / (janus.sfu_cpu_pct / janus.receivers as f64),
             rss(salon) / rss(janus).max(1.0),
             salon.p50_ms / janus.p50_ms,
             salon.p99_ms / janus.p99_ms,
@@ -378,15 +391,20 @@ pub fn report(outcomes: &[Outcome]) -> String {
             logs.push(pps.ln());
         }
     }
-    out.push_str("\nLargest N with loss <= 1% and p99 <= 50 ms (of the N tried; no netem)\n\n");
+    out.push_str("\nLargest N before loss > 1% or p99 > 50 ms (of the N tried; no netem)\n\n");
     for scenario in [Scenario::A, Scenario::B] {
         for sfu in ["salon", "janus"] {
-            let best = outcomes
+            let mut tried: Vec<&Outcome> = outcomes
                 .iter()
                 .filter(|o| o.sfu == sfu && o.scenario == scenario && o.netem_loss_pct == 0.0)
-                .filter(|o| o.loss_pct <= 1.0 && o.p99_ms <= 50.0)
+                .collect();
+            tried.sort_by_key(|o| o.n);
+            // The largest N before the first one over the limits.
+            let best = tried
+                .iter()
+                .take_while(|o| o.loss_pct <= 1.0 && o.p99_ms <= 50.0)
                 .map(|o| o.n)
-                .max();
+                .last();
             out.push_str(&format!(
                 "- scenario {scenario:?}, {sfu}: {}\n",
                 best.map_or("none".to_owned(), |n| n.to_string())
