@@ -7,27 +7,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Env, User};
+use support::{Env, room_with_bot};
 
-const WAIT: Duration = Duration::from_secs(20);
-
-/// A room made by `owner`, where the bot is a moderator (as Element's widgets
-/// need), with the bot invited and joined, and `others` joined.
-async fn room_with_bot(env: &Env, owner: &User, others: &[&User]) -> String {
-    let room = owner
-        .create_room(json!({"power_level_content_override": {"users": {env.bot_id(): 50}}}))
-        .await;
-    for other in others {
-        owner.invite(&room, &other.user_id).await;
-        other.join(&room).await;
-    }
-    owner.invite(&room, &env.bot_id()).await;
-    let bot = env.bot_id();
-    owner
-        .wait_until("the bot to join", WAIT, || owner.is_joined(&room, &bot))
-        .await;
-    room
-}
+const WAIT: Duration = support::WAIT;
 
 fn reply_field(content: &Value) -> &Value {
     &content["org.salon.reply"]
@@ -475,6 +457,7 @@ async fn doctor_says_what_is_wrong_in_plain_words() {
     let (ok, out) = env.doctor(&env.config_path);
     assert!(ok, "{out}");
     assert!(out.contains("the homeserver accepts the as_token"), "{out}");
+    assert!(out.contains("speech model base"), "{out}");
     assert!(out.contains("reaches the bridge"), "{out}");
     env.start_bridge().await;
     let (ok, out) = env.doctor(&env.config_path);
@@ -505,6 +488,37 @@ async fn doctor_says_what_is_wrong_in_plain_words() {
     let (ok, out) = env.doctor(&wrong);
     assert!(!ok);
     assert!(out.contains("refused the as_token"), "{out}");
+
+    // A truncated speech model is named, with the way to fix it.
+    let broken_model = env.dir.path().join("broken-model");
+    std::fs::create_dir(&broken_model).unwrap();
+    let installed = support::workspace_root().join("models/base");
+    for file in std::fs::read_dir(&installed).unwrap() {
+        let file = file.unwrap().path();
+        let bytes = std::fs::read(&file).unwrap();
+        let keep = if file.ends_with("model.bin") {
+            bytes.len() / 2
+        } else {
+            bytes.len()
+        };
+        std::fs::write(broken_model.join(file.file_name().unwrap()), &bytes[..keep]).unwrap();
+    }
+    let truncated = env.dir.path().join("truncated.toml");
+    std::fs::write(
+        &truncated,
+        text.replace(
+            &installed.display().to_string(),
+            &broken_model.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let (ok, out) = env.doctor(&truncated);
+    assert!(!ok);
+    assert!(
+        out.contains("speech model") && out.contains("install-models.sh"),
+        "{out}"
+    );
+    assert!(out.contains("the homeserver accepts the as_token"), "{out}");
 
     // A config with a typo names the key.
     let typo = env.dir.path().join("typo.toml");

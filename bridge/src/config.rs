@@ -163,6 +163,7 @@ struct RawMinutes {
     llm_model: String,
     llm_api_key_env: Option<String>,
     llm_timeout_seconds: u64,
+    post_delay_seconds: u64,
 }
 
 impl Default for RawMinutes {
@@ -174,6 +175,7 @@ impl Default for RawMinutes {
             llm_model: "default".into(),
             llm_api_key_env: None,
             llm_timeout_seconds: 60,
+            post_delay_seconds: 0,
         }
     }
 }
@@ -502,6 +504,8 @@ pub enum SummaryEngineConfig {
 pub struct MinutesConfig {
     pub enabled: bool,
     pub engine: SummaryEngineConfig,
+    /// Wait this long after a call ends before writing its minutes.
+    pub post_delay: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -850,9 +854,16 @@ fn validate_minutes(raw: &RawMinutes) -> Result<MinutesConfig, ConfigError> {
             ));
         }
     };
+    if raw.post_delay_seconds > 3600 {
+        return Err(invalid(
+            "minutes.post_delay_seconds",
+            "must be at most one hour (3600)",
+        ));
+    }
     Ok(MinutesConfig {
         enabled: raw.enabled,
         engine,
+        post_delay: std::time::Duration::from_secs(raw.post_delay_seconds),
     })
 }
 

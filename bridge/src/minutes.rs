@@ -98,6 +98,10 @@ pub async fn run_worker(app: Arc<App>, mut owed: mpsc::UnboundedReceiver<String>
     while let Some(call_id) = owed.recv().await {
         let span = info_span!("minutes", %call_id);
         async {
+            let delay = app.config.minutes.post_delay;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             app.transcriber.drain(&call_id, DRAIN_LIMIT).await;
             let mut attempt = 0;
             loop {
@@ -282,7 +286,7 @@ impl App {
                 "markdown": { "event_id": md, "file": progress.markdown },
             });
         }
-        let content = json!({
+        let mut content = json!({
             "msgtype": "m.notice",
             "body": salon_minutes::render_plain_with(&minutes, &meeting, &links),
             "format": "org.matrix.custom.html",
@@ -290,6 +294,9 @@ impl App {
             "org.salon.minutes": minutes,
             "org.salon.transcript_files": files,
         });
+        if let Some(command) = repost_for {
+            content["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": command } });
+        }
         let txn = match repost_for {
             Some(command) => crate::room::txn_for(command, "minutes"),
             None => format!("salon.minutes.{}", call.id),

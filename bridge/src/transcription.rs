@@ -227,13 +227,19 @@ impl Transcriber {
             language: Language::parse(&self.config.language),
             ..TranscribeOptions::default()
         };
+        // A partial is cut mid-word and soon replaced: one greedy pass, never
+        // the temperature fallback that a garbled ending would trigger.
+        let partial = TranscribeOptions {
+            temperatures: vec![0.0],
+            ..options.clone()
+        };
         for n in 0..self.config.workers {
             let (engine, queue, results, metrics, options) = (
                 engine.clone(),
                 self.queue.clone(),
                 self.results.clone(),
                 self.metrics.clone(),
-                options.clone(),
+                [options.clone(), partial.clone()],
             );
             let spawned = std::thread::Builder::new()
                 .name(format!("salon-asr-{n}"))
@@ -407,11 +413,16 @@ fn run_worker(
     queue: &JobQueue,
     results: &mpsc::UnboundedSender<Transcribed>,
     metrics: &Metrics,
-    options: &TranscribeOptions,
+    [final_options, partial_options]: &[TranscribeOptions; 2],
 ) {
     loop {
         let job = queue.pop();
         let started = Instant::now();
+        let options = if job.is_final {
+            final_options
+        } else {
+            partial_options
+        };
         let outcome = engine.transcribe(&job.pcm, options);
         queue.done();
         let audio_ms = job.pcm.len() as u64 * 1000 / salon_speech::SAMPLE_RATE as u64;
@@ -474,6 +485,12 @@ impl TrackClock {
         let since_first = rtp.wrapping_sub(self.first_rtp) as u64;
         Some(self.first_ms + since_first / 48)
     }
+}
+
+/// Whether a chunk sounds like someone speaking right now (above -40 dBFS):
+/// a partial is not worth it when the utterance is about to end.
+fn is_loud(pcm: &[f32]) -> bool {
+    !pcm.is_empty() && pcm.iter().map(|s| s * s).sum::<f32>() / pcm.len() as f32 > 1e-4
 }
 
 impl TrackTranscription {
@@ -545,6 +562,7 @@ impl TrackTranscription {
             }
             position_ms += pcm.len() as u64 / 16;
             if self.partials
+                && is_loud(&pcm)
                 && last_partial.elapsed() >= PARTIAL_EVERY
                 && let Some((start_ms, audio)) = segmenter.open_audio()
                 && audio.len() as u64 / 16 >= PARTIAL_MIN_AUDIO_MS

@@ -17,6 +17,26 @@ use serde_json::{Value, json};
 pub const SERVER_NAME: &str = "salon.test";
 const SHARED_SECRET: &str = "salon-test-registration-secret";
 pub const PASSWORD: &str = "correct horse battery staple";
+/// How long a journey waits for the bot to act.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A room made by `owner`, where the bot is a moderator (as Element's widgets
+/// need), with the bot invited and joined, and `others` joined.
+pub async fn room_with_bot(env: &Env, owner: &User, others: &[&User]) -> String {
+    let room = owner
+        .create_room(json!({"power_level_content_override": {"users": {env.bot_id(): 50}}}))
+        .await;
+    for other in others {
+        owner.invite(&room, &other.user_id).await;
+        other.join(&room).await;
+    }
+    owner.invite(&room, &env.bot_id()).await;
+    let bot = env.bot_id();
+    owner
+        .wait_until("the bot to join", WAIT, || owner.is_joined(&room, &bot))
+        .await;
+    room
+}
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -80,6 +100,7 @@ impl Env {
         let web_port = free_port();
         let hs_url = format!("http://127.0.0.1:{hs_port}");
         let assets = workspace_root().join("web").display().to_string();
+        let model = workspace_root().join("models/base").display().to_string();
         let mut config = format!(
             r#"[homeserver]
 url = "{hs_url}"
@@ -93,6 +114,9 @@ registration = "appservice.yaml"
 public_url = "http://127.0.0.1:{web_port}"
 bind = "127.0.0.1:{web_port}"
 assets = "{assets}"
+
+[transcription]
+model = "{model}"
 
 [storage]
 path = "data"
@@ -335,6 +359,11 @@ impl Drop for Env {
         let _ = self.synapse.wait();
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
+        }
+        // SALON_TEST_LOGS=dir keeps each run's bridge log, to study timings.
+        if let Some(keep) = std::env::var_os("SALON_TEST_LOGS") {
+            let to = Path::new(&keep).join(format!("bridge-{}.log", self.web_port));
+            let _ = std::fs::copy(self.dir.path().join("bridge.log"), to);
         }
     }
 }
