@@ -44,8 +44,9 @@ const MAX_GAP_MS: u64 = 3_000;
 const PARTIAL_MIN_AUDIO_MS: u64 = 1_000;
 const PARTIAL_EVERY: Duration = Duration::from_millis(1_200);
 
-/// One transcribed utterance (or partial), on its way to the room.
-#[derive(Debug, Clone)]
+/// One transcribed utterance (or partial), on its way to the room. Dropping
+/// a final tells its call that one less utterance is outstanding.
+#[derive(Debug)]
 pub struct Transcribed {
     pub call_id: String,
     pub room_id: OwnedRoomId,
@@ -64,10 +65,33 @@ pub struct Transcribed {
     pub is_final: bool,
     /// When the speech ended (approximately), for the caption latency.
     pub speech_end_at: Instant,
+    _pending: Pending,
+}
+
+/// An outstanding final of a session: counted from its queuing until it is
+/// dropped (posted, skipped, or dropped from a full queue).
+#[derive(Debug)]
+struct Pending(Option<Arc<Session>>);
+
+impl Pending {
+    fn new(session: &Arc<Session>) -> Self {
+        session.outstanding.fetch_add(1, Ordering::SeqCst);
+        Pending(Some(session.clone()))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(session) = self.0.take() {
+            session.job_done();
+        }
+    }
 }
 
 struct Job {
     session: Arc<Session>,
+    /// Set for finals.
+    pending: Pending,
     speaker: String,
     speaker_name: String,
     utterance: String,
@@ -102,7 +126,6 @@ impl JobQueue {
             } else if let Some(oldest) = jobs.pop_front() {
                 Metrics::inc(&self.metrics.transcription_dropped_finals);
                 warn!(call_id = %oldest.session.call_id, speaker = %oldest.speaker, "transcription queue full: dropped the oldest utterance");
-                oldest.session.job_done();
             }
         }
         jobs.push_back(job);
@@ -135,6 +158,7 @@ impl JobQueue {
 }
 
 /// One call being transcribed.
+#[derive(Debug)]
 struct Session {
     call_id: String,
     room_id: OwnedRoomId,
@@ -300,9 +324,9 @@ impl Transcriber {
         let Some(tap) = self.sfu.subscribe_audio(&session.call_id, identity) else {
             return;
         };
-        session.outstanding.fetch_add(1, Ordering::SeqCst);
         let span = info_span!("audio_tap", call_id = %session.call_id, speaker = %identity);
         let track = TrackTranscription {
+            _alive: Pending::new(session),
             session: session.clone(),
             queue: self.queue.clone(),
             speaker: identity.to_owned(),
@@ -371,13 +395,6 @@ impl Transcriber {
             .is_some_and(|s| Arc::ptr_eq(s, &session))
         {
             sessions.remove(call_id);
-        }
-    }
-
-    /// The bridge has dealt with a final result (posted or skipped it).
-    pub fn result_handled(&self, call_id: &str) {
-        if let Some(session) = self.sessions.lock().expect("sessions lock").get(call_id) {
-            session.job_done();
         }
     }
 }
@@ -450,15 +467,16 @@ fn run_worker(
             text,
             is_final: job.is_final,
             speech_end_at: job.speech_end_at,
+            _pending: job.pending,
         };
-        if results.send(result).is_err() && job.is_final {
-            job.session.job_done();
-        }
+        let _ = results.send(result);
     }
 }
 
 /// One participant's audio, from packets to queued utterances.
 struct TrackTranscription {
+    /// A running tap counts as outstanding: it may still queue an utterance.
+    _alive: Pending,
     session: Arc<Session>,
     queue: Arc<JobQueue>,
     speaker: String,
@@ -499,7 +517,6 @@ impl TrackTranscription {
             Ok(d) => d,
             Err(e) => {
                 warn!(error = %e, "cannot decode this track");
-                self.session.job_done();
                 return;
             }
         };
@@ -571,6 +588,7 @@ impl TrackTranscription {
                 last_partial = Instant::now();
                 self.queue.push(Job {
                     session: self.session.clone(),
+                    pending: Pending(None),
                     speaker: self.speaker.clone(),
                     speaker_name: self.speaker_name.clone(),
                     utterance: self.utterance_id(utterances),
@@ -592,7 +610,6 @@ impl TrackTranscription {
             );
         }
         debug!(utterances, "audio tap ended");
-        self.session.job_done();
     }
 
     fn utterance_id(&self, n: u64) -> String {
@@ -614,9 +631,9 @@ impl TrackTranscription {
     ) {
         let id = self.utterance_id(*utterances);
         *utterances += 1;
-        self.session.outstanding.fetch_add(1, Ordering::SeqCst);
         self.queue.push(Job {
             session: self.session.clone(),
+            pending: Pending::new(&self.session),
             speaker: self.speaker.clone(),
             speaker_name: self.speaker_name.clone(),
             utterance: id,
@@ -646,11 +663,13 @@ mod tests {
     }
 
     fn job(session: &Arc<Session>, utterance: &str, is_final: bool) -> Job {
-        if is_final {
-            session.outstanding.fetch_add(1, Ordering::SeqCst);
-        }
         Job {
             session: session.clone(),
+            pending: if is_final {
+                Pending::new(session)
+            } else {
+                Pending(None)
+            },
             speaker: "@a:example.org".into(),
             speaker_name: "A".into(),
             utterance: utterance.into(),
@@ -697,10 +716,15 @@ mod tests {
             metrics.transcription_dropped_finals.load(Ordering::Relaxed),
             1
         );
-        let order: Vec<String> = (0..3).map(|_| q.pop().utterance).collect();
-        assert_eq!(order, ["u3", "u4", "u5"]);
         // the dropped final no longer counts as outstanding
         assert_eq!(s.outstanding.load(Ordering::SeqCst), 3);
+        let order: Vec<String> = (0..3).map(|_| q.pop().utterance.clone()).collect();
+        assert_eq!(order, ["u3", "u4", "u5"]);
+        assert_eq!(
+            s.outstanding.load(Ordering::SeqCst),
+            0,
+            "handled finals are done"
+        );
     }
 
     #[test]
