@@ -558,3 +558,63 @@ async fn minutes_owed_at_a_crash_are_posted_once_after_restart() {
     let state = alice.state(&room, "org.salon.call", "").await.unwrap();
     assert_eq!(state["minutes_event_id"], posted[0]["event_id"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transcript_files_the_homeserver_refuses_leave_the_minutes_posted_and_say_so() {
+    model_dir();
+    // A homeserver that takes no upload over 100 bytes.
+    let mut env = Env::start_full(|_| {}, |hs| hs.push_str("max_upload_size: 100\n")).await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let room = room_with_bot(&env, &alice, &[]).await;
+    let call_id = start_call(&alice, &room).await;
+    let client = join_call(&env, &alice, &call_id, "Alice").await;
+    let mic = client.publish(true).await.unwrap();
+    let on = alice.command(&room, "!visio transcribe on").await;
+    assert_eq!(on["org.salon.reply"]["outcome"], "on", "{on}");
+    let speech = speak(env.dir.path(), "alice", ALICE_SAYS[0], "en-us");
+    talk(&mic, vec![speech]).await;
+    alice
+        .wait_until("a transcript notice", TRANSCRIPT_WAIT, || async {
+            !transcript_notices(&alice, &room).await.is_empty()
+        })
+        .await;
+    let stop = alice.command(&room, "!visio stop").await;
+    assert_eq!(stop["org.salon.reply"]["outcome"], "ended", "{stop}");
+    let deadline = Instant::now() + WAIT * 2;
+    let minutes = loop {
+        if let Some(e) = alice
+            .timeline(&room)
+            .await
+            .into_iter()
+            .find(|e| e["content"]["org.salon.minutes"].is_object())
+        {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no minutes:\n{}", env.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let content = &minutes["content"];
+    assert_eq!(content["org.salon.minutes"]["call_id"], call_id.as_str());
+    let error = content["org.salon.transcript_files"]["error"]
+        .as_str()
+        .expect("the refusal is in the structured field");
+    assert!(error.contains("M_TOO_LARGE"), "{error}");
+    assert!(
+        content["body"]
+            .as_str()
+            .unwrap()
+            .contains("transcript files could not be uploaded"),
+        "{content}"
+    );
+    // No file event was posted, and the minutes came once.
+    let timeline = alice.timeline(&room).await;
+    assert!(!timeline.iter().any(|e| e["content"]["msgtype"] == "m.file"));
+    assert_eq!(
+        timeline
+            .iter()
+            .filter(|e| e["content"]["org.salon.minutes"].is_object())
+            .count(),
+        1
+    );
+}

@@ -93,6 +93,14 @@ impl Env {
 
     /// Like [`Env::start`], letting the test edit the bridge's config text.
     pub async fn start_with(edit_config: impl FnOnce(&mut String)) -> Env {
+        Self::start_full(edit_config, |_| {}).await
+    }
+
+    /// Like [`Env::start_with`], also letting the test edit `homeserver.yaml`.
+    pub async fn start_full(
+        edit_config: impl FnOnce(&mut String),
+        edit_homeserver: impl FnOnce(&mut String),
+    ) -> Env {
         let venv = synapse_venv();
         let dir = tempfile::tempdir().unwrap();
         let hs_port = free_port();
@@ -152,7 +160,7 @@ level = "info,salon=debug"
             ),
         )
         .unwrap();
-        let homeserver_yaml = format!(
+        let mut homeserver_yaml = format!(
             r#"server_name: "{SERVER_NAME}"
 pid_file: {d}/homeserver.pid
 public_baseurl: {hs_url}/
@@ -193,6 +201,7 @@ rc_invites:
   per_issuer: {{per_second: 1000, burst_count: 1000}}
 "#
         );
+        edit_homeserver(&mut homeserver_yaml);
         std::fs::write(dir.path().join("homeserver.yaml"), homeserver_yaml).unwrap();
         let synapse = Command::new(venv.join("bin/python"))
             .args(["-m", "synapse.app.homeserver", "-c"])
