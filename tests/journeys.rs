@@ -730,14 +730,24 @@ async fn the_bot_declines_invites_from_outside_the_autojoin_lists() {
 }
 
 /// Speech for a fake microphone: espeak-ng, as Chromium reads it.
+/// `text` spoken by espeak-ng, then 1.5 s of silence: Chromium loops the
+/// file as a microphone, and people pause between sentences.
 fn speech_wav(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.join(format!("{name}.wav"));
+    let raw = dir.join(format!("{name}-speech.wav"));
     let status = std::process::Command::new("espeak-ng")
         .args(["-w"])
-        .arg(&path)
+        .arg(&raw)
         .arg(text)
         .status()
         .expect("espeak-ng is installed (scripts/setup.sh)");
+    assert!(status.success());
+    let path = dir.join(format!("{name}.wav"));
+    let status = std::process::Command::new("sox")
+        .arg(&raw)
+        .arg(&path)
+        .args(["pad", "0", "1.5"])
+        .status()
+        .expect("sox is installed (scripts/setup.sh)");
     assert!(status.success());
     path
 }
@@ -751,6 +761,10 @@ async fn on_the_call_page_two_members_sign_in_join_and_hear_each_other() {
     let room = room_with_bot(&env, &alice, &[&bob]).await;
     let started = alice.command(&room, "!visio start").await;
     let link = reply_field(&started)["url"].as_str().unwrap().to_owned();
+    // Transcription on before they join: each page must show the banner and
+    // the other person's words as captions.
+    let on = alice.command(&room, "!visio transcribe on").await;
+    assert_eq!(reply_field(&on)["outcome"], "on", "{on}");
 
     let a = speech_wav(
         env.dir.path(),
@@ -773,6 +787,8 @@ async fn on_the_call_page_two_members_sign_in_join_and_hear_each_other() {
             format!("{},{}", a.display(), b.display()),
         )
         .env("SALON_TIMEOUT_MS", "90000")
+        .env("SALON_CAPTION_WAIT_MS", "60000")
+        .env("SALON_CAPTION_WORDS", "budget,figures")
         .output()
         .await
         .expect("node is installed");
@@ -785,6 +801,25 @@ async fn on_the_call_page_two_members_sign_in_join_and_hear_each_other() {
     let result: Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("one JSON line");
     eprintln!("browser journey: {result}");
+    let users = result["users"].as_array().unwrap();
+    for (user, other, said) in [
+        (&users[0], &bob.user_id, "figures"),
+        (&users[1], &alice.user_id, "budget"),
+    ] {
+        assert_eq!(user["transcription_banner"], true, "{user}");
+        let captions: Vec<String> = user["captions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["identity"] == other.as_str())
+            .map(|c| c["text"].as_str().unwrap().to_lowercase())
+            .collect();
+        assert!(
+            captions.iter().any(|c| c.contains(said)),
+            "{} sees no caption of {other} saying {said:?}: {captions:?}",
+            user["identity"]
+        );
+    }
 
     // The room saw both of them in the call.
     let attended = alice

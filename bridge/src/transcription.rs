@@ -42,6 +42,9 @@ const SILENCE_TIMEOUT: Duration = Duration::from_millis(700);
 const MAX_GAP_MS: u64 = 3_000;
 /// A partial caption needs this much open speech, and this long since the last.
 const PARTIAL_MIN_AUDIO_MS: u64 = 1_000;
+/// Past this, a partial costs too much; the final follows soon (the
+/// utterance is cut at `max_utterance_seconds`).
+const PARTIAL_MAX_AUDIO_MS: u64 = 8_000;
 const PARTIAL_EVERY: Duration = Duration::from_millis(1_200);
 
 /// One transcribed utterance (or partial), on its way to the room. Dropping
@@ -582,7 +585,8 @@ impl TrackTranscription {
                 && is_loud(&pcm)
                 && last_partial.elapsed() >= PARTIAL_EVERY
                 && let Some((start_ms, audio)) = segmenter.open_audio()
-                && audio.len() as u64 / 16 >= PARTIAL_MIN_AUDIO_MS
+                && (PARTIAL_MIN_AUDIO_MS..=PARTIAL_MAX_AUDIO_MS)
+                    .contains(&(audio.len() as u64 / 16))
                 && self.queue.idle()
             {
                 last_partial = Instant::now();

@@ -39,10 +39,12 @@ pub async fn room_with_bot(env: &Env, owner: &User, others: &[&User]) -> String 
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .parent()
+    .unwrap()
+    .to_owned()
 }
 
 /// The Synapse venv: `$SALON_SYNAPSE_VENV`, else `.venv/synapse` in the workspace.
