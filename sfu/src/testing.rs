@@ -21,7 +21,6 @@ use prost::Message as _;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -41,6 +40,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::media::KeyframeRequestForwarder;
+pub use crate::media::{MAX_NACKS_PER_PACKET, register_interceptors};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
@@ -289,7 +289,8 @@ impl Peer {
             RtpCodecKind::Audio,
             None,
         )?;
-        let registry = register_default_interceptors(Registry::new(), &mut engine)?
+        let registry = register_interceptors(Registry::new(), &mut engine)
+            .map_err(webrtc::error::Error::from)?
             .with(Slot::from(14_000), KeyframeRequestForwarder::default());
         let gathered = Arc::new(Notify::new());
         let connected = Arc::new(Notify::new());

@@ -79,6 +79,7 @@ struct OneArgs {
     ivf: PathBuf,
     seconds: f64,
     netem_loss_pct: f64,
+    netem_devs: Vec<String>,
     salon_ws: String,
     janus_ws: String,
 }
@@ -103,6 +104,7 @@ fn parse_one(mut args: impl Iterator<Item = String>) -> Result<OneArgs> {
         ivf: PathBuf::new(),
         seconds: 10.0,
         netem_loss_pct: 0.0,
+        netem_devs: vec!["lo".into()],
         salon_ws: "ws://127.0.0.1:7880".into(),
         janus_ws: "ws://127.0.0.1:8188".into(),
     };
@@ -121,6 +123,12 @@ fn parse_one(mut args: impl Iterator<Item = String>) -> Result<OneArgs> {
             "--ivf" => parsed.ivf = value(&mut args, &arg)?,
             "--seconds" => parsed.seconds = value(&mut args, &arg)?,
             "--netem-loss" => parsed.netem_loss_pct = value(&mut args, &arg)?,
+            "--netem-dev" => {
+                parsed.netem_devs = value::<String>(&mut args, &arg)?
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect()
+            }
             "--salon-ws" => parsed.salon_ws = value(&mut args, &arg)?,
             "--janus-ws" => parsed.janus_ws = value(&mut args, &arg)?,
             other => bail!("unknown argument {other}"),
@@ -166,6 +174,12 @@ async fn one(args: OneArgs) -> Result<Outcome> {
         other => bail!("unknown SFU {other}"),
     };
     let setup_s = started.elapsed().as_secs_f64();
+    // Loss starts once everyone is connected: it is media recovery that is
+    // measured, not how handshakes survive loss.
+    if args.netem_loss_pct > 0.0 {
+        let how = suite::inject_loss(&args.netem_devs, args.netem_loss_pct)?;
+        eprintln!("{}% UDP loss injected with {how}", args.netem_loss_pct);
+    }
     // Let every subscriber settle (first keyframe, NACK windows) first.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let me = std::process::id();
@@ -203,6 +217,9 @@ async fn one(args: OneArgs) -> Result<Outcome> {
     // Late and retransmitted packets of the window still count.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let _ = stop.send(true);
+    if args.netem_loss_pct > 0.0 {
+        suite::inject_loss(&args.netem_devs, 0.0)?;
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut received = collector.take();
     received.latencies_us.sort_unstable();

@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -107,7 +106,9 @@ impl Peer {
             RtpCodecKind::Audio,
             None,
         )?;
-        let registry = register_default_interceptors(Registry::new(), &mut engine)?
+        // The same interceptors as Salon's and its test client's (NACK capped
+        // per packet, see `salon_sfu::testing::MAX_NACKS_PER_PACKET`).
+        let registry = salon_sfu::testing::register_interceptors(Registry::new(), &mut engine)?
             .with(Slot::from(14_000), KeyframeRequestForwarder::default());
         let gathered = Arc::new(Notify::new());
         let (connected_tx, connected) = watch::channel(false);

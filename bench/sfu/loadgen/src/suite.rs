@@ -173,7 +173,7 @@ fn start_janus(args: &SuiteArgs, label: &str) -> Result<Server> {
 /// output, where a drop fails the `sendmsg`), which every packet in the
 /// namespace crosses once, as it would cross `lo`'s netem once. Returns how
 /// the loss was injected.
-fn inject_loss(devs: &[String], loss_pct: f64) -> Result<&'static str> {
+pub(crate) fn inject_loss(devs: &[String], loss_pct: f64) -> Result<&'static str> {
     let quiet = |command: &mut Command| {
         command
             .stdout(Stdio::null())
@@ -249,6 +249,7 @@ fn measure(args: &SuiteArgs, case: &Case, sfu: &str) -> Result<Outcome> {
         .arg(&args.ivf)
         .args(["--seconds", &args.seconds.to_string()])
         .args(["--netem-loss", &case.netem_loss_pct.to_string()])
+        .args(["--netem-dev", &args.netem_devs.join(",")])
         .stderr(child_log)
         .output()
         .context("running the measurement")?;
@@ -270,13 +271,6 @@ pub fn run(args: impl Iterator<Item = String>) -> Result<()> {
     let args = parse(args)?;
     let mut outcomes: Vec<Outcome> = Vec::new();
     for case in cases(&args) {
-        if case.netem_loss_pct > 0.0 {
-            let how = inject_loss(&args.netem_devs, case.netem_loss_pct)?;
-            eprintln!(
-                "bench: {}% UDP loss injected with {how}",
-                case.netem_loss_pct
-            );
-        }
         for sfu in ["salon", "janus"] {
             eprintln!(
                 "bench: scenario {:?} N={} loss={}% on {sfu}",
@@ -289,9 +283,6 @@ pub fn run(args: impl Iterator<Item = String>) -> Result<()> {
                 }
                 Err(error) => eprintln!("bench: {error:#}"),
             }
-        }
-        if case.netem_loss_pct > 0.0 {
-            inject_loss(&args.netem_devs, 0.0)?;
         }
     }
     print!("{}", report(&outcomes));
