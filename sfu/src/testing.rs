@@ -289,8 +289,7 @@ impl Peer {
             RtpCodecKind::Audio,
             None,
         )?;
-        let registry = register_interceptors(Registry::new(), &mut engine)
-            .map_err(webrtc::error::Error::from)?
+        let registry = register_interceptors(Registry::new(), &mut engine)?
             .with(Slot::from(14_000), KeyframeRequestForwarder::default());
         let gathered = Arc::new(Notify::new());
         let connected = Arc::new(Notify::new());
