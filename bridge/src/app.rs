@@ -299,8 +299,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 async fn resume_after_restart(app: &Arc<App>) -> anyhow::Result<()> {
     for call in app.store.active_calls()? {
         if call.transcribing {
+            let language = app.store.room_settings(&call.room_id)?.language;
             match app.transcriber.ensure_engine().await {
-                Ok(()) => app.transcriber.start(&call),
+                Ok(()) => app.transcriber.start(&call, language.as_deref()),
                 Err(e) => warn!(call_id = %call.id, error = %e, "cannot resume transcription"),
             }
         }

@@ -51,6 +51,10 @@ pub struct RoomSettings {
     /// from its start.
     #[serde(default)]
     pub transcription_auto: bool,
+    /// `!visio settings language=fr`: calls here are transcribed in this
+    /// language; `None` detects it per utterance (or uses the server's).
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// One transcribed utterance of a call, and the room event that shows it.
@@ -277,24 +281,26 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Sets the room's `transcription=auto` setting; flushes.
-    pub async fn set_transcription_auto(
+    /// Changes the room's settings (not its current call); flushes.
+    pub async fn update_room_settings(
         &self,
         room_id: &RoomId,
-        on: bool,
-    ) -> Result<(), StoreError> {
-        self.rooms
+        change: impl Fn(&mut RoomSettings),
+    ) -> Result<RoomSettings, StoreError> {
+        let updated = self
+            .rooms
             .transaction(|rooms| {
                 let mut settings: RoomSettings = match rooms.get(room_id.as_bytes())? {
                     Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
                     None => RoomSettings::default(),
                 };
-                settings.transcription_auto = on;
+                change(&mut settings);
                 rooms.insert(room_id.as_bytes(), encode(&settings))?;
-                Ok::<_, ConflictableTransactionError<()>>(())
+                Ok::<_, ConflictableTransactionError<()>>(settings)
             })
             .map_err(tx_error)?;
-        self.flush().await
+        self.flush().await?;
+        Ok(updated)
     }
 
     /// Appends a transcript segment to its call; flushes. Returns its key,
@@ -485,7 +491,7 @@ mod tests {
             assert!(failed.end(6, EndReason::Failed, None));
             store.save_call(&failed).await.unwrap();
             store
-                .set_transcription_auto(&ended.room_id, true)
+                .update_room_settings(&ended.room_id, |s| s.transcription_auto = true)
                 .await
                 .unwrap();
         }
