@@ -174,6 +174,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     app.refresh_live_calls();
     let rooms = RoomQueues::default();
     rooms.start(app.clone());
+    let e2ee_sync = crate::crypto::start(&matrix, &store, &rooms).await;
 
     // Replay what a previous run accepted but did not finish.
     let owed = store.inbox()?;
@@ -274,6 +275,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let _ = ticker.await;
     participants.abort();
+    if let Some(sync) = e2ee_sync {
+        sync.abort();
+    }
     sfu.shutdown().await;
     Ok(())
 }
