@@ -85,12 +85,8 @@ impl Member {
             )
             .unwrap(),
         ];
-        request.power_level_content_override = Some(
-            Raw::from_json_string(
-                json!({"users": {env.bot_id(): 50}}).to_string(),
-            )
-            .unwrap(),
-        );
+        request.power_level_content_override =
+            Some(Raw::from_json_string(json!({"users": {env.bot_id(): 50}}).to_string()).unwrap());
         self.client.create_room(request).await.unwrap()
     }
 
@@ -246,10 +242,7 @@ async fn encrypted_commands_get_encrypted_replies_across_restart_and_lost_store(
     assert_eq!(reply["org.salon.reply"]["outcome"], "started", "{reply}");
     let call_id = reply["org.salon.reply"]["call_id"].as_str().unwrap();
     let link = format!("http://127.0.0.1:{}/call/{call_id}", env.web_port);
-    assert!(
-        reply["body"].as_str().unwrap().contains(&link),
-        "{reply}"
-    );
+    assert!(reply["body"].as_str().unwrap().contains(&link), "{reply}");
     assert_eq!(reply["msgtype"], "m.notice");
     // State events stay readable by the homeserver and every client.
     let call = alice
@@ -279,7 +272,10 @@ async fn encrypted_commands_get_encrypted_replies_across_restart_and_lost_store(
     }
     env.start_bridge().await;
     let second_device = bot_device(&env);
-    assert_ne!(second_device, first_device, "a new device after a lost store");
+    assert_ne!(
+        second_device, first_device,
+        "a new device after a lost store"
+    );
     let devices = bot_devices_with_keys(&env, &alice).await;
     assert!(devices.contains(&second_device), "{devices:?}");
     assert!(

@@ -262,12 +262,8 @@ fn as_queued(
 ) -> Result<QueuedEvent, serde_json::Error> {
     let mut event: serde_json::Map<String, Value> = serde_json::from_str(raw.get())?;
     event.insert("room_id".into(), json!(room_id));
-    let event_id: OwnedEventId = serde_json::from_value(
-        event
-            .get("event_id")
-            .cloned()
-            .unwrap_or(Value::Null),
-    )?;
+    let event_id: OwnedEventId =
+        serde_json::from_value(event.get("event_id").cloned().unwrap_or(Value::Null))?;
     Ok(QueuedEvent {
         room_id: room_id.to_owned(),
         event_id,
@@ -301,8 +297,9 @@ impl Matrix {
         if head.kind != "m.room.encrypted" || !self.e2ee || head.sender == self.bot_user_id {
             return Ok(Revealed::Plain);
         }
-        let raw: Raw<OriginalSyncRoomEncryptedEvent> = Raw::from_json_string(queued.json.clone())
-            .map_err(|e| other("read an encrypted event", e))?;
+        let raw: Raw<OriginalSyncRoomEncryptedEvent> =
+            Raw::from_json_string(queued.json.clone())
+                .map_err(|e| other("read an encrypted event", e))?;
         let deadline = Instant::now() + KEY_WAIT;
         let mut why = String::from("the room is not synced yet");
         loop {

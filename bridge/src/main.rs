@@ -104,7 +104,7 @@ fn init_logging(level: &str, json: bool) {
             // matrix-sdk logs every sync at info and harmless 404s at error; the
             // bridge reports the failures that matter itself (crypto.rs, matrix.rs).
             tracing_subscriber::EnvFilter::new(format!(
-                "matrix_sdk=warn,matrix_sdk_base=warn,matrix_sdk_crypto=warn,matrix_sdk::http_client=off,{level}"
+                "matrix_sdk=warn,matrix_sdk_base=warn,matrix_sdk_crypto=warn,matrix_sdk_crypto::backups=error,matrix_sdk::http_client=off,{level}"
             ))
         });
     use std::io::IsTerminal;
