@@ -346,3 +346,133 @@ async fn an_undecryptable_message_gets_one_notice() {
         .count();
     assert_eq!(notices, 1, "one notice per undecryptable event");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_go_to_encrypted_rooms_as_encrypted_attachments() {
+    let mut env = Env::start().await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let member = Member::log_in(&env, "alice").await;
+    let room = member.encrypted_room_with_bot(&env).await;
+    let room_id = room.room_id().to_owned();
+    joined(&env, &alice, &room_id).await;
+    let plain = alice
+        .create_room(json!({"power_level_content_override": {"users": {env.bot_id(): 50}}}))
+        .await;
+    alice.invite(&plain, &env.bot_id()).await;
+    let bot = env.bot_id();
+    alice
+        .wait_until("the bot to join the plain room", WAIT, || {
+            alice.is_joined(&plain, &bot)
+        })
+        .await;
+    // Once the greeting is out, the bot's device knows the encrypted room.
+    alice
+        .wait_until("the bot's greeting", WAIT, || async {
+            !bot_messages(&alice, room_id.as_str(), &bot)
+                .await
+                .is_empty()
+        })
+        .await;
+
+    // The bridge's own API, as the minutes code calls it. One process per
+    // crypto store: the running bridge steps aside.
+    env.kill_bridge();
+    let config = salon::config::Config::load(&env.config_path).unwrap();
+    let store = salon::store::Store::open(&config.storage.path).unwrap();
+    let matrix = salon::matrix::Matrix::connect(&config, &store)
+        .await
+        .unwrap();
+    let minutes: Vec<u8> = "# Minutes\n\n- Decision: ship it.\n"
+        .repeat(50)
+        .into_bytes();
+
+    let fields = matrix
+        .upload_file(&room_id, minutes.clone(), "text/markdown", "minutes.md")
+        .await
+        .unwrap();
+    assert!(
+        fields.get("url").is_none(),
+        "a plain url in an encrypted room: {fields}"
+    );
+    let file = &fields["file"];
+    for key in ["url", "key", "iv", "hashes"] {
+        assert!(
+            file.get(key).is_some(),
+            "the attachment lacks {key}: {file}"
+        );
+    }
+    assert_eq!(fields["info"]["size"], minutes.len());
+    let mut content = fields.clone();
+    content["msgtype"] = json!("m.file");
+    content["body"] = json!("minutes.md");
+    content["filename"] = json!("minutes.md");
+    let event_id = matrix
+        .send_message(&room_id, "salon.test.minutes", &content)
+        .await
+        .unwrap();
+
+    // The event is encrypted; Alice decrypts it, then the file.
+    let raw = alice
+        .timeline(room_id.as_str())
+        .await
+        .into_iter()
+        .find(|e| e["event_id"] == event_id.as_str())
+        .expect("the file message is in the room");
+    assert_eq!(raw["type"], "m.room.encrypted", "{raw}");
+    let start = Instant::now();
+    let event = loop {
+        if let Some(event) = member.decrypt(&room, &raw).await {
+            break event;
+        }
+        assert!(start.elapsed() < WAIT, "the file message never decrypted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let file: ruma::events::room::EncryptedFile =
+        serde_json::from_value(event["content"]["file"].clone()).unwrap();
+    let mxc = file.url.clone();
+    let request = matrix_sdk::media::MediaRequestParameters {
+        source: ruma::events::room::MediaSource::Encrypted(Box::new(file)),
+        format: matrix_sdk::media::MediaFormat::File,
+    };
+    let downloaded = member
+        .client
+        .media()
+        .get_media_content(&request, false)
+        .await
+        .unwrap();
+    assert_eq!(downloaded, minutes, "the attachment decrypts to the file");
+    // What the homeserver stores is ciphertext.
+    let (server, media_id) = mxc.parts().unwrap();
+    let stored = env
+        .http
+        .get(format!(
+            "{}/_matrix/client/v1/media/download/{server}/{media_id}",
+            env.hs_url
+        ))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), minutes.len());
+    assert_ne!(
+        stored.as_ref(),
+        minutes.as_slice(),
+        "the server has the plaintext"
+    );
+
+    // In a room without encryption the file is a plain `url`.
+    let plain_id: ruma::OwnedRoomId = plain.as_str().try_into().unwrap();
+    let fields = matrix
+        .upload_file(&plain_id, minutes.clone(), "text/markdown", "minutes.md")
+        .await
+        .unwrap();
+    assert!(fields.get("file").is_none(), "{fields}");
+    assert!(
+        fields["url"].as_str().unwrap().starts_with("mxc://"),
+        "{fields}"
+    );
+}
