@@ -17,7 +17,7 @@ DEMO=$ROOT/.salon-demo
 SALON=${CARGO_TARGET_DIR:-$ROOT/target}/debug/salon
 AS_PORT=${SALON_DEMO_AS_PORT:-9009}
 [ -f "$DEMO/config.toml" ] || { echo "run ./scripts/demo.sh first" >&2; exit 1; }
-curl -fsS "http://127.0.0.1:8008/health" >/dev/null || { echo "the demo's Synapse is not up" >&2; exit 1; }
+curl -fsS "http://127.0.0.1:${SALON_DEMO_HS_PORT:-8008}/health" >/dev/null || { echo "the demo's Synapse is not up" >&2; exit 1; }
 
 # The demo's own bridge holds the appservice port: stop that one process.
 demo_pid=$(pgrep -f "salon run -c $DEMO/config.toml" || true)
