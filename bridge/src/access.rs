@@ -129,7 +129,7 @@ async fn call_info(State(state): State<AccessState>, Path(call_id): Path<String>
         "state": call.state,
         "homeserver_url": state.config.homeserver.public_url.as_str().trim_end_matches('/'),
         "server_name": state.config.homeserver.server_name,
-        "transcription": false,
+        "transcription": call.transcribing,
     }))
     .into_response()
 }

@@ -18,9 +18,11 @@ use crate::appservice::{self, AppserviceState};
 use crate::config::{Config, Secret};
 use crate::matrix::{Matrix, MatrixError};
 use crate::metrics::Metrics;
+use crate::minutes::MinutesQueue;
 use crate::queues::{RoomJob, RoomQueues, RoomWorker};
 use crate::store::Store;
-use crate::web;
+use crate::transcription::Transcriber;
+use crate::{minutes, transcripts, web};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_millis() -> u64 {
@@ -43,6 +45,9 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub sender_user_id: OwnedUserId,
     pub sfu: Arc<salon_sfu::Sfu>,
+    pub transcriber: Arc<Transcriber>,
+    pub minutes: MinutesQueue,
+    pub summarizer: salon_minutes::Summarizer,
 }
 
 impl App {
@@ -163,6 +168,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ))?;
     let sfu_secret = sfu_secret(&config, &store).await?;
     let sfu = salon_sfu::Sfu::new(sfu_config(&config, &sfu_secret))?;
+    let (transcriber, transcribed) =
+        Transcriber::new(config.transcription.clone(), sfu.clone(), metrics.clone());
+    let (minutes_queue, owed_minutes) = MinutesQueue::new();
     let app = Arc::new(App {
         config: config.clone(),
         store: store.clone(),
@@ -170,11 +178,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         sender_user_id,
         sfu: sfu.clone(),
+        transcriber: transcriber.clone(),
+        minutes: minutes_queue.clone(),
+        summarizer: minutes::summarizer(&config.minutes)?,
     });
     app.refresh_live_calls();
     let rooms = RoomQueues::default();
     rooms.start(app.clone());
+    // Before anything posts: the device's keys are up and its rooms known.
     let e2ee_sync = crate::crypto::start(&matrix, &store, &rooms).await;
+    let sink = tokio::spawn(transcripts::run_sink(app.clone(), transcribed));
+    let minutes_worker = tokio::spawn(minutes::run_worker(app.clone(), owed_minutes));
+    resume_after_restart(&app).await?;
 
     // Replay what a previous run accepted but did not finish.
     let owed = store.inbox()?;
@@ -208,7 +223,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sfu_secret.clone(),
     )))
     .merge(sfu.router());
-    let participants = follow_participants(&sfu, &store, &rooms);
+    let participants = follow_participants(&sfu, &store, &rooms, &transcriber);
 
     let (shutdown_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut servers = Vec::new();
@@ -279,6 +294,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sync.abort();
     }
     sfu.shutdown().await;
+    sink.abort();
+    minutes_worker.abort();
+    Ok(())
+}
+
+/// Picks up what a previous run left: calls being transcribed listen again
+/// (their participants rejoin the new SFU), and owed minutes are posted.
+async fn resume_after_restart(app: &Arc<App>) -> anyhow::Result<()> {
+    for call in app.store.active_calls()? {
+        if call.transcribing {
+            match app.transcriber.ensure_engine().await {
+                Ok(()) => app.transcriber.start(&call),
+                Err(e) => warn!(call_id = %call.id, error = %e, "cannot resume transcription"),
+            }
+        }
+    }
+    if app.config.minutes.enabled {
+        let owed = app.store.calls_owing_minutes()?;
+        if !owed.is_empty() {
+            info!(
+                calls = owed.len(),
+                "posting minutes owed from the previous run"
+            );
+        }
+        for call in owed {
+            app.minutes.owe(&call.id);
+        }
+    }
     Ok(())
 }
 
@@ -324,15 +367,23 @@ fn follow_participants(
     sfu: &Arc<salon_sfu::Sfu>,
     store: &Store,
     rooms: &RoomQueues,
+    transcriber: &Arc<Transcriber>,
 ) -> tokio::task::JoinHandle<()> {
     use salon_sfu::events::RoomEvent;
     use tokio::sync::broadcast::error::RecvError;
     let mut events = sfu.events();
-    let (store, rooms) = (store.clone(), rooms.clone());
+    let (store, rooms, transcriber) = (store.clone(), rooms.clone(), transcriber.clone());
     tokio::spawn(async move {
         loop {
             let (call_id, identity, joined) = match events.recv().await {
-                Ok(RoomEvent::ParticipantJoined { room, identity, .. }) => (room, identity, true),
+                Ok(RoomEvent::ParticipantJoined {
+                    room,
+                    identity,
+                    name,
+                }) => {
+                    transcriber.participant_joined(&room, &identity, &name);
+                    (room, identity, true)
+                }
                 Ok(RoomEvent::ParticipantLeft { room, identity }) => (room, identity, false),
                 Ok(_) => continue,
                 Err(RecvError::Lagged(n)) => {

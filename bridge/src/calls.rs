@@ -62,6 +62,18 @@ pub struct Call {
     /// Since when nobody has been in the call (set once someone has left).
     pub empty_since: Option<Millis>,
     pub minutes_event_id: Option<OwnedEventId>,
+    /// Whether speech is being transcribed now.
+    #[serde(default)]
+    pub transcribing: bool,
+    /// The "transcription started" notice that transcript notices thread under.
+    #[serde(default)]
+    pub transcript_thread: Option<OwnedEventId>,
+    /// How many times transcription was turned on (names each thread's txn).
+    #[serde(default)]
+    pub transcription_sessions: u32,
+    /// Set when the call ends; cleared once its minutes are in the room.
+    #[serde(default)]
+    pub minutes_owed: bool,
 }
 
 /// What `start` decided.
@@ -86,6 +98,12 @@ pub enum Refusal {
         "only the person who started the call or a member with power level {required} or more can stop it (you have {actual})"
     )]
     CannotStop { required: i64, actual: i64 },
+    #[error(
+        "you need power level {required} to turn transcription on or off here (you have {actual}); ask a moderator"
+    )]
+    CannotTranscribe { required: i64, actual: i64 },
+    #[error("transcription is disabled on this server")]
+    TranscriptionDisabled,
 }
 
 impl Call {
@@ -127,6 +145,9 @@ impl Call {
             return false;
         }
         self.state = CallState::Ended;
+        self.transcribing = false;
+        // a call nobody could see (Failed) gets no minutes
+        self.minutes_owed = reason != EndReason::Failed;
         self.ended_at = Some(now.max(self.started_at));
         self.end_reason = Some(reason);
         self.ended_by = by.map(ToOwned::to_owned);
@@ -200,7 +221,58 @@ pub fn start(
         attendees: BTreeSet::new(),
         empty_since: None,
         minutes_event_id: None,
+        transcribing: false,
+        transcript_thread: None,
+        transcription_sessions: 0,
+        minutes_owed: false,
     }))
+}
+
+/// What `!visio transcribe on|off` changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TranscribeOutcome {
+    /// It was off and is now on (the caller announces it).
+    TurnedOn,
+    /// It was on and is now off.
+    TurnedOff,
+    /// It was already as asked.
+    Unchanged,
+}
+
+/// Decides `!visio transcribe on|off` for the room's live call. Consent is a
+/// power-level matter: only members with the configured level may change it.
+pub fn set_transcription(
+    current: Option<&mut Call>,
+    on: bool,
+    by_power: i64,
+    enabled_on_server: bool,
+    rules: &Permissions,
+) -> Result<TranscribeOutcome, Refusal> {
+    let call = current
+        .filter(|c| c.is_active())
+        .ok_or(Refusal::NoLiveCall)?;
+    if by_power < rules.transcribe_power_level {
+        return Err(Refusal::CannotTranscribe {
+            required: rules.transcribe_power_level,
+            actual: by_power,
+        });
+    }
+    if on && !enabled_on_server {
+        return Err(Refusal::TranscriptionDisabled);
+    }
+    if call.transcribing == on {
+        return Ok(TranscribeOutcome::Unchanged);
+    }
+    call.transcribing = on;
+    if on {
+        call.transcription_sessions += 1;
+        call.transcript_thread = None;
+    }
+    Ok(if on {
+        TranscribeOutcome::TurnedOn
+    } else {
+        TranscribeOutcome::TurnedOff
+    })
 }
 
 /// Decides whether `by` may stop `current`: the starter always may, others need
@@ -245,6 +317,7 @@ mod tests {
     const RULES: Permissions = Permissions {
         start_power_level: 0,
         stop_power_level: 50,
+        transcribe_power_level: 50,
     };
 
     fn req<'a>(
@@ -313,6 +386,7 @@ mod tests {
         let strict = Permissions {
             start_power_level: 50,
             stop_power_level: 50,
+            transcribe_power_level: 50,
         };
         let refused = start(
             None,
@@ -427,5 +501,52 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(45)), "45 s");
         assert_eq!(human_duration(Duration::from_secs(750)), "12 min 30 s");
         assert_eq!(human_duration(Duration::from_secs(3900)), "1 h 05 min");
+    }
+
+    #[test]
+    fn transcription_needs_a_live_call_and_the_configured_power() {
+        let mut call = started(1_000);
+        assert_eq!(
+            set_transcription(Some(&mut call), true, 0, true, &RULES),
+            Err(Refusal::CannotTranscribe {
+                required: 50,
+                actual: 0
+            })
+        );
+        assert!(!call.transcribing);
+        assert_eq!(
+            set_transcription(Some(&mut call), true, 50, false, &RULES),
+            Err(Refusal::TranscriptionDisabled)
+        );
+        assert_eq!(
+            set_transcription(Some(&mut call), true, 50, true, &RULES),
+            Ok(TranscribeOutcome::TurnedOn)
+        );
+        assert!(call.transcribing);
+        assert_eq!(call.transcription_sessions, 1);
+        assert_eq!(
+            set_transcription(Some(&mut call), true, 100, true, &RULES),
+            Ok(TranscribeOutcome::Unchanged)
+        );
+        // off is allowed even where the server no longer allows on
+        assert_eq!(
+            set_transcription(Some(&mut call), false, 50, false, &RULES),
+            Ok(TranscribeOutcome::TurnedOff)
+        );
+        assert_eq!(
+            set_transcription(Some(&mut call), true, 50, true, &RULES),
+            Ok(TranscribeOutcome::TurnedOn)
+        );
+        assert_eq!(call.transcription_sessions, 2);
+        assert!(call.end(9_000, EndReason::Stopped, None));
+        assert!(!call.transcribing, "an ended call transcribes nothing");
+        assert_eq!(
+            set_transcription(Some(&mut call), true, 100, true, &RULES),
+            Err(Refusal::NoLiveCall)
+        );
+        assert_eq!(
+            set_transcription(None, true, 100, true, &RULES),
+            Err(Refusal::NoLiveCall)
+        );
     }
 }

@@ -11,6 +11,13 @@ pub enum Command {
     Start,
     Stop,
     Status,
+    /// `!visio transcribe on|off`; `None` when the word after it is missing or
+    /// not understood (answered with the usage).
+    Transcribe(Option<bool>),
+    /// `!visio settings [transcription=auto|manual]`; `None` shows the settings.
+    Settings(Option<Setting>),
+    /// `!visio minutes`: post the last call's minutes again.
+    Minutes,
     /// `!visio something-else`: answered with a hint, never ignored.
     Unknown(String),
 }
@@ -23,9 +30,51 @@ impl Command {
             Command::Start => "start",
             Command::Stop => "stop",
             Command::Status => "status",
+            Command::Transcribe(_) => "transcribe",
+            Command::Settings(_) => "settings",
+            Command::Minutes => "minutes",
             Command::Unknown(_) => "unknown",
         }
     }
+}
+
+/// A room setting and its new value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Setting {
+    /// `transcription=auto` (every call here is transcribed from its start)
+    /// or `transcription=manual` (only after `!visio transcribe on`).
+    TranscriptionAuto(bool),
+    /// A key or value we do not know, as typed (cut to 60 characters).
+    Invalid(String),
+}
+
+fn parse_on_off(word: Option<&str>) -> Option<bool> {
+    match word? {
+        "on" | "start" | "yes" | "oui" | "marche" => Some(true),
+        "off" | "stop" | "no" | "non" | "arrêt" | "arret" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_setting(rest: &[&str]) -> Option<Setting> {
+    if rest.is_empty() {
+        return None;
+    }
+    let text = rest.join(" ").to_lowercase();
+    let (key, value) = text
+        .split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .unwrap_or_else(|| {
+            (
+                rest[0].to_lowercase(),
+                rest.get(1).map(|v| v.to_lowercase()).unwrap_or_default(),
+            )
+        });
+    Some(match (key.as_str(), value.as_str()) {
+        ("transcription", "auto" | "on") => Setting::TranscriptionAuto(true),
+        ("transcription", "manual" | "off") => Setting::TranscriptionAuto(false),
+        _ => Setting::Invalid(text.chars().take(60).collect()),
+    })
 }
 
 /// The prefixes that address the bot.
@@ -50,7 +99,16 @@ pub fn parse(body: &str) -> Option<Command> {
     let head = words.next()?.to_lowercase();
     let prefix = PREFIXES.iter().find(|p| head == **p)?;
     let sub = words.next().map(str::to_lowercase);
+    let rest: Vec<&str> = words.collect();
+    let first = rest.first().map(|w| w.to_lowercase());
     let command = match (*prefix, sub.as_deref()) {
+        (_, Some("transcribe" | "transcription" | "transcrire")) => {
+            Command::Transcribe(parse_on_off(first.as_deref()))
+        }
+        (_, Some("settings" | "setting" | "réglages" | "reglages")) => {
+            Command::Settings(parse_setting(&rest))
+        }
+        (_, Some("minutes" | "cr" | "compte-rendu")) => Command::Minutes,
         (_, None) => Command::Start,
         (_, Some("start" | "démarrer" | "demarrer")) => Command::Start,
         (_, Some("stop" | "end" | "arrêter" | "arreter")) => Command::Stop,
@@ -68,6 +126,9 @@ pub fn help_text() -> &'static str {
      • !visio start (or !visio, !call): start a call in this room and get the join link\n\
      • !visio status: is a call live, since when, who started it, who is in it\n\
      • !visio stop: end the call (the person who started it, or a moderator)\n\
+     • !visio transcribe on|off: transcribe the live call on this server, per speaker, in a thread (moderators)\n\
+     • !visio settings transcription=auto|manual: transcribe every call here from its start, or only on request (moderators)\n\
+     • !visio minutes: post the last call's minutes again\n\
      • !visio help: this list"
 }
 
@@ -132,5 +193,42 @@ mod tests {
         ] {
             assert!(help_text().contains(word), "{word}");
         }
+    }
+
+    #[test]
+    fn transcribe_settings_and_minutes() {
+        assert_eq!(
+            parse("!visio transcribe on"),
+            Some(Command::Transcribe(Some(true)))
+        );
+        assert_eq!(
+            parse("!visio transcription OFF"),
+            Some(Command::Transcribe(Some(false)))
+        );
+        assert_eq!(parse("!visio transcribe"), Some(Command::Transcribe(None)));
+        assert_eq!(
+            parse("!visio transcribe maybe"),
+            Some(Command::Transcribe(None))
+        );
+        assert_eq!(
+            parse("!visio settings transcription=auto"),
+            Some(Command::Settings(Some(Setting::TranscriptionAuto(true))))
+        );
+        assert_eq!(
+            parse("!visio settings transcription = manual"),
+            Some(Command::Settings(Some(Setting::TranscriptionAuto(false))))
+        );
+        assert_eq!(
+            parse("!visio settings transcription auto"),
+            Some(Command::Settings(Some(Setting::TranscriptionAuto(true))))
+        );
+        assert_eq!(
+            parse("!visio settings colour=blue"),
+            Some(Command::Settings(Some(Setting::Invalid(
+                "colour=blue".into()
+            ))))
+        );
+        assert_eq!(parse("!visio settings"), Some(Command::Settings(None)));
+        assert_eq!(parse("!visio minutes"), Some(Command::Minutes));
     }
 }

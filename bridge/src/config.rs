@@ -70,6 +70,10 @@ struct RawConfig {
     #[serde(default)]
     sfu: RawSfu,
     #[serde(default)]
+    transcription: RawTranscription,
+    #[serde(default)]
+    minutes: RawMinutes,
+    #[serde(default)]
     storage: RawStorage,
     #[serde(default)]
     logging: RawLogging,
@@ -112,6 +116,66 @@ impl Default for RawSfu {
             max_participants: default_max_participants(),
             max_bitrate_kbps: default_max_bitrate_kbps(),
             turn: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTranscription {
+    enabled: bool,
+    engine: String,
+    model: PathBuf,
+    language: String,
+    workers: usize,
+    queue: usize,
+    partials: bool,
+    max_utterance_seconds: u64,
+    remote_url: Option<String>,
+    remote_model: String,
+    remote_api_key_env: Option<String>,
+    remote_timeout_seconds: u64,
+}
+
+impl Default for RawTranscription {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            engine: "builtin".into(),
+            model: PathBuf::from("models/base"),
+            language: "auto".into(),
+            workers: 1,
+            queue: 64,
+            partials: true,
+            max_utterance_seconds: 15,
+            remote_url: None,
+            remote_model: "whisper-1".into(),
+            remote_api_key_env: None,
+            remote_timeout_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMinutes {
+    enabled: bool,
+    engine: String,
+    llm_url: Option<String>,
+    llm_model: String,
+    llm_api_key_env: Option<String>,
+    llm_timeout_seconds: u64,
+}
+
+impl Default for RawMinutes {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            engine: "builtin".into(),
+            llm_url: None,
+            llm_model: "default".into(),
+            llm_api_key_env: None,
+            llm_timeout_seconds: 60,
         }
     }
 }
@@ -207,6 +271,8 @@ struct RawPermissions {
     start_power_level: i64,
     #[serde(default = "default_moderator")]
     stop_power_level: i64,
+    #[serde(default = "default_moderator")]
+    transcribe_power_level: i64,
 }
 
 impl Default for RawPermissions {
@@ -214,6 +280,7 @@ impl Default for RawPermissions {
         Self {
             start_power_level: 0,
             stop_power_level: default_moderator(),
+            transcribe_power_level: default_moderator(),
         }
     }
 }
@@ -327,6 +394,8 @@ pub struct Config {
     pub permissions: Permissions,
     pub calls: CallsConfig,
     pub sfu: SfuSettings,
+    pub transcription: TranscriptionConfig,
+    pub minutes: MinutesConfig,
     pub storage: StorageConfig,
     pub logging: LoggingConfig,
     pub e2ee: E2eeConfig,
@@ -400,6 +469,59 @@ pub struct BotConfig {
 pub struct Permissions {
     pub start_power_level: i64,
     pub stop_power_level: i64,
+    /// Needed to turn transcription on or off, and to change the room's setting.
+    pub transcribe_power_level: i64,
+}
+
+/// Which speech engine transcribes calls.
+#[derive(Debug, Clone)]
+pub enum SpeechEngineConfig {
+    /// Whisper in-process, from a model folder made by `scripts/install-models.sh`.
+    Builtin { model: PathBuf },
+    /// An OpenAI-compatible `/v1/audio/transcriptions` server.
+    Remote {
+        url: Url,
+        model: String,
+        /// Read from the environment variable the config names.
+        api_key: Option<Secret>,
+        timeout: std::time::Duration,
+    },
+}
+
+/// Live transcription.
+#[derive(Debug, Clone)]
+pub struct TranscriptionConfig {
+    /// Whether calls on this server may be transcribed at all.
+    pub enabled: bool,
+    pub engine: SpeechEngineConfig,
+    /// `auto`, or a language code (`fr`, `en`, …).
+    pub language: String,
+    /// Engine workers (each uses one core while transcribing).
+    pub workers: usize,
+    /// Utterances waiting for a worker before the oldest are dropped.
+    pub queue: usize,
+    /// Transcribe the open utterance now and then while someone speaks.
+    pub partials: bool,
+    pub max_utterance: std::time::Duration,
+}
+
+/// Which summariser writes the minutes.
+#[derive(Debug, Clone)]
+pub enum SummaryEngineConfig {
+    Builtin,
+    Llm {
+        url: Url,
+        model: String,
+        api_key: Option<Secret>,
+        timeout: std::time::Duration,
+    },
+}
+
+/// Minutes posted when a call ends.
+#[derive(Debug, Clone)]
+pub struct MinutesConfig {
+    pub enabled: bool,
+    pub engine: SummaryEngineConfig,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -537,6 +659,8 @@ impl Config {
             ));
         }
         let sfu = validate_sfu(&raw.sfu, base)?;
+        let transcription = validate_transcription(&raw.transcription, base)?;
+        let minutes = validate_minutes(&raw.minutes)?;
         if raw.storage.path.as_os_str().is_empty() {
             return Err(invalid("storage.path", "must not be empty"));
         }
@@ -576,6 +700,7 @@ impl Config {
             permissions: Permissions {
                 start_power_level: raw.permissions.start_power_level,
                 stop_power_level: raw.permissions.stop_power_level,
+                transcribe_power_level: raw.permissions.transcribe_power_level,
             },
             calls: CallsConfig {
                 empty_grace: std::time::Duration::from_secs(raw.calls.empty_grace_seconds),
@@ -584,6 +709,8 @@ impl Config {
                 ),
             },
             sfu,
+            transcription,
+            minutes,
             storage: StorageConfig {
                 path: base.join(raw.storage.path),
             },
@@ -631,6 +758,132 @@ impl Config {
         let base = self.web.public_url.as_str().trim_end_matches('/');
         format!("{base}/call/{call_id}")
     }
+}
+
+/// Reads a secret from the environment variable `name`, if one is named.
+fn secret_from_env(key: &'static str, name: Option<&str>) -> Result<Option<Secret>, ConfigError> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(Some(Secret::new(value.trim()))),
+        _ => Err(invalid(
+            key,
+            format!("the environment variable `{name}` is not set"),
+        )),
+    }
+}
+
+fn validate_transcription(
+    raw: &RawTranscription,
+    base: &Path,
+) -> Result<TranscriptionConfig, ConfigError> {
+    let engine = match raw.engine.as_str() {
+        "builtin" => SpeechEngineConfig::Builtin {
+            model: base.join(&raw.model),
+        },
+        "remote" => {
+            let url = raw.remote_url.as_deref().ok_or_else(|| {
+                invalid(
+                    "transcription.remote_url",
+                    "engine = \"remote\" needs the server's base URL",
+                )
+            })?;
+            if raw.remote_timeout_seconds == 0 {
+                return Err(invalid(
+                    "transcription.remote_timeout_seconds",
+                    "must be at least 1",
+                ));
+            }
+            SpeechEngineConfig::Remote {
+                url: parse_http_url("transcription.remote_url", url)?,
+                model: raw.remote_model.clone(),
+                api_key: secret_from_env(
+                    "transcription.remote_api_key_env",
+                    raw.remote_api_key_env.as_deref(),
+                )?,
+                timeout: std::time::Duration::from_secs(raw.remote_timeout_seconds),
+            }
+        }
+        other => {
+            return Err(invalid(
+                "transcription.engine",
+                format!("`{other}`: expected \"builtin\" or \"remote\""),
+            ));
+        }
+    };
+    let language = raw.language.trim().to_ascii_lowercase();
+    if language != "auto"
+        && !(language.len() == 2 && language.chars().all(|c| c.is_ascii_lowercase()))
+    {
+        return Err(invalid(
+            "transcription.language",
+            format!(
+                "`{}`: expected auto or a two-letter code like fr",
+                raw.language
+            ),
+        ));
+    }
+    if !(1..=16).contains(&raw.workers) {
+        return Err(invalid("transcription.workers", "must be between 1 and 16"));
+    }
+    if !(4..=10_000).contains(&raw.queue) {
+        return Err(invalid(
+            "transcription.queue",
+            "must be between 4 and 10000",
+        ));
+    }
+    if !(2..=30).contains(&raw.max_utterance_seconds) {
+        return Err(invalid(
+            "transcription.max_utterance_seconds",
+            "must be between 2 and 30 (Whisper reads 30 s at a time)",
+        ));
+    }
+    Ok(TranscriptionConfig {
+        enabled: raw.enabled,
+        engine,
+        language,
+        workers: raw.workers,
+        queue: raw.queue,
+        partials: raw.partials,
+        max_utterance: std::time::Duration::from_secs(raw.max_utterance_seconds),
+    })
+}
+
+fn validate_minutes(raw: &RawMinutes) -> Result<MinutesConfig, ConfigError> {
+    let engine = match raw.engine.as_str() {
+        "builtin" => SummaryEngineConfig::Builtin,
+        "llm" => {
+            let url = raw.llm_url.as_deref().ok_or_else(|| {
+                invalid(
+                    "minutes.llm_url",
+                    "engine = \"llm\" needs the OpenAI-compatible base URL (…/v1)",
+                )
+            })?;
+            if raw.llm_timeout_seconds == 0 {
+                return Err(invalid("minutes.llm_timeout_seconds", "must be at least 1"));
+            }
+            SummaryEngineConfig::Llm {
+                url: parse_http_url("minutes.llm_url", url)?,
+                model: raw.llm_model.clone(),
+                api_key: secret_from_env(
+                    "minutes.llm_api_key_env",
+                    raw.llm_api_key_env.as_deref(),
+                )?,
+                timeout: std::time::Duration::from_secs(raw.llm_timeout_seconds),
+            }
+        }
+        other => {
+            return Err(invalid(
+                "minutes.engine",
+                format!("`{other}`: expected \"builtin\" or \"llm\""),
+            ));
+        }
+    };
+    Ok(MinutesConfig {
+        enabled: raw.enabled,
+        engine,
+    })
 }
 
 fn validate_sfu(raw: &RawSfu, base: &Path) -> Result<SfuSettings, ConfigError> {
@@ -919,6 +1172,48 @@ public_url = "https://visio.example.org/"
         assert!(err_of(&bad_local).contains("appservice.bot_localpart"));
         let bad_server = MINIMAL.replace("example.org", "exa mple");
         assert!(err_of(&bad_server).contains("homeserver.server_name"));
+    }
+
+    #[test]
+    fn transcription_and_minutes_settings_are_checked() {
+        let cfg = Config::from_toml(MINIMAL, Path::new("/srv/salon")).unwrap();
+        assert!(cfg.transcription.enabled);
+        assert_eq!(cfg.permissions.transcribe_power_level, 50);
+        assert!(matches!(
+            &cfg.transcription.engine,
+            SpeechEngineConfig::Builtin { model } if model == Path::new("/srv/salon/models/base")
+        ));
+        assert!(matches!(cfg.minutes.engine, SummaryEngineConfig::Builtin));
+        let with = |section: &str, extra: &str| format!("{MINIMAL}[{section}]\n{extra}");
+        assert!(
+            err_of(&with("transcription", "engine = \"cloud\"")).contains("transcription.engine")
+        );
+        assert!(
+            err_of(&with("transcription", "engine = \"remote\""))
+                .contains("transcription.remote_url")
+        );
+        assert!(
+            err_of(&with("transcription", "language = \"french\""))
+                .contains("transcription.language")
+        );
+        assert!(err_of(&with("transcription", "workers = 0")).contains("transcription.workers"));
+        let missing_key = with(
+            "transcription",
+            "engine = \"remote\"\nremote_url = \"http://gpu:8000\"\nremote_api_key_env = \"SALON_TEST_UNSET_KEY_VAR\"",
+        );
+        assert!(err_of(&missing_key).contains("SALON_TEST_UNSET_KEY_VAR"));
+        assert!(err_of(&with("minutes", "engine = \"llm\"")).contains("minutes.llm_url"));
+        let llm = Config::from_toml(
+            &with(
+                "minutes",
+                "engine = \"llm\"\nllm_url = \"http://llm:8000/v1\"\nllm_model = \"m\"",
+            ),
+            Path::new("/tmp"),
+        )
+        .unwrap();
+        assert!(
+            matches!(llm.minutes.engine, SummaryEngineConfig::Llm { ref model, .. } if model == "m")
+        );
     }
 
     #[test]

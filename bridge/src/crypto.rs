@@ -30,7 +30,7 @@
 //! room key with every member device first; see `docs/e2ee.md` for why that
 //! send uses the device token. State events stay in the clear.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -427,10 +427,12 @@ impl Matrix {
     }
 
     /// Uploads a file for a message in `room_id` and returns the content
-    /// fields that point at it: `{"file": {url, key, iv, hashes, v}, "info"}`
-    /// (an encrypted attachment, as Element sends them) in an encrypted room,
-    /// else `{"url": "mxc://…", "info"}`. The caller adds `msgtype`, `body`
-    /// and `filename` and sends it with [`Matrix::send_message`].
+    /// fields that point at it, to merge into an `m.file` event: in an
+    /// encrypted room `{"file": {url, key, iv, hashes, v}}` (AES-256-CTR with a
+    /// fresh key, encrypted before it leaves the bridge, as Element does), else
+    /// `{"url": "mxc://…"}`. Either way the upload goes through the appservice
+    /// token. The caller adds `msgtype`, `body`, `filename` and `info` and sends
+    /// the event with [`Matrix::send_message`], which encrypts it.
     pub async fn upload_file(
         &self,
         room_id: &RoomId,
@@ -438,44 +440,27 @@ impl Matrix {
         mime: &str,
         filename: &str,
     ) -> Result<Value, MatrixError> {
-        let info = json!({ "mimetype": mime, "size": bytes.len() });
-        if self.room_is_encrypted(room_id).await? {
-            let mut backoff = crate::matrix::Backoff::new(self.retry);
-            loop {
-                let mut reader = Cursor::new(bytes.as_slice());
-                let err = match self.bot.upload_encrypted_file(&mut reader).await {
-                    Ok(file) => {
-                        info!(%room_id, filename, size = bytes.len(), "uploaded an encrypted attachment");
-                        let file = serde_json::to_value(&file)
-                            .map_err(|e| other("upload an encrypted file", e))?;
-                        return Ok(json!({ "file": file, "info": info }));
-                    }
-                    Err(e) => e,
-                };
-                let transient = matches!(&err, matrix_sdk::Error::Http(http)
-                    if crate::matrix::judge(http) != crate::matrix::Verdict::GiveUp);
-                match backoff.next(None) {
-                    Some(wait) if transient => {
-                        warn!(error = %err, "upload failed; retrying");
-                        tokio::time::sleep(wait).await;
-                    }
-                    _ => return Err(from_sdk("upload an encrypted file", &err)),
-                }
-            }
+        if !self.room_is_encrypted(room_id).await? {
+            return self.upload_plain(bytes, mime, filename).await;
         }
-        let mut request = ruma::api::client::media::create_content::v3::Request::new(bytes);
-        request.content_type = Some(mime.to_owned());
-        request.filename = Some(filename.to_owned());
-        let response = self
-            .retrying("upload a file", false, |cfg| {
-                use std::future::IntoFuture;
-                self.bot
-                    .send(request.clone())
-                    .with_request_config(cfg)
-                    .into_future()
-            })
+        const OP: &str = "encrypt a file";
+        let mut plaintext = Cursor::new(bytes.as_slice());
+        let mut encryptor = matrix_sdk_crypto::AttachmentEncryptor::new(&mut plaintext);
+        let mut ciphertext = Vec::with_capacity(bytes.len());
+        encryptor
+            .read_to_end(&mut ciphertext)
+            .map_err(|e| other(OP, e))?;
+        let keys = encryptor.finish();
+        // The name and type would leak through the media repository: neither
+        // goes with the ciphertext (they travel inside the encrypted event).
+        let uploaded = self
+            .upload_plain(ciphertext, "application/octet-stream", "")
             .await?;
-        Ok(json!({ "url": response.content_uri, "info": info }))
+        let url: ruma::OwnedMxcUri =
+            serde_json::from_value(uploaded["url"].clone()).map_err(|e| other(OP, e))?;
+        let file = ruma::events::room::EncryptedFile::new(url, keys.encryption_info, keys.hashes);
+        info!(%room_id, filename, size = bytes.len(), "uploaded an encrypted attachment");
+        Ok(json!({ "file": serde_json::to_value(&file).map_err(|e| other(OP, e))? }))
     }
 
     /// Deletes one of the bot's devices, as the appservice (no interactive

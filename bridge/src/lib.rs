@@ -5,7 +5,9 @@
 //! [`commands`], decides with the pure [`calls`] state machine and [`power`]
 //! levels, and acts through [`matrix`]. [`app`] wires it together with the
 //! embedded SFU (`salon-sfu`); [`web`] serves the call page and [`access`]
-//! decides who may join. See `docs/architecture.md`.
+//! decides who may join. [`transcription`] turns each participant's audio into
+//! text on this machine, [`transcripts`] posts it to the room, and [`minutes`]
+//! posts the minutes when a call ends. See `docs/architecture.md`.
 
 pub mod access;
 pub mod app;
@@ -17,9 +19,12 @@ pub mod crypto;
 pub mod doctor;
 pub mod matrix;
 pub mod metrics;
+pub mod minutes;
 pub mod power;
 pub mod queues;
 pub mod registration;
 pub mod room;
 pub mod store;
+pub mod transcription;
+pub mod transcripts;
 pub mod web;

@@ -196,6 +196,12 @@ pub(crate) struct BotSession {
 
 pub(crate) const BOT_SESSION_KEY: &str = "bot_session";
 
+/// What a request as the bot carries.
+enum BotBody<'a> {
+    Json(&'a Value),
+    Bytes { data: Vec<u8>, mime: &'a str },
+}
+
 /// The bot's connection to its homeserver.
 #[derive(Clone)]
 pub struct Matrix {
@@ -523,6 +529,56 @@ impl Matrix {
         segments: &[&str],
         body: &Value,
     ) -> Result<Value, MatrixError> {
+        self.request_as_bot(op, reqwest::Method::PUT, segments, &[], BotBody::Json(body))
+            .await
+    }
+
+    /// Uploads bytes to the homeserver's media repository as the bot and
+    /// returns the content fields that point at it (`{"url": "mxc://…"}`).
+    /// Callers use [`Matrix::upload_file`] (crypto.rs), which encrypts the
+    /// file first when the room is encrypted.
+    pub(crate) async fn upload_plain(
+        &self,
+        data: Vec<u8>,
+        mime: &str,
+        filename: &str,
+    ) -> Result<Value, MatrixError> {
+        // An empty name (an encrypted attachment's) is not sent at all.
+        let named = [("filename", filename)];
+        let query = if filename.is_empty() {
+            &named[..0]
+        } else {
+            &named[..]
+        };
+        let response = self
+            .request_as_bot(
+                "upload file",
+                reqwest::Method::POST,
+                &["_matrix", "media", "v3", "upload"],
+                query,
+                BotBody::Bytes { data, mime },
+            )
+            .await?;
+        let uri = response["content_uri"]
+            .as_str()
+            .filter(|u| u.starts_with("mxc://"))
+            .ok_or_else(|| MatrixError::Other {
+                op: "upload file",
+                reason: "the homeserver answered without a content_uri".into(),
+            })?;
+        Ok(serde_json::json!({ "url": uri }))
+    }
+
+    /// One request as the bot through the appservice token, retried with
+    /// backoff while the homeserver is unavailable.
+    async fn request_as_bot(
+        &self,
+        op: &'static str,
+        method: reqwest::Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: BotBody<'_>,
+    ) -> Result<Value, MatrixError> {
         let mut url = self.homeserver.clone();
         url.path_segments_mut()
             .map_err(|_| MatrixError::Other {
@@ -531,18 +587,27 @@ impl Matrix {
             })?
             .pop_if_empty()
             .extend(segments);
-        url.query_pairs_mut()
-            .append_pair("user_id", self.bot_user_id.as_str());
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs.append_pair("user_id", self.bot_user_id.as_str());
+            for (key, value) in query {
+                pairs.append_pair(key, value);
+            }
+        }
         let mut backoff = Backoff::new(self.retry);
         loop {
-            let result = self
+            let request = self
                 .http
-                .put(url.clone())
+                .request(method.clone(), url.clone())
                 .bearer_auth(self.as_token.expose())
-                .timeout(self.retry.request_timeout)
-                .json(body)
-                .send()
-                .await;
+                .timeout(self.retry.request_timeout);
+            let request = match &body {
+                BotBody::Json(value) => request.json(value),
+                BotBody::Bytes { data, mime } => request
+                    .header(reqwest::header::CONTENT_TYPE, *mime)
+                    .body(data.clone()),
+            };
+            let result = request.send().await;
             let (server_wait, failure) = match result {
                 Ok(response) if response.status().is_success() => {
                     return response.json().await.map_err(|e| MatrixError::Unavailable {

@@ -21,7 +21,78 @@ pub struct Metrics {
     pub live_calls: AtomicU64,
     pub calls_started: AtomicU64,
     pub calls_ended: AtomicU64,
+    /// Final transcript segments posted to rooms.
+    pub transcript_segments: AtomicU64,
+    /// Partial captions sent into calls.
+    pub transcript_partials: AtomicU64,
+    /// Queued partials dropped because the engine fell behind.
+    pub transcription_dropped_partials: AtomicU64,
+    /// Queued finals dropped because the queue was full of finals.
+    pub transcription_dropped_finals: AtomicU64,
+    /// Utterances waiting for an engine worker now.
+    pub transcription_queue: AtomicU64,
+    /// Speech sent to the engine, and the engine's time on it (ms).
+    pub transcription_audio_ms: AtomicU64,
+    pub transcription_engine_ms: AtomicU64,
+    pub transcription_errors: AtomicU64,
+    /// From the end of an utterance to its transcript event in the room.
+    pub caption_latency: Histogram,
+    pub minutes_posted: AtomicU64,
+    pub minutes_failed: AtomicU64,
     commands: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// A Prometheus histogram with fixed buckets, in seconds.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+const LATENCY_BOUNDS: &[f64] = &[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0];
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            bounds: LATENCY_BOUNDS,
+            counts: LATENCY_BOUNDS.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, value: std::time::Duration) {
+        let secs = value.as_secs_f64();
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            if secs <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.sum_micros
+            .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let total = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {total}");
+    }
 }
 
 impl Metrics {
@@ -112,6 +183,75 @@ impl Metrics {
             "gauge",
             get(&self.live_calls),
         );
+        for (name, help, kind, value) in [
+            (
+                "salon_transcript_segments_total",
+                "Transcript segments posted to rooms.",
+                "counter",
+                &self.transcript_segments,
+            ),
+            (
+                "salon_transcript_partials_total",
+                "Partial captions sent into calls.",
+                "counter",
+                &self.transcript_partials,
+            ),
+            (
+                "salon_transcription_dropped_partials_total",
+                "Partial captions dropped because the speech engine fell behind.",
+                "counter",
+                &self.transcription_dropped_partials,
+            ),
+            (
+                "salon_transcription_dropped_finals_total",
+                "Utterances dropped because the engine's queue was full.",
+                "counter",
+                &self.transcription_dropped_finals,
+            ),
+            (
+                "salon_transcription_queue",
+                "Utterances waiting for the speech engine.",
+                "gauge",
+                &self.transcription_queue,
+            ),
+            (
+                "salon_transcription_audio_ms_total",
+                "Milliseconds of speech given to the engine.",
+                "counter",
+                &self.transcription_audio_ms,
+            ),
+            (
+                "salon_transcription_engine_ms_total",
+                "Milliseconds the engine spent transcribing.",
+                "counter",
+                &self.transcription_engine_ms,
+            ),
+            (
+                "salon_transcription_errors_total",
+                "Utterances the engine failed on.",
+                "counter",
+                &self.transcription_errors,
+            ),
+            (
+                "salon_minutes_posted_total",
+                "Minutes posted to rooms.",
+                "counter",
+                &self.minutes_posted,
+            ),
+            (
+                "salon_minutes_failed_total",
+                "Minutes that could not be posted after retries.",
+                "counter",
+                &self.minutes_failed,
+            ),
+        ] {
+            counter(name, help, kind, get(value));
+        }
+        self.caption_latency.render(
+            &mut out,
+            "salon_caption_latency_seconds",
+            "From the end of an utterance to its transcript event in the room.",
+        );
         let _ = writeln!(
             out,
             "# HELP salon_commands_total Commands received, by command."
@@ -139,5 +279,11 @@ mod tests {
         assert!(text.contains("salon_transactions_total 1\n"));
         assert!(text.contains("# TYPE salon_live_calls gauge\nsalon_live_calls 2\n"));
         assert!(text.contains("salon_commands_total{command=\"start\"} 2\n"));
+        m.caption_latency
+            .observe(std::time::Duration::from_millis(1200));
+        let text = m.render();
+        assert!(text.contains("salon_caption_latency_seconds_bucket{le=\"1\"} 0\n"));
+        assert!(text.contains("salon_caption_latency_seconds_bucket{le=\"1.5\"} 1\n"));
+        assert!(text.contains("salon_caption_latency_seconds_count 1\n"));
     }
 }

@@ -26,15 +26,15 @@ pub const LAYOUT_EVENT: &str = "io.element.widgets.layout";
 
 /// The fields of an event the bot looks at.
 #[derive(Debug, Deserialize)]
-struct Event {
+pub(crate) struct Event {
     #[serde(rename = "type")]
-    kind: String,
-    sender: OwnedUserId,
-    event_id: OwnedEventId,
+    pub(crate) kind: String,
+    pub(crate) sender: OwnedUserId,
+    pub(crate) event_id: OwnedEventId,
     #[serde(default)]
-    state_key: Option<String>,
+    pub(crate) state_key: Option<String>,
     #[serde(default)]
-    content: Value,
+    pub(crate) content: Value,
 }
 
 /// Why handling an event failed.
@@ -55,7 +55,7 @@ impl HandleError {
 
 /// A transaction id for a message caused by `event`: stable across replays, so
 /// the homeserver drops a second copy after a crash.
-fn txn_for(event_id: &OwnedEventId, what: &str) -> String {
+pub(crate) fn txn_for(event_id: &OwnedEventId, what: &str) -> String {
     let hex: String = event_id
         .as_bytes()
         .iter()
@@ -64,7 +64,7 @@ fn txn_for(event_id: &OwnedEventId, what: &str) -> String {
     format!("salon.{what}.{hex}")
 }
 
-fn format_time(ms: u64) -> String {
+pub(crate) fn format_time(ms: u64) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64)
         .ok()
@@ -72,7 +72,7 @@ fn format_time(ms: u64) -> String {
         .unwrap_or_else(|| "an unknown time".to_owned())
 }
 
-fn html_escape(text: &str) -> String {
+pub(crate) fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -152,7 +152,7 @@ impl App {
         Ok(())
     }
 
-    async fn reply(
+    pub(crate) async fn reply(
         &self,
         room_id: &RoomId,
         to: &Event,
@@ -207,11 +207,14 @@ impl App {
             Command::Start => self.start_call(room_id, event).await?,
             Command::Stop => self.stop_call(room_id, event).await?,
             Command::Status => self.report_status(room_id, event).await?,
+            Command::Transcribe(on) => self.transcribe_command(room_id, event, on).await?,
+            Command::Settings(setting) => self.settings_command(room_id, event, setting).await?,
+            Command::Minutes => self.minutes_command(room_id, event).await?,
         }
         Ok(())
     }
 
-    async fn power_levels(&self, room_id: &RoomId) -> Result<PowerLevels, HandleError> {
+    pub(crate) async fn power_levels(&self, room_id: &RoomId) -> Result<PowerLevels, HandleError> {
         let levels = self
             .matrix
             .state(room_id, "m.room.power_levels", "")
@@ -263,7 +266,7 @@ impl App {
         Ok(())
     }
 
-    fn call_state_content(&self, call: &Call) -> Value {
+    pub(crate) fn call_state_content(&self, call: &Call) -> Value {
         json!({
             "call_id": call.id,
             "state": call.state,
@@ -273,6 +276,7 @@ impl App {
             "ended_at": call.ended_at,
             "participants": call.participants.iter().collect::<Vec<_>>(),
             "minutes_event_id": call.minutes_event_id,
+            "transcription": call.transcribing,
         })
     }
 
@@ -415,12 +419,13 @@ impl App {
                 let (body, html, structured) = self.started_reply(&call, "started");
                 self.reply(room_id, event, &body, Some(html), structured)
                     .await?;
+                self.auto_transcribe(&mut call).await?;
             }
         }
         Ok(())
     }
 
-    async fn refuse(
+    pub(crate) async fn refuse(
         &self,
         room_id: &RoomId,
         event: &Event,
@@ -429,7 +434,10 @@ impl App {
     ) -> Result<(), HandleError> {
         let outcome = match refusal {
             Refusal::NoLiveCall => "no_live_call",
-            Refusal::CannotStart { .. } | Refusal::CannotStop { .. } => "refused",
+            Refusal::CannotStart { .. }
+            | Refusal::CannotStop { .. }
+            | Refusal::CannotTranscribe { .. } => "refused",
+            Refusal::TranscriptionDisabled => "disabled",
         };
         let body = match refusal {
             Refusal::NoLiveCall => {
@@ -510,6 +518,7 @@ impl App {
     ) -> Result<Call, HandleError> {
         if call.end(now_millis(), reason, by) {
             self.store.save_call(&call).await?;
+            self.transcriber.stop(&call.id);
             self.sfu.close_room(&call.id).await;
             Metrics::inc(&self.metrics.calls_ended);
             self.refresh_live_calls();
@@ -521,6 +530,9 @@ impl App {
             } else {
                 return Err(e.into());
             }
+        }
+        if call.minutes_owed && self.config.minutes.enabled {
+            self.minutes.owe(&call.id);
         }
         Ok(call)
     }

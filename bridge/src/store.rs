@@ -1,5 +1,6 @@
 //! Durable state in `sled`: the inbox of events to handle, the handled event
-//! ids, calls, and room settings.
+//! ids, calls, room settings, the transcript segments of calls and how far
+//! the posting of each call's minutes got.
 //!
 //! The appservice acknowledges a transaction only after its events sit in the
 //! inbox on disk, and an event leaves the inbox in the same sled transaction
@@ -46,6 +47,32 @@ pub struct QueuedEvent {
 pub struct RoomSettings {
     /// The room's current (or last) call.
     pub current_call: Option<String>,
+    /// `!visio settings transcription=auto`: every call here is transcribed
+    /// from its start.
+    #[serde(default)]
+    pub transcription_auto: bool,
+}
+
+/// One transcribed utterance of a call, and the room event that shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    pub segment: salon_minutes::TranscriptSegment,
+    /// The transcript notice, once posted.
+    pub event_id: Option<OwnedEventId>,
+}
+
+/// How far the posting of a call's minutes got, so a restart resumes it
+/// instead of uploading or posting twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinutesProgress {
+    /// `mxc://` URIs (or, in encrypted rooms, the `file` objects) of the uploads.
+    pub webvtt: Option<serde_json::Value>,
+    pub markdown: Option<serde_json::Value>,
+    /// The `m.file` events.
+    pub webvtt_event: Option<OwnedEventId>,
+    pub markdown_event: Option<OwnedEventId>,
+    /// Failed attempts so far.
+    pub attempts: u32,
 }
 
 /// The handle on Salon's sled database.
@@ -58,6 +85,8 @@ pub struct Store {
     calls: sled::Tree,
     rooms: sled::Tree,
     meta: sled::Tree,
+    segments: sled::Tree,
+    minutes: sled::Tree,
 }
 
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -95,6 +124,8 @@ impl Store {
             calls: db.open_tree("calls")?,
             rooms: db.open_tree("room_settings")?,
             meta: db.open_tree("meta")?,
+            segments: db.open_tree("segments")?,
+            minutes: db.open_tree("minutes_progress")?,
             db,
         })
     }
@@ -203,6 +234,13 @@ impl Store {
         self.flush().await
     }
 
+    /// Saves a call without touching which call is its room's current one
+    /// (for an older call, e.g. when its minutes are posted); flushes.
+    pub async fn save_call_only(&self, call: &Call) -> Result<(), StoreError> {
+        self.calls.insert(call.id.as_bytes(), encode(call))?;
+        self.flush().await
+    }
+
     pub fn call(&self, id: &str) -> Result<Option<Call>, StoreError> {
         self.calls
             .get(id.as_bytes())?
@@ -239,6 +277,105 @@ impl Store {
             .unwrap_or_default())
     }
 
+    /// Sets the room's `transcription=auto` setting; flushes.
+    pub async fn set_transcription_auto(
+        &self,
+        room_id: &RoomId,
+        on: bool,
+    ) -> Result<(), StoreError> {
+        self.rooms
+            .transaction(|rooms| {
+                let mut settings: RoomSettings = match rooms.get(room_id.as_bytes())? {
+                    Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
+                    None => RoomSettings::default(),
+                };
+                settings.transcription_auto = on;
+                rooms.insert(room_id.as_bytes(), encode(&settings))?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)?;
+        self.flush().await
+    }
+
+    /// Appends a transcript segment to its call; flushes. Returns its key,
+    /// which orders the call's segments and names the notice's transaction.
+    pub async fn append_segment(
+        &self,
+        segment: &salon_minutes::TranscriptSegment,
+    ) -> Result<u64, StoreError> {
+        let seq = self.db.generate_id()?;
+        let record = SegmentRecord {
+            segment: segment.clone(),
+            event_id: None,
+        };
+        self.segments
+            .insert(segment_key(&segment.call_id, seq), encode(&record))?;
+        self.flush().await?;
+        Ok(seq)
+    }
+
+    /// Records the notice that shows a segment.
+    pub async fn segment_posted(
+        &self,
+        call_id: &str,
+        seq: u64,
+        event_id: OwnedEventId,
+    ) -> Result<(), StoreError> {
+        let key = segment_key(call_id, seq);
+        if let Some(value) = self.segments.get(&key)? {
+            let mut record: SegmentRecord = decode("segments", &value)?;
+            record.event_id = Some(event_id);
+            self.segments.insert(key, encode(&record))?;
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// A call's transcript, in the order it was written.
+    pub fn segments(&self, call_id: &str) -> Result<Vec<SegmentRecord>, StoreError> {
+        let mut prefix = call_id.as_bytes().to_vec();
+        prefix.push(0);
+        self.segments
+            .scan_prefix(prefix)
+            .map(|entry| {
+                let (_, value) = entry?;
+                decode("segments", &value)
+            })
+            .collect()
+    }
+
+    /// Ended calls whose minutes are still owed, oldest first.
+    pub fn calls_owing_minutes(&self) -> Result<Vec<Call>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.calls.iter() {
+            let (_, value) = entry?;
+            let call: Call = decode("calls", &value)?;
+            if call.minutes_owed {
+                out.push(call);
+            }
+        }
+        out.sort_by_key(|c| c.ended_at);
+        Ok(out)
+    }
+
+    pub fn minutes_progress(&self, call_id: &str) -> Result<MinutesProgress, StoreError> {
+        Ok(self
+            .minutes
+            .get(call_id.as_bytes())?
+            .map(|v| decode("minutes_progress", &v))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    pub async fn set_minutes_progress(
+        &self,
+        call_id: &str,
+        progress: &MinutesProgress,
+    ) -> Result<(), StoreError> {
+        self.minutes.insert(call_id.as_bytes(), encode(progress))?;
+        self.flush().await
+    }
+
     /// A small JSON value under `key` in the `meta` tree (e.g. the bot's session).
     pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         self.meta
@@ -251,6 +388,15 @@ impl Store {
         self.meta.insert(key.as_bytes(), encode(value))?;
         self.flush().await
     }
+}
+
+/// `call_id`, a zero byte, then the sequence number big-endian: a prefix scan
+/// gives a call's segments in order.
+fn segment_key(call_id: &str, seq: u64) -> Vec<u8> {
+    let mut key = call_id.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
 }
 
 fn tx_error(err: TransactionError<()>) -> StoreError {
@@ -291,7 +437,76 @@ mod tests {
             attendees: BTreeSet::new(),
             empty_since: None,
             minutes_event_id: None,
+            transcribing: false,
+            transcript_thread: None,
+            transcription_sessions: 0,
+            minutes_owed: false,
         }
+    }
+
+    fn segment(call_id: &str, speaker: &str, text: &str) -> salon_minutes::TranscriptSegment {
+        salon_minutes::TranscriptSegment {
+            call_id: call_id.into(),
+            speaker: speaker.into(),
+            speaker_name: None,
+            start_ms: 0,
+            end_ms: 1000,
+            lang: "en".into(),
+            text: text.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn transcripts_owed_minutes_and_room_settings_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let a = store
+                .append_segment(&segment("c1", "@a:x", "one"))
+                .await
+                .unwrap();
+            store
+                .append_segment(&segment("c10", "@b:x", "other call"))
+                .await
+                .unwrap();
+            store
+                .append_segment(&segment("c1", "@b:x", "two"))
+                .await
+                .unwrap();
+            store
+                .segment_posted("c1", a, owned_event_id!("$posted"))
+                .await
+                .unwrap();
+            let mut ended = call("c1");
+            assert!(ended.end(5, EndReason::Stopped, None));
+            store.save_call(&ended).await.unwrap();
+            let mut failed = call("c2");
+            failed.room_id = owned_room_id!("!other:example.org");
+            assert!(failed.end(6, EndReason::Failed, None));
+            store.save_call(&failed).await.unwrap();
+            store
+                .set_transcription_auto(&ended.room_id, true)
+                .await
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let c1 = store.segments("c1").unwrap();
+        let texts: Vec<&str> = c1.iter().map(|r| r.segment.text.as_str()).collect();
+        assert_eq!(texts, ["one", "two"], "only c1's, in order");
+        assert_eq!(c1[0].event_id, Some(owned_event_id!("$posted")));
+        assert_eq!(c1[1].event_id, None);
+        let owed: Vec<String> = store
+            .calls_owing_minutes()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(owed, ["c1"], "a failed call owes no minutes");
+        let settings = store
+            .room_settings(&owned_room_id!("!room:example.org"))
+            .unwrap();
+        assert!(settings.transcription_auto);
+        assert_eq!(settings.current_call.as_deref(), Some("c1"));
     }
 
     #[tokio::test]

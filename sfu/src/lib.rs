@@ -158,6 +158,26 @@ impl Sfu {
         room.send_data_to_all("_reliable", &packet).await;
     }
 
+    /// Sends a reliable data packet from the server to every participant of
+    /// `room` on `topic` (livekit-client raises `DataReceived` with no
+    /// participant). Dropped silently if the room is gone.
+    #[allow(deprecated)]
+    pub async fn send_data(&self, room: &str, topic: &str, payload: &[u8]) {
+        let Some(room) = self.rooms.get(room) else {
+            return;
+        };
+        let packet = proto::DataPacket {
+            kind: proto::data_packet::Kind::Reliable as i32,
+            value: Some(proto::data_packet::Value::User(proto::UserPacket {
+                payload: payload.to_vec(),
+                topic: Some(topic.to_owned()),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        room.send_data_to_all("_reliable", &packet).await;
+    }
+
     /// Disconnects everyone in `room` (they get a `leave`) and removes it.
     pub async fn close_room(&self, room: &str) {
         if let Some(room) = self.rooms.get(room) {

@@ -163,6 +163,17 @@ impl UtteranceSegmenter {
         self.open.is_some()
     }
 
+    /// The open utterance so far (its start and samples), for a partial
+    /// transcription while the speaker is still talking.
+    pub fn open_audio(&self) -> Option<(u64, &[f32])> {
+        self.open.as_ref().map(|o| (o.start_ms, o.pcm.as_slice()))
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &SegmenterConfig {
+        &self.config
+    }
+
     /// Adds samples whose first one is at `start_ms` of the track.
     pub fn push(&mut self, start_ms: u64, pcm: &[f32]) -> Vec<Utterance> {
         if self.partial.is_empty() {

@@ -1,0 +1,401 @@
+//! Minutes posted to the room when a call ends, exactly once.
+//!
+//! Ending a call marks its minutes as owed in the same sled write that ends
+//! it. A single worker then waits for the call's last utterances to be
+//! transcribed, builds the meeting (times, participants by display name, the
+//! stored transcript), summarises it, uploads the transcript as WebVTT and
+//! Markdown, posts both as `m.file`, and posts the minutes notice with the
+//! structured `org.salon.minutes` field and links to the files. Each step's
+//! result is recorded in sled and every post has a transaction id derived from
+//! the call, so a restart at any point resumes without uploading or posting
+//! twice; owed minutes are picked up at start-up. Failures are retried a
+//! bounded number of times and then reported in the room.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ruma::{OwnedEventId, RoomId};
+use salon_minutes::{Meeting, Participant, Summarizer, TranscriptLinks};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::app::App;
+use crate::calls::Call;
+use crate::config::{MinutesConfig, SummaryEngineConfig};
+use crate::metrics::Metrics;
+use crate::room::{CALL_EVENT, HandleError};
+use crate::store::MinutesProgress;
+
+/// How long the minutes wait for the call's last utterances.
+const DRAIN_LIMIT: Duration = Duration::from_secs(90);
+/// Attempts at posting before the failure is reported in the room.
+const ATTEMPTS: u32 = 3;
+
+/// The summariser the configuration asks for.
+pub fn summarizer(config: &MinutesConfig) -> anyhow::Result<Summarizer> {
+    Ok(match &config.engine {
+        SummaryEngineConfig::Builtin => Summarizer::default(),
+        SummaryEngineConfig::Llm {
+            url,
+            model,
+            api_key,
+            timeout,
+        } => Summarizer::Llm(salon_minutes::LlmSummarizer::new(
+            salon_minutes::LlmConfig {
+                base_url: url.as_str().trim_end_matches('/').to_owned(),
+                model: model.clone(),
+                api_key: api_key.as_ref().map(|k| k.expose().to_owned()),
+                timeout: *timeout,
+            },
+        )?),
+    })
+}
+
+/// Asks for a call's minutes: the worker posts them once the call's
+/// transcript is complete.
+#[derive(Clone)]
+pub struct MinutesQueue {
+    tx: mpsc::UnboundedSender<String>,
+    queued: Arc<Mutex<HashSet<String>>>,
+}
+
+impl MinutesQueue {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            MinutesQueue {
+                tx,
+                queued: Arc::new(Mutex::new(HashSet::new())),
+            },
+            rx,
+        )
+    }
+
+    /// Queues a call once (a second request while it waits is a no-op).
+    pub fn owe(&self, call_id: &str) {
+        if self
+            .queued
+            .lock()
+            .expect("minutes queue lock")
+            .insert(call_id.to_owned())
+        {
+            let _ = self.tx.send(call_id.to_owned());
+        }
+    }
+
+    fn done(&self, call_id: &str) {
+        self.queued
+            .lock()
+            .expect("minutes queue lock")
+            .remove(call_id);
+    }
+}
+
+/// Posts owed minutes one call at a time.
+pub async fn run_worker(app: Arc<App>, mut owed: mpsc::UnboundedReceiver<String>) {
+    while let Some(call_id) = owed.recv().await {
+        let span = info_span!("minutes", %call_id);
+        async {
+            app.transcriber.drain(&call_id, DRAIN_LIMIT).await;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match app.post_minutes(&call_id, None).await {
+                    Ok(Some(event_id)) => {
+                        Metrics::inc(&app.metrics.minutes_posted);
+                        info!(%event_id, "minutes posted");
+                        break;
+                    }
+                    Ok(None) => break,
+                    Err(e) if attempt < ATTEMPTS => {
+                        let wait = Duration::from_secs(5 * u64::from(attempt));
+                        warn!(error = %e, attempt, wait_s = wait.as_secs(), "cannot post the minutes yet; retrying");
+                        tokio::time::sleep(wait).await;
+                    }
+                    Err(e) => {
+                        Metrics::inc(&app.metrics.minutes_failed);
+                        error!(error = %e, attempts = attempt, "giving up on the minutes");
+                        app.report_minutes_failure(&call_id, &e).await;
+                        break;
+                    }
+                }
+            }
+            app.minutes.done(&call_id);
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+impl App {
+    /// Builds the meeting of an ended call from the store and the room.
+    async fn meeting(&self, call: &Call) -> Result<Meeting, HandleError> {
+        let room_name = self
+            .matrix
+            .state(&call.room_id, "m.room.name", "")
+            .await?
+            .and_then(|c| c["name"].as_str().map(str::to_owned))
+            .filter(|n| !n.trim().is_empty());
+        let segments: Vec<_> = self
+            .store
+            .segments(&call.id)?
+            .into_iter()
+            .map(|r| r.segment)
+            .collect();
+        let mut people: Vec<String> = call.attendees.iter().map(|u| u.to_string()).collect();
+        for segment in &segments {
+            if !people.contains(&segment.speaker) {
+                people.push(segment.speaker.clone());
+            }
+        }
+        let mut participants = Vec::new();
+        for mxid in people {
+            let display_name = match ruma::UserId::parse(mxid.as_str()) {
+                Ok(user) => self
+                    .matrix
+                    .state(&call.room_id, "m.room.member", user.as_str())
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|c| c["displayname"].as_str().map(str::to_owned)),
+                Err(_) => None,
+            };
+            participants.push(Participant { mxid, display_name });
+        }
+        Ok(Meeting {
+            call_id: call.id.clone(),
+            room_name,
+            started_at: call.started_at,
+            ended_at: call.ended_at.unwrap_or(call.started_at),
+            participants,
+            segments,
+        })
+    }
+
+    /// Uploads and posts one transcript file, recording each step.
+    #[allow(clippy::too_many_arguments)]
+    async fn post_transcript_file(
+        &self,
+        call: &Call,
+        progress: &mut MinutesProgress,
+        kind: &str,
+        text: String,
+        mime: &str,
+        filename: &str,
+    ) -> Result<OwnedEventId, HandleError> {
+        let (upload, posted) = match kind {
+            "webvtt" => (&mut progress.webvtt, &mut progress.webvtt_event),
+            _ => (&mut progress.markdown, &mut progress.markdown_event),
+        };
+        if let Some(event_id) = posted {
+            return Ok(event_id.clone());
+        }
+        let size = text.len();
+        let file = match upload {
+            Some(file) => file.clone(),
+            None => {
+                let file = self
+                    .matrix
+                    .upload_file(&call.room_id, text.into_bytes(), mime, filename)
+                    .await?;
+                *upload = Some(file.clone());
+                file
+            }
+        };
+        let snapshot = progress.clone();
+        self.store.set_minutes_progress(&call.id, &snapshot).await?;
+        let mut content = json!({
+            "msgtype": "m.file",
+            "body": filename,
+            "filename": filename,
+            "info": { "mimetype": mime, "size": size },
+            "org.salon.transcript_file": { "call_id": call.id, "format": kind },
+        });
+        if let (Some(target), Value::Object(fields)) = (content.as_object_mut(), file) {
+            target.extend(fields);
+        }
+        let event_id = self
+            .matrix
+            .send_message(
+                &call.room_id,
+                &format!("salon.minutes.{}.{kind}", call.id),
+                &content,
+            )
+            .await?;
+        match kind {
+            "webvtt" => progress.webvtt_event = Some(event_id.clone()),
+            _ => progress.markdown_event = Some(event_id.clone()),
+        }
+        let snapshot = progress.clone();
+        self.store.set_minutes_progress(&call.id, &snapshot).await?;
+        Ok(event_id)
+    }
+
+    /// Posts the minutes of an ended call. `repost_for` is the `!visio
+    /// minutes` command asking again (a new event); otherwise this is the
+    /// one-time posting, and `None` comes back when nothing is owed.
+    pub(crate) async fn post_minutes(
+        &self,
+        call_id: &str,
+        repost_for: Option<&OwnedEventId>,
+    ) -> Result<Option<OwnedEventId>, HandleError> {
+        let Some(call) = self.store.call(call_id)? else {
+            return Ok(None);
+        };
+        if call.is_active() || (repost_for.is_none() && !call.minutes_owed) {
+            return Ok(None);
+        }
+        let meeting = self.meeting(&call).await?;
+        let minutes = self.summarizer.summarize(&meeting).await;
+        let mut progress = self.store.minutes_progress(&call.id)?;
+        let mut links = TranscriptLinks::default();
+        let mut files = json!({});
+        if !meeting.segments.is_empty() {
+            let day = crate::room::format_time(call.started_at);
+            let stem = format!("transcript-{}", day.get(..10).unwrap_or("call"));
+            let vtt = self
+                .post_transcript_file(
+                    &call,
+                    &mut progress,
+                    "webvtt",
+                    salon_minutes::transcript_webvtt(&meeting),
+                    "text/vtt",
+                    &format!("{stem}.vtt"),
+                )
+                .await?;
+            let md = self
+                .post_transcript_file(
+                    &call,
+                    &mut progress,
+                    "markdown",
+                    salon_minutes::transcript_markdown(&meeting),
+                    "text/markdown",
+                    &format!("{stem}.md"),
+                )
+                .await?;
+            links.webvtt = Some(permalink(&call.room_id, &vtt));
+            links.markdown = Some(permalink(&call.room_id, &md));
+            files = json!({
+                "webvtt": { "event_id": vtt, "file": progress.webvtt },
+                "markdown": { "event_id": md, "file": progress.markdown },
+            });
+        }
+        let content = json!({
+            "msgtype": "m.notice",
+            "body": salon_minutes::render_plain_with(&minutes, &meeting, &links),
+            "format": "org.matrix.custom.html",
+            "formatted_body": salon_minutes::render_html_with(&minutes, &meeting, &links),
+            "org.salon.minutes": minutes,
+            "org.salon.transcript_files": files,
+        });
+        let txn = match repost_for {
+            Some(command) => crate::room::txn_for(command, "minutes"),
+            None => format!("salon.minutes.{}", call.id),
+        };
+        let event_id = self
+            .matrix
+            .send_message(&call.room_id, &txn, &content)
+            .await?;
+        if repost_for.is_none() {
+            let mut call = self.store.call(call_id)?.unwrap_or(call);
+            call.minutes_owed = false;
+            call.minutes_event_id = Some(event_id.clone());
+            self.store.save_call_only(&call).await?;
+            // show the link in the room state, unless a newer call owns it
+            if self
+                .store
+                .room_settings(&call.room_id)?
+                .current_call
+                .as_deref()
+                == Some(call.id.as_str())
+            {
+                self.matrix
+                    .send_state(
+                        &call.room_id,
+                        CALL_EVENT,
+                        "",
+                        &self.call_state_content(&call),
+                    )
+                    .await?;
+            }
+        }
+        Ok(Some(event_id))
+    }
+
+    /// Tells the room the minutes could not be posted, and stops owing them
+    /// (`!visio minutes` tries again).
+    async fn report_minutes_failure(&self, call_id: &str, failure: &HandleError) {
+        let Ok(Some(mut call)) = self.store.call(call_id) else {
+            return;
+        };
+        call.minutes_owed = false;
+        if let Err(e) = self.store.save_call_only(&call).await {
+            error!(error = %e, "cannot record the failed minutes");
+        }
+        let content = json!({
+            "msgtype": "m.notice",
+            "body": format!(
+                "I could not post the minutes of the call that ended at {} ({failure}). Type `!visio minutes` to try again.",
+                crate::room::format_time(call.ended_at.unwrap_or(call.started_at))
+            ),
+            "org.salon.minutes_failed": { "call_id": call.id, "reason": failure.to_string() },
+        });
+        if let Err(e) = self
+            .matrix
+            .send_message(
+                &call.room_id,
+                &format!("salon.minutes.{}.failed", call.id),
+                &content,
+            )
+            .await
+        {
+            error!(error = %e, "cannot report the failed minutes either");
+        }
+    }
+
+    /// `!visio minutes`: the last call's minutes again.
+    pub(crate) async fn minutes_command(
+        &self,
+        room_id: &ruma::OwnedRoomId,
+        event: &crate::room::Event,
+    ) -> Result<(), HandleError> {
+        let call = self.store.room_call(room_id)?;
+        let refusal = match &call {
+            None => Some(("no_call", "There has been no call in this room yet.")),
+            Some(c) if c.is_active() => Some((
+                "call_live",
+                "The call is still live: its minutes are posted when it ends.",
+            )),
+            Some(c) if c.minutes_owed => Some((
+                "pending",
+                "The minutes of the last call are being written; they will be posted shortly.",
+            )),
+            Some(_) => None,
+        };
+        if let Some((outcome, body)) = refusal {
+            self.reply(
+                room_id,
+                event,
+                body,
+                None,
+                json!({ "command": "minutes", "outcome": outcome }),
+            )
+            .await?;
+            return Ok(());
+        }
+        let call = call.expect("checked above");
+        self.post_minutes(&call.id, Some(&event.event_id)).await?;
+        Ok(())
+    }
+}
+
+/// A matrix.to link to an event, which every client opens.
+fn permalink(room_id: &RoomId, event_id: &OwnedEventId) -> String {
+    let link = format!("https://matrix.to/#/{room_id}/{event_id}");
+    match room_id.server_name() {
+        Some(server) => format!("{link}?via={server}"),
+        None => link,
+    }
+}

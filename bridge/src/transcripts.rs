@@ -1,0 +1,417 @@
+//! Transcription in the room: consent commands, the "transcription started"
+//! thread, and the transcript notices.
+//!
+//! Transcription starts only when a member with the configured power level
+//! says `!visio transcribe on`, or when the room's setting
+//! (`!visio settings transcription=auto`) says so at the start of a call. The
+//! room is told when it starts and stops, and the call page shows a banner to
+//! every participant (through the call info and a data packet). Each final
+//! utterance is stored in sled first, then sent into the call as a LiveKit
+//! caption and posted as an `m.notice` in the thread, with the structured
+//! `org.salon.transcript` field.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use ruma::OwnedRoomId;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::app::App;
+use crate::calls::{self, Call, TranscribeOutcome};
+use crate::commands::Setting;
+use crate::metrics::Metrics;
+use crate::room::{CALL_EVENT, Event, HandleError, html_escape, txn_for};
+use crate::transcription::Transcribed;
+
+/// The data-packet topic the call page listens on for the banner.
+pub const TRANSCRIPTION_TOPIC: &str = "salon.transcription";
+/// Captions already finalised, remembered so a late partial cannot replace them.
+const FINALISED_MEMORY: usize = 4096;
+
+/// How transcription was turned on.
+enum TurnedOnBy<'a> {
+    Command(&'a Event),
+    RoomSetting,
+}
+
+impl App {
+    /// `!visio transcribe on|off`.
+    pub(crate) async fn transcribe_command(
+        &self,
+        room_id: &OwnedRoomId,
+        event: &Event,
+        on: Option<bool>,
+    ) -> Result<(), HandleError> {
+        let Some(on) = on else {
+            self.reply(
+                room_id,
+                event,
+                "Usage: `!visio transcribe on` or `!visio transcribe off`.",
+                None,
+                json!({ "command": "transcribe", "outcome": "usage" }),
+            )
+            .await?;
+            return Ok(());
+        };
+        let mut current = self.store.room_call(room_id)?;
+        let by_power = match &current {
+            Some(call) if call.is_active() => {
+                self.power_levels(room_id).await?.user_level(&event.sender)
+            }
+            _ => 0,
+        };
+        let outcome = calls::set_transcription(
+            current.as_mut(),
+            on,
+            by_power,
+            self.config.transcription.enabled,
+            &self.config.permissions,
+        );
+        let mut call = match outcome {
+            Err(refusal) => return self.refuse(room_id, event, "transcribe", &refusal).await,
+            Ok(_) => current.expect("set_transcription accepts only a live call"),
+        };
+        match outcome {
+            Ok(TranscribeOutcome::TurnedOn) => {
+                if let Err(e) = self.transcriber.ensure_engine().await {
+                    warn!(error = %e, "transcription asked for, but the engine is unavailable");
+                    let body = format!("I can't transcribe this call: {e}.");
+                    self.reply(
+                        room_id,
+                        event,
+                        &body,
+                        None,
+                        json!({ "command": "transcribe", "outcome": "engine_unavailable", "reason": e.to_string() }),
+                    )
+                    .await?;
+                    return Ok(());
+                }
+                self.store.save_call(&call).await?;
+                self.announce_on(&mut call, TurnedOnBy::Command(event))
+                    .await?;
+            }
+            Ok(TranscribeOutcome::TurnedOff) => {
+                self.store.save_call(&call).await?;
+                self.transcriber.stop(&call.id);
+                self.show_transcription(&call).await?;
+                info!(call_id = %call.id, by = %event.sender, "transcription turned off");
+                self.reply(
+                    room_id,
+                    event,
+                    "⏹ Transcription is off. Nothing said from now on is transcribed; what was said before stays in the thread.",
+                    None,
+                    json!({ "command": "transcribe", "outcome": "off", "call_id": call.id }),
+                )
+                .await?;
+            }
+            Ok(TranscribeOutcome::Unchanged) if on && call.transcript_thread.is_none() => {
+                // a replay after a crash between saving and announcing
+                self.transcriber
+                    .ensure_engine()
+                    .await
+                    .map_err(|e| warn!(error = %e, "speech engine unavailable"))
+                    .ok();
+                self.announce_on(&mut call, TurnedOnBy::Command(event))
+                    .await?;
+            }
+            Ok(TranscribeOutcome::Unchanged) => {
+                let body = if on {
+                    "Transcription is already on for this call."
+                } else {
+                    "Transcription is already off."
+                };
+                self.reply(
+                    room_id,
+                    event,
+                    body,
+                    None,
+                    json!({ "command": "transcribe", "outcome": "unchanged", "transcription": on, "call_id": call.id }),
+                )
+                .await?;
+            }
+            Err(_) => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    /// Turns transcription on at the start of a call when the room says
+    /// `transcription=auto`.
+    pub(crate) async fn auto_transcribe(&self, call: &mut Call) -> Result<(), HandleError> {
+        if !self.config.transcription.enabled
+            || !self.store.room_settings(&call.room_id)?.transcription_auto
+        {
+            return Ok(());
+        }
+        if let Err(e) = self.transcriber.ensure_engine().await {
+            warn!(error = %e, "room asks for transcription, but the engine is unavailable");
+            let content = json!({
+                "msgtype": "m.notice",
+                "body": format!("This room asks for transcription, but I can't transcribe: {e}."),
+                "org.salon.transcription": { "call_id": call.id, "state": "unavailable", "reason": e.to_string() },
+            });
+            self.matrix
+                .send_message(
+                    &call.room_id,
+                    &format!("salon.transcription.{}.unavailable", call.id),
+                    &content,
+                )
+                .await?;
+            return Ok(());
+        }
+        call.transcribing = true;
+        call.transcription_sessions += 1;
+        self.store.save_call(call).await?;
+        self.announce_on(call, TurnedOnBy::RoomSetting).await
+    }
+
+    /// Posts the thread root, shows the banner and starts the taps.
+    async fn announce_on(&self, call: &mut Call, by: TurnedOnBy<'_>) -> Result<(), HandleError> {
+        let why = match by {
+            TurnedOnBy::Command(event) => format!("turned on by {}", event.sender),
+            TurnedOnBy::RoomSetting => "this room's setting: transcription=auto".to_owned(),
+        };
+        let body = format!(
+            "🔴 Transcription is on ({why}). What each participant says in the call is transcribed on this server, never sent elsewhere, and posted in this thread under their name. `!visio transcribe off` stops it."
+        );
+        let mut content = json!({
+            "msgtype": "m.notice",
+            "body": body,
+            "org.salon.transcription": { "call_id": call.id, "state": "on" },
+        });
+        let txn = match by {
+            TurnedOnBy::Command(event) => {
+                content["m.relates_to"] =
+                    json!({ "m.in_reply_to": { "event_id": event.event_id } });
+                content["org.salon.reply"] =
+                    json!({ "command": "transcribe", "outcome": "on", "call_id": call.id });
+                txn_for(&event.event_id, "reply")
+            }
+            TurnedOnBy::RoomSetting => format!(
+                "salon.transcription.{}.{}",
+                call.id, call.transcription_sessions
+            ),
+        };
+        let root = self
+            .matrix
+            .send_message(&call.room_id, &txn, &content)
+            .await?;
+        call.transcript_thread = Some(root);
+        self.store.save_call(call).await?;
+        self.show_transcription(call).await?;
+        self.transcriber.start(call);
+        info!(call_id = %call.id, %why, "transcription turned on");
+        Ok(())
+    }
+
+    /// Tells the room state and the call page whether the call is transcribed.
+    async fn show_transcription(&self, call: &Call) -> Result<(), HandleError> {
+        let flag = json!({ "transcription": call.transcribing }).to_string();
+        self.sfu
+            .send_data(&call.id, TRANSCRIPTION_TOPIC, flag.as_bytes())
+            .await;
+        self.matrix
+            .send_state(
+                &call.room_id,
+                CALL_EVENT,
+                "",
+                &self.call_state_content(call),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `!visio settings [transcription=auto|manual]`.
+    pub(crate) async fn settings_command(
+        &self,
+        room_id: &OwnedRoomId,
+        event: &Event,
+        setting: Option<Setting>,
+    ) -> Result<(), HandleError> {
+        let current = self.store.room_settings(room_id)?;
+        let auto = match setting {
+            None => {
+                let body = format!(
+                    "This room's settings: transcription={}. Change with `!visio settings transcription=auto` or `transcription=manual`.",
+                    if current.transcription_auto {
+                        "auto"
+                    } else {
+                        "manual"
+                    }
+                );
+                self.reply(
+                    room_id,
+                    event,
+                    &body,
+                    None,
+                    json!({ "command": "settings", "outcome": "shown", "transcription": if current.transcription_auto { "auto" } else { "manual" } }),
+                )
+                .await?;
+                return Ok(());
+            }
+            Some(Setting::Invalid(text)) => {
+                let body = format!(
+                    "I don't know the setting `{text}`. Known: `transcription=auto` (every call here is transcribed from its start) and `transcription=manual`."
+                );
+                self.reply(
+                    room_id,
+                    event,
+                    &body,
+                    None,
+                    json!({ "command": "settings", "outcome": "unknown_setting" }),
+                )
+                .await?;
+                return Ok(());
+            }
+            Some(Setting::TranscriptionAuto(auto)) => auto,
+        };
+        let power = self.power_levels(room_id).await?.user_level(&event.sender);
+        let required = self.config.permissions.transcribe_power_level;
+        if power < required {
+            let refusal = calls::Refusal::CannotTranscribe {
+                required,
+                actual: power,
+            };
+            return self.refuse(room_id, event, "settings", &refusal).await;
+        }
+        if auto && !self.config.transcription.enabled {
+            return self
+                .refuse(
+                    room_id,
+                    event,
+                    "settings",
+                    &calls::Refusal::TranscriptionDisabled,
+                )
+                .await;
+        }
+        self.store.set_transcription_auto(room_id, auto).await?;
+        let value = if auto { "auto" } else { "manual" };
+        let body = if auto {
+            "Saved: transcription=auto. Every call started in this room will be transcribed from its start; participants see a banner, and `!visio transcribe off` stops it for a call."
+        } else {
+            "Saved: transcription=manual. Calls here are transcribed only after `!visio transcribe on`."
+        };
+        info!(by = %event.sender, transcription = value, "room setting changed");
+        self.reply(
+            room_id,
+            event,
+            body,
+            None,
+            json!({ "command": "settings", "outcome": "saved", "transcription": value }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Stores, captions and posts one transcribed utterance.
+    async fn post_transcript(&self, t: &Transcribed) -> Result<(), HandleError> {
+        self.sfu
+            .send_transcription(
+                &t.call_id,
+                &t.speaker,
+                &t.utterance,
+                &t.text,
+                t.start_ms,
+                t.end_ms,
+                true,
+            )
+            .await;
+        let segment = salon_minutes::TranscriptSegment {
+            call_id: t.call_id.clone(),
+            speaker: t.speaker.clone(),
+            speaker_name: Some(t.speaker_name.clone()),
+            start_ms: t.start_ms,
+            end_ms: t.end_ms,
+            lang: t.lang.clone(),
+            text: t.text.clone(),
+        };
+        let seq = self.store.append_segment(&segment).await?;
+        let thread = self
+            .store
+            .call(&t.call_id)?
+            .and_then(|c| c.transcript_thread);
+        let mut content = json!({
+            "msgtype": "m.notice",
+            "body": format!("{}: {}", t.speaker_name, t.text),
+            "format": "org.matrix.custom.html",
+            "formatted_body": format!(
+                "<b><a href=\"https://matrix.to/#/{}\">{}</a></b>: {}",
+                html_escape(&t.speaker),
+                html_escape(&t.speaker_name),
+                html_escape(&t.text)
+            ),
+            "org.salon.transcript": {
+                "call_id": t.call_id,
+                "speaker": t.speaker,
+                "start_ms": t.start_ms,
+                "end_ms": t.end_ms,
+                "lang": t.lang,
+                "text": t.text,
+            },
+        });
+        if let Some(root) = thread {
+            content["m.relates_to"] = json!({
+                "rel_type": "m.thread",
+                "event_id": root,
+                "is_falling_back": true,
+                "m.in_reply_to": { "event_id": root },
+            });
+        }
+        let event_id = self
+            .matrix
+            .send_message(
+                &t.room_id,
+                &format!("salon.transcript.{}.{seq}", t.call_id),
+                &content,
+            )
+            .await?;
+        self.store.segment_posted(&t.call_id, seq, event_id).await?;
+        Metrics::inc(&self.metrics.transcript_segments);
+        self.metrics
+            .caption_latency
+            .observe(t.speech_end_at.elapsed());
+        Ok(())
+    }
+}
+
+/// Takes the engine's results in order: partials become captions, finals
+/// become stored segments, captions and notices.
+pub async fn run_sink(app: Arc<App>, mut results: mpsc::UnboundedReceiver<Transcribed>) {
+    let mut finalised: HashSet<String> = HashSet::new();
+    let mut order: VecDeque<String> = VecDeque::new();
+    while let Some(t) = results.recv().await {
+        if !t.is_final {
+            if !finalised.contains(&t.utterance) && !t.text.is_empty() {
+                app.sfu
+                    .send_transcription(
+                        &t.call_id,
+                        &t.speaker,
+                        &t.utterance,
+                        &t.text,
+                        t.start_ms,
+                        t.end_ms,
+                        false,
+                    )
+                    .await;
+                Metrics::inc(&app.metrics.transcript_partials);
+            }
+            continue;
+        }
+        if finalised.insert(t.utterance.clone()) {
+            order.push_back(t.utterance.clone());
+            if order.len() > FINALISED_MEMORY
+                && let Some(old) = order.pop_front()
+            {
+                finalised.remove(&old);
+            }
+        }
+        if !t.text.trim().is_empty()
+            && let Err(e) = app.post_transcript(&t).await
+        {
+            Metrics::inc(&app.metrics.errors);
+            warn!(call_id = %t.call_id, speaker = %t.speaker, error = %e, "cannot post a transcript segment");
+        }
+        app.transcriber.result_handled(&t.call_id);
+    }
+}
