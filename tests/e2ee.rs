@@ -199,7 +199,7 @@ async fn joined(env: &Env, viewer: &User, room: &OwnedRoomId) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn encrypted_commands_get_encrypted_replies_across_restart_and_lost_store() {
+async fn encrypted_commands_get_encrypted_replies_and_minutes_across_restart_and_lost_store() {
     let mut env = Env::start().await;
     env.start_bridge().await;
     let alice = env.user("alice").await;
@@ -286,9 +286,25 @@ async fn encrypted_commands_get_encrypted_replies_across_restart_and_lost_store(
     let reply = encrypted_reply(&env, &alice, &member, &room, &command).await;
     assert_eq!(reply["org.salon.reply"]["outcome"], "ended", "{reply}");
 
+    // The call's minutes follow, encrypted like the rest.
+    let start = Instant::now();
+    let minutes = 'found: loop {
+        for raw in bot_messages(&alice, room_id.as_str(), &env.bot_id()).await {
+            if let Some(event) = member.decrypt(&room, &raw).await
+                && event["content"].get("org.salon.minutes").is_some()
+            {
+                assert_eq!(raw["type"], "m.room.encrypted", "{raw}");
+                break 'found event["content"].clone();
+            }
+        }
+        assert!(start.elapsed() < WAIT * 4, "no decryptable minutes");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(minutes["msgtype"], "m.notice", "{minutes}");
+
     // Nothing the bot said in this room went out in the clear.
     let said = bot_messages(&alice, room_id.as_str(), &env.bot_id()).await;
-    assert!(said.len() >= 4, "{said:?}");
+    assert!(said.len() >= 5, "{said:?}");
     for event in &said {
         assert_eq!(event["type"], "m.room.encrypted", "{event}");
     }
