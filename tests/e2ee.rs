@@ -172,6 +172,25 @@ fn bot_device(env: &Env) -> String {
 
 /// The bot's devices that have keys on the server, as another member sees them.
 async fn bot_devices_with_keys(env: &Env, viewer: &User) -> Vec<String> {
+    bot_device_keys(env, viewer)
+        .await
+        .as_object()
+        .map(|devices| devices.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Whether the bot signed `device` with its identity (self-signing key), not
+/// only with the device's own key.
+async fn cross_signed(env: &Env, viewer: &User, device: &str) -> bool {
+    let keys = bot_device_keys(env, viewer).await;
+    let signatures = &keys[device]["signatures"][env.bot_id()];
+    signatures
+        .as_object()
+        .is_some_and(|s| s.keys().any(|k| k != &format!("ed25519:{device}")))
+}
+
+/// The bot's device keys, as `/keys/query` gives them to another member.
+async fn bot_device_keys(env: &Env, viewer: &User) -> Value {
     let response: Value = env
         .http
         .post(format!("{}/_matrix/client/v3/keys/query", env.hs_url))
@@ -183,10 +202,7 @@ async fn bot_devices_with_keys(env: &Env, viewer: &User) -> Vec<String> {
         .json()
         .await
         .unwrap();
-    response["device_keys"][env.bot_id()]
-        .as_object()
-        .map(|devices| devices.keys().cloned().collect())
-        .unwrap_or_default()
+    response["device_keys"][env.bot_id()].clone()
 }
 
 async fn joined(env: &Env, viewer: &User, room: &OwnedRoomId) {
@@ -213,6 +229,10 @@ async fn encrypted_commands_get_encrypted_replies_and_minutes_across_restart_and
             .await
             .contains(&first_device),
         "the bot's device published no keys"
+    );
+    assert!(
+        cross_signed(&env, &alice, &first_device).await,
+        "the bot did not cross-sign its device"
     );
 
     // The greeting is encrypted too.
@@ -281,6 +301,10 @@ async fn encrypted_commands_get_encrypted_replies_and_minutes_across_restart_and
     assert!(
         !devices.contains(&first_device),
         "the old device is still there: {devices:?}"
+    );
+    assert!(
+        cross_signed(&env, &alice, &second_device).await,
+        "the new device was not cross-signed with the recovered identity"
     );
     let command = member.say(&room, "!visio stop").await;
     let reply = encrypted_reply(&env, &alice, &member, &room, &command).await;

@@ -70,6 +70,9 @@ const SYNC_FRESHNESS: Duration = Duration::from_secs(3600);
 /// The long-poll of the background sync.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The sled `meta` key of the recovery key that unlocks the bot's identity.
+const RECOVERY_KEY: &str = "e2ee_recovery_key";
+
 /// The text of the notice for an event the bot cannot decrypt.
 pub const UNDECRYPTABLE_NOTICE: &str =
     "I could not decrypt your message. Please re-send once I have joined";
@@ -512,13 +515,13 @@ pub async fn start(matrix: &Matrix, store: &Store, rooms: &RoomQueues) -> Option
     }
     let client = matrix.bot.clone();
     let bot = matrix.bot_user_id.clone();
-    let (store, rooms) = (store.clone(), rooms.clone());
+    let (inbox, rooms) = (store.clone(), rooms.clone());
     client.add_event_handler(
         move |event: OriginalSyncRoomMessageEvent,
               room: Room,
               encryption: Option<EncryptionInfo>,
               raw: RawEvent| {
-            let (store, rooms, bot) = (store.clone(), rooms.clone(), bot.clone());
+            let (store, rooms, bot) = (inbox.clone(), rooms.clone(), bot.clone());
             async move {
                 // Plain messages come through the appservice; only decrypted
                 // ones need this path.
@@ -558,20 +561,7 @@ pub async fn start(matrix: &Matrix, store: &Store, rooms: &RoomQueues) -> Option
         ),
         Err(e) => warn!(error = %e, "the first sync failed; the background sync will retry"),
     }
-    match client
-        .encryption()
-        .bootstrap_cross_signing_if_needed(None)
-        .await
-    {
-        Ok(()) => match client.encryption().cross_signing_status().await {
-            Some(status) if status.is_complete() => info!("the bot's device is cross-signed"),
-            _ => warn!(
-                "the bot has a cross-signing identity whose keys this store lacks; \
-                 its device stays unsigned (see docs/e2ee.md)"
-            ),
-        },
-        Err(e) => warn!(error = %e, "cannot set up cross-signing for the bot"),
-    }
+    cross_sign(&client, store).await;
     let span = info_span!(parent: None, "e2ee_sync");
     Some(tokio::spawn(
         async move {
@@ -592,6 +582,53 @@ pub async fn start(matrix: &Matrix, store: &Store, rooms: &RoomQueues) -> Option
         }
         .instrument(span),
     ))
+}
+
+/// Cross-signs the bot's device, so that clients sharing keys only with
+/// verified identities include it. The first device creates the identity
+/// (no interactive auth is needed for a first upload) and puts its private
+/// keys in server-side secret storage, under a recovery key kept in the sled
+/// store, outside `e2ee/`. A device made after the crypto store was lost gets
+/// them back with that key and signs itself.
+async fn cross_sign(client: &Client, store: &Store) {
+    let encryption = client.encryption();
+    if let Err(e) = encryption.bootstrap_cross_signing_if_needed(None).await {
+        warn!(error = %e, "cannot set up cross-signing for the bot");
+        return;
+    }
+    let complete = encryption
+        .cross_signing_status()
+        .await
+        .is_some_and(|s| s.is_complete());
+    let recovery_key: Option<String> = match store.meta(RECOVERY_KEY) {
+        Ok(key) => key,
+        Err(e) => {
+            warn!(error = %e, "cannot read the bot's recovery key");
+            None
+        }
+    };
+    match (complete, recovery_key) {
+        (true, Some(_)) => info!("the bot's device is cross-signed"),
+        (true, None) => match encryption.recovery().enable().await {
+            Ok(key) => match store.set_meta(RECOVERY_KEY, &key).await {
+                Ok(()) => info!("the bot's device is cross-signed; its identity is recoverable"),
+                Err(e) => warn!(error = %e, "cannot keep the bot's recovery key"),
+            },
+            Err(e) => {
+                warn!(error = %e, "the bot's device is cross-signed, but its identity cannot be kept in secret storage")
+            }
+        },
+        (false, Some(key)) => match encryption.recovery().recover(&key).await {
+            Ok(()) => info!("recovered the bot's identity; the new device is cross-signed"),
+            Err(e) => {
+                warn!(error = %e, "cannot recover the bot's identity; its device stays unsigned")
+            }
+        },
+        (false, None) => warn!(
+            "the bot has a cross-signing identity whose keys this store lacks and no \
+             recovery key; its device stays unsigned (see docs/e2ee.md)"
+        ),
+    }
 }
 
 /// Puts a message the sync decrypted into the inbox and its room's queue,
