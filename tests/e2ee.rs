@@ -257,7 +257,9 @@ async fn encrypted_commands_get_encrypted_replies_and_minutes_across_restart_and
     );
 
     // An encrypted `!visio start` starts a call; the reply carries the link.
+    let mut commands = Vec::new();
     let command = member.say(&room, "!visio start").await;
+    commands.push(command.clone());
     let reply = encrypted_reply(&env, &alice, &member, &room, &command).await;
     assert_eq!(reply["org.salon.reply"]["outcome"], "started", "{reply}");
     let call_id = reply["org.salon.reply"]["call_id"].as_str().unwrap();
@@ -277,6 +279,7 @@ async fn encrypted_commands_get_encrypted_replies_and_minutes_across_restart_and
     env.start_bridge().await;
     assert_eq!(bot_device(&env), first_device, "the device was kept");
     let command = member.say(&room, "!visio status").await;
+    commands.push(command.clone());
     let reply = encrypted_reply(&env, &alice, &member, &room, &command).await;
     assert_eq!(reply["org.salon.reply"]["outcome"], "live", "{reply}");
 
@@ -307,8 +310,21 @@ async fn encrypted_commands_get_encrypted_replies_and_minutes_across_restart_and
         "the new device was not cross-signed with the recovered identity"
     );
     let command = member.say(&room, "!visio stop").await;
+    commands.push(command.clone());
     let reply = encrypted_reply(&env, &alice, &member, &room, &command).await;
     assert_eq!(reply["org.salon.reply"]["outcome"], "ended", "{reply}");
+
+    // Each command was answered once, whichever way it reached the bot.
+    let said = bot_messages(&alice, room_id.as_str(), &env.bot_id()).await;
+    for command in &commands {
+        let replies = said
+            .iter()
+            .filter(|e| {
+                e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == command.as_str()
+            })
+            .count();
+        assert_eq!(replies, 1, "{command} got {replies} replies");
+    }
 
     // The call's minutes follow, encrypted like the rest.
     let start = Instant::now();

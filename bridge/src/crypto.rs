@@ -657,3 +657,65 @@ async fn route_decrypted(
         Err(e) => error!(error = %e, %event_id, "cannot queue a decrypted message"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruma::{owned_device_id, owned_event_id, owned_user_id, room_id};
+
+    #[test]
+    fn a_synced_event_enters_the_inbox_with_its_room_and_id() {
+        let raw = serde_json::value::RawValue::from_string(
+            r#"{"type":"m.room.message","sender":"@a:x","event_id":"$e1","origin_server_ts":1,"content":{"msgtype":"m.text","body":"!visio start"}}"#.to_owned(),
+        )
+        .unwrap();
+        let queued = as_queued(room_id!("!r:x"), &raw).unwrap();
+        assert_eq!(queued.event_id, owned_event_id!("$e1"));
+        assert_eq!(queued.room_id.as_str(), "!r:x");
+        let event: Value = serde_json::from_str(&queued.json).unwrap();
+        assert_eq!(event["room_id"], "!r:x");
+        assert_eq!(event["content"]["body"], "!visio start");
+
+        let no_id =
+            serde_json::value::RawValue::from_string(r#"{"type":"m.room.message"}"#.to_owned())
+                .unwrap();
+        assert!(as_queued(room_id!("!r:x"), &no_id).is_err());
+    }
+
+    #[test]
+    fn the_device_file_is_private_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_device(dir.path()).is_none());
+        let session = BotSession {
+            user_id: owned_user_id!("@visio:x"),
+            device_id: owned_device_id!("DEVICE"),
+            access_token: "secret".into(),
+        };
+        write_device(dir.path(), &session).unwrap();
+        let back = read_device(dir.path()).unwrap();
+        assert_eq!(back.device_id, session.device_id);
+        assert_eq!(back.access_token, "secret");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(DEVICE_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
+        }
+        std::fs::write(dir.path().join(DEVICE_FILE), "not json").unwrap();
+        assert!(
+            read_device(dir.path()).is_none(),
+            "a broken file means a new device"
+        );
+    }
+
+    #[test]
+    fn notice_txn_ids_are_stable_per_event() {
+        let a = txn_hex(&owned_event_id!("$abc/def"), "undecryptable");
+        assert_eq!(a, txn_hex(&owned_event_id!("$abc/def"), "undecryptable"));
+        assert_ne!(a, txn_hex(&owned_event_id!("$abc/deg"), "undecryptable"));
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'));
+    }
+}
