@@ -40,6 +40,8 @@ registration = "appservice.yaml"
 public_url = "http://127.0.0.1:$WEB_PORT"
 bind = "127.0.0.1:$WEB_PORT"
 assets = "$ROOT/web"
+[transcription]
+model = "$ROOT/models/base"
 [storage]
 path = "data"
 TOML
@@ -115,6 +117,9 @@ for _ in $(seq 1 100); do
   [ -n "$LINK" ] && break; sleep 0.2
 done
 [ -n "$LINK" ] || { echo "The bot did not start the call; see $DEMO/salon.log" >&2; exit 1; }
+# Transcription on (alice created the room, so she may): what is said in the
+# call shows as captions on the page and as notices in a thread of the room.
+api "$ALICE" PUT "/_matrix/client/v3/rooms/$ENC_ROOM/send/m.room.message/demo2" -d '{"msgtype":"m.text","body":"!visio transcribe on"}' >/dev/null
 REPLY=$(api "$ALICE" GET "/_matrix/client/v3/rooms/$ENC_ROOM/messages?dir=b&limit=5" | python3 -c "
 import json,sys
 for e in json.load(sys.stdin)['chunk']:
@@ -131,8 +136,11 @@ cat <<TXT
   Join link  : $LINK
                open it in a browser and sign in as alice or bob (camera and microphone
                work on 127.0.0.1 without https)
-  Try        : type !visio status, !visio stop, !visio help in the room (any Matrix client
-               pointed at $HS), or: salon doctor -c $DEMO/config.toml
+  Transcript : on: speak in the call and the words appear as captions and, per speaker,
+               in a thread of the room; !visio stop posts the minutes and transcript files
+  Try        : type !visio status, !visio transcribe off, !visio stop, !visio minutes,
+               !visio help in the room (any Matrix client pointed at $HS),
+               or: salon doctor -c $DEMO/config.toml
   Logs       : $DEMO/synapse.log  $DEMO/salon.log
 
 TXT

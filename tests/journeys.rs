@@ -7,27 +7,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Env, User};
+use support::{Env, room_with_bot};
 
-const WAIT: Duration = Duration::from_secs(20);
-
-/// A room made by `owner`, where the bot is a moderator (as Element's widgets
-/// need), with the bot invited and joined, and `others` joined.
-async fn room_with_bot(env: &Env, owner: &User, others: &[&User]) -> String {
-    let room = owner
-        .create_room(json!({"power_level_content_override": {"users": {env.bot_id(): 50}}}))
-        .await;
-    for other in others {
-        owner.invite(&room, &other.user_id).await;
-        other.join(&room).await;
-    }
-    owner.invite(&room, &env.bot_id()).await;
-    let bot = env.bot_id();
-    owner
-        .wait_until("the bot to join", WAIT, || owner.is_joined(&room, &bot))
-        .await;
-    room
-}
+const WAIT: Duration = support::WAIT;
 
 fn reply_field(content: &Value) -> &Value {
     &content["org.salon.reply"]
@@ -475,6 +457,7 @@ async fn doctor_says_what_is_wrong_in_plain_words() {
     let (ok, out) = env.doctor(&env.config_path);
     assert!(ok, "{out}");
     assert!(out.contains("the homeserver accepts the as_token"), "{out}");
+    assert!(out.contains("speech model base"), "{out}");
     assert!(out.contains("reaches the bridge"), "{out}");
     env.start_bridge().await;
     let (ok, out) = env.doctor(&env.config_path);
@@ -505,6 +488,37 @@ async fn doctor_says_what_is_wrong_in_plain_words() {
     let (ok, out) = env.doctor(&wrong);
     assert!(!ok);
     assert!(out.contains("refused the as_token"), "{out}");
+
+    // A truncated speech model is named, with the way to fix it.
+    let broken_model = env.dir.path().join("broken-model");
+    std::fs::create_dir(&broken_model).unwrap();
+    let installed = support::workspace_root().join("models/base");
+    for file in std::fs::read_dir(&installed).unwrap() {
+        let file = file.unwrap().path();
+        let bytes = std::fs::read(&file).unwrap();
+        let keep = if file.ends_with("model.bin") {
+            bytes.len() / 2
+        } else {
+            bytes.len()
+        };
+        std::fs::write(broken_model.join(file.file_name().unwrap()), &bytes[..keep]).unwrap();
+    }
+    let truncated = env.dir.path().join("truncated.toml");
+    std::fs::write(
+        &truncated,
+        text.replace(
+            &installed.display().to_string(),
+            &broken_model.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let (ok, out) = env.doctor(&truncated);
+    assert!(!ok);
+    assert!(
+        out.contains("speech model") && out.contains("install-models.sh"),
+        "{out}"
+    );
+    assert!(out.contains("the homeserver accepts the as_token"), "{out}");
 
     // A config with a typo names the key.
     let typo = env.dir.path().join("typo.toml");
@@ -716,14 +730,24 @@ async fn the_bot_declines_invites_from_outside_the_autojoin_lists() {
 }
 
 /// Speech for a fake microphone: espeak-ng, as Chromium reads it.
+/// `text` spoken by espeak-ng, then 1.5 s of silence: Chromium loops the
+/// file as a microphone, and people pause between sentences.
 fn speech_wav(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.join(format!("{name}.wav"));
+    let raw = dir.join(format!("{name}-speech.wav"));
     let status = std::process::Command::new("espeak-ng")
         .args(["-w"])
-        .arg(&path)
+        .arg(&raw)
         .arg(text)
         .status()
         .expect("espeak-ng is installed (scripts/setup.sh)");
+    assert!(status.success());
+    let path = dir.join(format!("{name}.wav"));
+    let status = std::process::Command::new("sox")
+        .arg(&raw)
+        .arg(&path)
+        .args(["pad", "0", "1.5"])
+        .status()
+        .expect("sox is installed (scripts/setup.sh)");
     assert!(status.success());
     path
 }
@@ -737,6 +761,10 @@ async fn on_the_call_page_two_members_sign_in_join_and_hear_each_other() {
     let room = room_with_bot(&env, &alice, &[&bob]).await;
     let started = alice.command(&room, "!visio start").await;
     let link = reply_field(&started)["url"].as_str().unwrap().to_owned();
+    // Transcription on before they join: each page must show the banner and
+    // the other person's words as captions.
+    let on = alice.command(&room, "!visio transcribe on").await;
+    assert_eq!(reply_field(&on)["outcome"], "on", "{on}");
 
     let a = speech_wav(
         env.dir.path(),
@@ -759,6 +787,8 @@ async fn on_the_call_page_two_members_sign_in_join_and_hear_each_other() {
             format!("{},{}", a.display(), b.display()),
         )
         .env("SALON_TIMEOUT_MS", "90000")
+        .env("SALON_CAPTION_WAIT_MS", "60000")
+        .env("SALON_CAPTION_WORDS", "budget,figures")
         .output()
         .await
         .expect("node is installed");
@@ -771,6 +801,25 @@ async fn on_the_call_page_two_members_sign_in_join_and_hear_each_other() {
     let result: Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("one JSON line");
     eprintln!("browser journey: {result}");
+    let users = result["users"].as_array().unwrap();
+    for (user, other, said) in [
+        (&users[0], &bob.user_id, "figures"),
+        (&users[1], &alice.user_id, "budget"),
+    ] {
+        assert_eq!(user["transcription_banner"], true, "{user}");
+        let captions: Vec<String> = user["captions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["identity"] == other.as_str())
+            .map(|c| c["text"].as_str().unwrap().to_lowercase())
+            .collect();
+        assert!(
+            captions.iter().any(|c| c.contains(said)),
+            "{} sees no caption of {other} saying {said:?}: {captions:?}",
+            user["identity"]
+        );
+    }
 
     // The room saw both of them in the call.
     let attended = alice

@@ -165,6 +165,7 @@ struct RawMinutes {
     llm_model: String,
     llm_api_key_env: Option<String>,
     llm_timeout_seconds: u64,
+    post_delay_seconds: u64,
 }
 
 impl Default for RawMinutes {
@@ -176,6 +177,7 @@ impl Default for RawMinutes {
             llm_model: "default".into(),
             llm_api_key_env: None,
             llm_timeout_seconds: 60,
+            post_delay_seconds: 0,
         }
     }
 }
@@ -522,6 +524,8 @@ pub enum SummaryEngineConfig {
 pub struct MinutesConfig {
     pub enabled: bool,
     pub engine: SummaryEngineConfig,
+    /// Wait this long after a call ends before writing its minutes.
+    pub post_delay: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -880,9 +884,16 @@ fn validate_minutes(raw: &RawMinutes) -> Result<MinutesConfig, ConfigError> {
             ));
         }
     };
+    if raw.post_delay_seconds > 3600 {
+        return Err(invalid(
+            "minutes.post_delay_seconds",
+            "must be at most one hour (3600)",
+        ));
+    }
     Ok(MinutesConfig {
         enabled: raw.enabled,
         engine,
+        post_delay: std::time::Duration::from_secs(raw.post_delay_seconds),
     })
 }
 
@@ -1152,7 +1163,10 @@ public_url = "https://visio.example.org/"
 
     #[test]
     fn the_shipped_example_config_is_valid() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let manifest = std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()),
+        );
+        let root = manifest.parent().unwrap();
         let cfg = Config::load(&root.join("config.example.toml")).expect("config.example.toml");
         // It reads the example registration next to it.
         assert_eq!(cfg.tokens().unwrap().sender_localpart, "_salon_example");

@@ -1,6 +1,7 @@
 //! `salon doctor`: checks the set-up and says in plain words what is wrong.
 //!
-//! It checks, in order: the config, the storage folder, the homeserver URL,
+//! It checks, in order: the config, the storage folder, the speech model (when
+//! transcription uses the built-in engine), the homeserver URL,
 //! the `as_token` (whoami as the appservice sender), and the homeserver's route
 //! back to the bridge with the `hs_token` (the appservice ping). If the bridge
 //! is not running, doctor answers the ping itself on the appservice address.
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{Config, SpeechEngineConfig};
 use crate::registration::random_token;
 
 /// The outcome of one check.
@@ -39,6 +40,9 @@ pub async fn run(config_path: &Path) -> Vec<Check> {
         }
     };
     checks.push(check_storage(&config.storage.path));
+    if let Some(check) = check_speech(&config) {
+        checks.push(check);
+    }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -128,6 +132,45 @@ pub async fn run(config_path: &Path) -> Vec<Check> {
         checks.push(Check::Ok(format!("join links will point to {public}")));
     }
     checks
+}
+
+/// The built-in speech engine's model: present, complete and a known build.
+fn check_speech(config: &Config) -> Option<Check> {
+    let transcription = &config.transcription;
+    if !transcription.enabled {
+        return Some(Check::Ok("transcription is disabled".into()));
+    }
+    let SpeechEngineConfig::Builtin { model } = &transcription.engine else {
+        return Some(Check::Ok(
+            "transcription uses a remote engine (not checked here)".into(),
+        ));
+    };
+    let fix = "install it with scripts/install-models.sh, or set [transcription] model";
+    let info = match salon_speech::check_model(model) {
+        Ok(info) => info,
+        Err(e) => {
+            return Some(Check::Fail(format!(
+                "speech model at {}: {e}; {fix}",
+                model.display()
+            )));
+        }
+    };
+    Some(match salon_speech::verify_model_sha256(model) {
+        Ok(name) => Check::Ok(format!(
+            "speech model {name} at {} is complete ({} MB, {})",
+            model.display(),
+            info.model_bin_bytes / 1_000_000,
+            if info.multilingual {
+                "multilingual"
+            } else {
+                "English only"
+            }
+        )),
+        Err(e) => Check::Warn(format!(
+            "speech model at {} loads but is not a build Salon knows ({e})",
+            model.display()
+        )),
+    })
 }
 
 fn check_storage(path: &Path) -> Check {

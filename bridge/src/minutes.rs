@@ -8,8 +8,10 @@
 //! structured `org.salon.minutes` field and links to the files. Each step's
 //! result is recorded in sled and every post has a transaction id derived from
 //! the call, so a restart at any point resumes without uploading or posting
-//! twice; owed minutes are picked up at start-up. Failures are retried a
-//! bounded number of times and then reported in the room.
+//! twice; owed minutes are picked up at start-up. A homeserver that is down
+//! is waited for; transcript files it refuses (too large, say) are left out
+//! and the minutes say so; a refused notice is retried a bounded number of
+//! times and then reported in the room.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -30,8 +32,10 @@ use crate::store::MinutesProgress;
 
 /// How long the minutes wait for the call's last utterances.
 const DRAIN_LIMIT: Duration = Duration::from_secs(90);
-/// Attempts at posting before the failure is reported in the room.
+/// Attempts at posting, after refusals, before the failure is reported in the room.
 const ATTEMPTS: u32 = 3;
+/// Attempts while the homeserver is unreachable (about an hour and a half).
+const UNAVAILABLE_ATTEMPTS: u32 = 24;
 
 /// The summariser the configuration asks for.
 pub fn summarizer(config: &MinutesConfig) -> anyhow::Result<Summarizer> {
@@ -98,6 +102,10 @@ pub async fn run_worker(app: Arc<App>, mut owed: mpsc::UnboundedReceiver<String>
     while let Some(call_id) = owed.recv().await {
         let span = info_span!("minutes", %call_id);
         async {
+            let delay = app.config.minutes.post_delay;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             app.transcriber.drain(&call_id, DRAIN_LIMIT).await;
             let mut attempt = 0;
             loop {
@@ -109,9 +117,21 @@ pub async fn run_worker(app: Arc<App>, mut owed: mpsc::UnboundedReceiver<String>
                         break;
                     }
                     Ok(None) => break,
+                    // The homeserver is down: keep trying, then leave them
+                    // owed for the next start rather than drop them.
+                    Err(e) if e.is_transient() => {
+                        if attempt >= UNAVAILABLE_ATTEMPTS {
+                            Metrics::inc(&app.metrics.minutes_failed);
+                            error!(error = %e, "homeserver unavailable; the minutes stay owed until the next start");
+                            break;
+                        }
+                        let wait = Duration::from_secs((5u64 << attempt.min(6)).min(300));
+                        warn!(error = %e, attempt, wait_s = wait.as_secs(), "cannot post the minutes yet; retrying");
+                        tokio::time::sleep(wait).await;
+                    }
                     Err(e) if attempt < ATTEMPTS => {
                         let wait = Duration::from_secs(5 * u64::from(attempt));
-                        warn!(error = %e, attempt, wait_s = wait.as_secs(), "cannot post the minutes yet; retrying");
+                        warn!(error = %e, attempt, wait_s = wait.as_secs(), "the homeserver refused the minutes; retrying");
                         tokio::time::sleep(wait).await;
                     }
                     Err(e) => {
@@ -233,6 +253,39 @@ impl App {
         Ok(event_id)
     }
 
+    /// Uploads and posts the WebVTT and Markdown transcripts; returns the two
+    /// `m.file` events.
+    async fn post_transcript_files(
+        &self,
+        call: &Call,
+        meeting: &Meeting,
+        progress: &mut MinutesProgress,
+    ) -> Result<(OwnedEventId, OwnedEventId), HandleError> {
+        let day = crate::room::format_time(call.started_at);
+        let stem = format!("transcript-{}", day.get(..10).unwrap_or("call"));
+        let vtt = self
+            .post_transcript_file(
+                call,
+                progress,
+                "webvtt",
+                salon_minutes::transcript_webvtt(meeting),
+                "text/vtt",
+                &format!("{stem}.vtt"),
+            )
+            .await?;
+        let md = self
+            .post_transcript_file(
+                call,
+                progress,
+                "markdown",
+                salon_minutes::transcript_markdown(meeting),
+                "text/markdown",
+                &format!("{stem}.md"),
+            )
+            .await?;
+        Ok((vtt, md))
+    }
+
     /// Posts the minutes of an ended call. `repost_for` is the `!visio
     /// minutes` command asking again (a new event); otherwise this is the
     /// one-time posting, and `None` comes back when nothing is owed.
@@ -252,44 +305,48 @@ impl App {
         let mut progress = self.store.minutes_progress(&call.id)?;
         let mut links = TranscriptLinks::default();
         let mut files = json!({});
+        let mut files_failed = None;
         if !meeting.segments.is_empty() {
-            let day = crate::room::format_time(call.started_at);
-            let stem = format!("transcript-{}", day.get(..10).unwrap_or("call"));
-            let vtt = self
-                .post_transcript_file(
-                    &call,
-                    &mut progress,
-                    "webvtt",
-                    salon_minutes::transcript_webvtt(&meeting),
-                    "text/vtt",
-                    &format!("{stem}.vtt"),
-                )
-                .await?;
-            let md = self
-                .post_transcript_file(
-                    &call,
-                    &mut progress,
-                    "markdown",
-                    salon_minutes::transcript_markdown(&meeting),
-                    "text/markdown",
-                    &format!("{stem}.md"),
-                )
-                .await?;
-            links.webvtt = Some(permalink(&call.room_id, &vtt));
-            links.markdown = Some(permalink(&call.room_id, &md));
-            files = json!({
-                "webvtt": { "event_id": vtt, "file": progress.webvtt },
-                "markdown": { "event_id": md, "file": progress.markdown },
-            });
+            match self
+                .post_transcript_files(&call, &meeting, &mut progress)
+                .await
+            {
+                Ok((vtt, md)) => {
+                    links.webvtt = Some(permalink(&call.room_id, &vtt));
+                    links.markdown = Some(permalink(&call.room_id, &md));
+                    files = json!({
+                        "webvtt": { "event_id": vtt, "file": progress.webvtt },
+                        "markdown": { "event_id": md, "file": progress.markdown },
+                    });
+                }
+                // Refused (too large, forbidden…): asking again will not help,
+                // and the minutes themselves must not be lost for it.
+                Err(HandleError::Matrix(e)) if !e.is_transient() => {
+                    warn!(error = %e, "the homeserver refused the transcript files; posting the minutes without them");
+                    files = json!({ "error": e.to_string() });
+                    files_failed = Some(e.to_string());
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let content = json!({
+        let mut body = salon_minutes::render_plain_with(&minutes, &meeting, &links);
+        let mut html = salon_minutes::render_html_with(&minutes, &meeting, &links);
+        if let Some(reason) = &files_failed {
+            let note = format!("The transcript files could not be uploaded: {reason}");
+            body.push_str(&format!("\n\n⚠ {note}"));
+            html.push_str(&format!("<p>⚠ {}</p>", crate::room::html_escape(&note)));
+        }
+        let mut content = json!({
             "msgtype": "m.notice",
-            "body": salon_minutes::render_plain_with(&minutes, &meeting, &links),
+            "body": body,
             "format": "org.matrix.custom.html",
-            "formatted_body": salon_minutes::render_html_with(&minutes, &meeting, &links),
+            "formatted_body": html,
             "org.salon.minutes": minutes,
             "org.salon.transcript_files": files,
         });
+        if let Some(command) = repost_for {
+            content["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": command } });
+        }
         let txn = match repost_for {
             Some(command) => crate::room::txn_for(command, "minutes"),
             None => format!("salon.minutes.{}", call.id),

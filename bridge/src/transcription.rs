@@ -42,10 +42,14 @@ const SILENCE_TIMEOUT: Duration = Duration::from_millis(700);
 const MAX_GAP_MS: u64 = 3_000;
 /// A partial caption needs this much open speech, and this long since the last.
 const PARTIAL_MIN_AUDIO_MS: u64 = 1_000;
+/// Past this, a partial costs too much; the final follows soon (the
+/// utterance is cut at `max_utterance_seconds`).
+const PARTIAL_MAX_AUDIO_MS: u64 = 8_000;
 const PARTIAL_EVERY: Duration = Duration::from_millis(1_200);
 
-/// One transcribed utterance (or partial), on its way to the room.
-#[derive(Debug, Clone)]
+/// One transcribed utterance (or partial), on its way to the room. Dropping
+/// a final tells its call that one less utterance is outstanding.
+#[derive(Debug)]
 pub struct Transcribed {
     pub call_id: String,
     pub room_id: OwnedRoomId,
@@ -64,10 +68,33 @@ pub struct Transcribed {
     pub is_final: bool,
     /// When the speech ended (approximately), for the caption latency.
     pub speech_end_at: Instant,
+    _pending: Pending,
+}
+
+/// An outstanding final of a session: counted from its queuing until it is
+/// dropped (posted, skipped, or dropped from a full queue).
+#[derive(Debug)]
+struct Pending(Option<Arc<Session>>);
+
+impl Pending {
+    fn new(session: &Arc<Session>) -> Self {
+        session.outstanding.fetch_add(1, Ordering::SeqCst);
+        Pending(Some(session.clone()))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(session) = self.0.take() {
+            session.job_done();
+        }
+    }
 }
 
 struct Job {
     session: Arc<Session>,
+    /// Set for finals.
+    pending: Pending,
     speaker: String,
     speaker_name: String,
     utterance: String,
@@ -102,7 +129,6 @@ impl JobQueue {
             } else if let Some(oldest) = jobs.pop_front() {
                 Metrics::inc(&self.metrics.transcription_dropped_finals);
                 warn!(call_id = %oldest.session.call_id, speaker = %oldest.speaker, "transcription queue full: dropped the oldest utterance");
-                oldest.session.job_done();
             }
         }
         jobs.push_back(job);
@@ -135,6 +161,7 @@ impl JobQueue {
 }
 
 /// One call being transcribed.
+#[derive(Debug)]
 struct Session {
     call_id: String,
     room_id: OwnedRoomId,
@@ -227,13 +254,19 @@ impl Transcriber {
             language: Language::parse(&self.config.language),
             ..TranscribeOptions::default()
         };
+        // A partial is cut mid-word and soon replaced: one greedy pass, never
+        // the temperature fallback that a garbled ending would trigger.
+        let partial = TranscribeOptions {
+            temperatures: vec![0.0],
+            ..options.clone()
+        };
         for n in 0..self.config.workers {
             let (engine, queue, results, metrics, options) = (
                 engine.clone(),
                 self.queue.clone(),
                 self.results.clone(),
                 self.metrics.clone(),
-                options.clone(),
+                [options.clone(), partial.clone()],
             );
             let spawned = std::thread::Builder::new()
                 .name(format!("salon-asr-{n}"))
@@ -294,9 +327,9 @@ impl Transcriber {
         let Some(tap) = self.sfu.subscribe_audio(&session.call_id, identity) else {
             return;
         };
-        session.outstanding.fetch_add(1, Ordering::SeqCst);
         let span = info_span!("audio_tap", call_id = %session.call_id, speaker = %identity);
         let track = TrackTranscription {
+            _alive: Pending::new(session),
             session: session.clone(),
             queue: self.queue.clone(),
             speaker: identity.to_owned(),
@@ -367,13 +400,6 @@ impl Transcriber {
             sessions.remove(call_id);
         }
     }
-
-    /// The bridge has dealt with a final result (posted or skipped it).
-    pub fn result_handled(&self, call_id: &str) {
-        if let Some(session) = self.sessions.lock().expect("sessions lock").get(call_id) {
-            session.job_done();
-        }
-    }
 }
 
 fn load_engine(config: &SpeechEngineConfig) -> Result<Arc<dyn SpeechEngine>, EngineUnavailable> {
@@ -407,11 +433,16 @@ fn run_worker(
     queue: &JobQueue,
     results: &mpsc::UnboundedSender<Transcribed>,
     metrics: &Metrics,
-    options: &TranscribeOptions,
+    [final_options, partial_options]: &[TranscribeOptions; 2],
 ) {
     loop {
         let job = queue.pop();
         let started = Instant::now();
+        let options = if job.is_final {
+            final_options
+        } else {
+            partial_options
+        };
         let outcome = engine.transcribe(&job.pcm, options);
         queue.done();
         let audio_ms = job.pcm.len() as u64 * 1000 / salon_speech::SAMPLE_RATE as u64;
@@ -439,15 +470,16 @@ fn run_worker(
             text,
             is_final: job.is_final,
             speech_end_at: job.speech_end_at,
+            _pending: job.pending,
         };
-        if results.send(result).is_err() && job.is_final {
-            job.session.job_done();
-        }
+        let _ = results.send(result);
     }
 }
 
 /// One participant's audio, from packets to queued utterances.
 struct TrackTranscription {
+    /// A running tap counts as outstanding: it may still queue an utterance.
+    _alive: Pending,
     session: Arc<Session>,
     queue: Arc<JobQueue>,
     speaker: String,
@@ -476,13 +508,18 @@ impl TrackClock {
     }
 }
 
+/// Whether a chunk sounds like someone speaking right now (above -40 dBFS):
+/// a partial is not worth it when the utterance is about to end.
+fn is_loud(pcm: &[f32]) -> bool {
+    !pcm.is_empty() && pcm.iter().map(|s| s * s).sum::<f32>() / pcm.len() as f32 > 1e-4
+}
+
 impl TrackTranscription {
     async fn run(self, mut tap: AudioTap) {
         let mut decoder = match OpusTrackDecoder::new(1) {
             Ok(d) => d,
             Err(e) => {
                 warn!(error = %e, "cannot decode this track");
-                self.session.job_done();
                 return;
             }
         };
@@ -545,14 +582,17 @@ impl TrackTranscription {
             }
             position_ms += pcm.len() as u64 / 16;
             if self.partials
+                && is_loud(&pcm)
                 && last_partial.elapsed() >= PARTIAL_EVERY
                 && let Some((start_ms, audio)) = segmenter.open_audio()
-                && audio.len() as u64 / 16 >= PARTIAL_MIN_AUDIO_MS
+                && (PARTIAL_MIN_AUDIO_MS..=PARTIAL_MAX_AUDIO_MS)
+                    .contains(&(audio.len() as u64 / 16))
                 && self.queue.idle()
             {
                 last_partial = Instant::now();
                 self.queue.push(Job {
                     session: self.session.clone(),
+                    pending: Pending(None),
                     speaker: self.speaker.clone(),
                     speaker_name: self.speaker_name.clone(),
                     utterance: self.utterance_id(utterances),
@@ -574,7 +614,6 @@ impl TrackTranscription {
             );
         }
         debug!(utterances, "audio tap ended");
-        self.session.job_done();
     }
 
     fn utterance_id(&self, n: u64) -> String {
@@ -596,9 +635,9 @@ impl TrackTranscription {
     ) {
         let id = self.utterance_id(*utterances);
         *utterances += 1;
-        self.session.outstanding.fetch_add(1, Ordering::SeqCst);
         self.queue.push(Job {
             session: self.session.clone(),
+            pending: Pending::new(&self.session),
             speaker: self.speaker.clone(),
             speaker_name: self.speaker_name.clone(),
             utterance: id,
@@ -628,11 +667,13 @@ mod tests {
     }
 
     fn job(session: &Arc<Session>, utterance: &str, is_final: bool) -> Job {
-        if is_final {
-            session.outstanding.fetch_add(1, Ordering::SeqCst);
-        }
         Job {
             session: session.clone(),
+            pending: if is_final {
+                Pending::new(session)
+            } else {
+                Pending(None)
+            },
             speaker: "@a:example.org".into(),
             speaker_name: "A".into(),
             utterance: utterance.into(),
@@ -679,10 +720,15 @@ mod tests {
             metrics.transcription_dropped_finals.load(Ordering::Relaxed),
             1
         );
-        let order: Vec<String> = (0..3).map(|_| q.pop().utterance).collect();
-        assert_eq!(order, ["u3", "u4", "u5"]);
         // the dropped final no longer counts as outstanding
         assert_eq!(s.outstanding.load(Ordering::SeqCst), 3);
+        let order: Vec<String> = (0..3).map(|_| q.pop().utterance.clone()).collect();
+        assert_eq!(order, ["u3", "u4", "u5"]);
+        assert_eq!(
+            s.outstanding.load(Ordering::SeqCst),
+            0,
+            "handled finals are done"
+        );
     }
 
     #[test]

@@ -412,6 +412,5 @@ pub async fn run_sink(app: Arc<App>, mut results: mpsc::UnboundedReceiver<Transc
             Metrics::inc(&app.metrics.errors);
             warn!(call_id = %t.call_id, speaker = %t.speaker, error = %e, "cannot post a transcript segment");
         }
-        app.transcriber.result_handled(&t.call_id);
     }
 }

@@ -7,7 +7,10 @@
 use salon_minutes::{Action, BuiltinSummarizer, GeneratedBy, Meeting, Minutes, load_transcript};
 
 fn fixture(name: &str) -> Meeting {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/{name}",
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into())
+    );
     load_transcript(&path).unwrap_or_else(|e| panic!("cannot load {path}: {e}"))
 }
 

@@ -19,7 +19,7 @@ const KEY: &str = "sk-contract-test-3f9a";
 fn fixture(name: &str) -> Meeting {
     load_transcript(format!(
         "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into())
     ))
     .unwrap()
 }

@@ -10,7 +10,7 @@ use salon_minutes::{
 fn fixture(name: &str) -> Meeting {
     load_transcript(format!(
         "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into())
     ))
     .unwrap()
 }

@@ -32,7 +32,10 @@ fn python() -> PathBuf {
 async fn python_sdk_participants_hear_only_each_other_and_get_captions() {
     let python = python();
     let server = common::start().await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/two_tones.py");
+    let script = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/python/two_tones.py");
     let mut child = tokio::process::Command::new(python)
         .arg(script)
         .arg(&server.ws)

@@ -47,6 +47,11 @@ const KNOWN_MODELS: &[(&str, u64, &str)] = &[
     ),
 ];
 
+/// Token budget of a window: this many, plus [`TOKENS_PER_SECOND`] per second
+/// of audio it covers.
+const MIN_TOKEN_BUDGET: usize = 16;
+const TOKENS_PER_SECOND: usize = 12;
+
 /// What [`check_model`] found in a model folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelInfo {
@@ -382,8 +387,13 @@ impl WhisperModel {
         rng: &mut StdRng,
     ) -> Result<WindowDecode, SpeechError> {
         let special = &self.tokenizer.special;
-        let sample_len =
-            (self.model.dims.text_ctx / 2).min(self.model.dims.text_ctx - state.position);
+        // Nobody says more than ~12 tokens a second (words and timestamps);
+        // a decode past that is a repetition loop, cut short instead of
+        // running to the context's end (seconds of CPU on a short utterance).
+        let plausible = MIN_TOKEN_BUDGET + max_timestamp as usize * TOKENS_PER_SECOND / 50;
+        let sample_len = (self.model.dims.text_ctx / 2)
+            .min(self.model.dims.text_ctx - state.position)
+            .min(plausible);
         let mut tokens: Vec<u32> = Vec::new();
         let mut sum_logprob = 0.0f64;
         let mut logits = initial.to_vec();

@@ -17,12 +17,34 @@ use serde_json::{Value, json};
 pub const SERVER_NAME: &str = "salon.test";
 const SHARED_SECRET: &str = "salon-test-registration-secret";
 pub const PASSWORD: &str = "correct horse battery staple";
+/// How long a journey waits for the bot to act.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A room made by `owner`, where the bot is a moderator (as Element's widgets
+/// need), with the bot invited and joined, and `others` joined.
+pub async fn room_with_bot(env: &Env, owner: &User, others: &[&User]) -> String {
+    let room = owner
+        .create_room(json!({"power_level_content_override": {"users": {env.bot_id(): 50}}}))
+        .await;
+    for other in others {
+        owner.invite(&room, &other.user_id).await;
+        other.join(&room).await;
+    }
+    owner.invite(&room, &env.bot_id()).await;
+    let bot = env.bot_id();
+    owner
+        .wait_until("the bot to join", WAIT, || owner.is_joined(&room, &bot))
+        .await;
+    room
+}
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .parent()
+    .unwrap()
+    .to_owned()
 }
 
 /// The Synapse venv: `$SALON_SYNAPSE_VENV`, else `.venv/synapse` in the workspace.
@@ -73,6 +95,14 @@ impl Env {
 
     /// Like [`Env::start`], letting the test edit the bridge's config text.
     pub async fn start_with(edit_config: impl FnOnce(&mut String)) -> Env {
+        Self::start_full(edit_config, |_| {}).await
+    }
+
+    /// Like [`Env::start_with`], also letting the test edit `homeserver.yaml`.
+    pub async fn start_full(
+        edit_config: impl FnOnce(&mut String),
+        edit_homeserver: impl FnOnce(&mut String),
+    ) -> Env {
         let venv = synapse_venv();
         let dir = tempfile::tempdir().unwrap();
         let hs_port = free_port();
@@ -80,6 +110,7 @@ impl Env {
         let web_port = free_port();
         let hs_url = format!("http://127.0.0.1:{hs_port}");
         let assets = workspace_root().join("web").display().to_string();
+        let model = workspace_root().join("models/base").display().to_string();
         let mut config = format!(
             r#"[homeserver]
 url = "{hs_url}"
@@ -93,6 +124,9 @@ registration = "appservice.yaml"
 public_url = "http://127.0.0.1:{web_port}"
 bind = "127.0.0.1:{web_port}"
 assets = "{assets}"
+
+[transcription]
+model = "{model}"
 
 [storage]
 path = "data"
@@ -128,7 +162,7 @@ level = "info,salon=debug"
             ),
         )
         .unwrap();
-        let homeserver_yaml = format!(
+        let mut homeserver_yaml = format!(
             r#"server_name: "{SERVER_NAME}"
 pid_file: {d}/homeserver.pid
 public_baseurl: {hs_url}/
@@ -169,6 +203,7 @@ rc_invites:
   per_issuer: {{per_second: 1000, burst_count: 1000}}
 "#
         );
+        edit_homeserver(&mut homeserver_yaml);
         std::fs::write(dir.path().join("homeserver.yaml"), homeserver_yaml).unwrap();
         let synapse = Command::new(venv.join("bin/python"))
             .args(["-m", "synapse.app.homeserver", "-c"])
@@ -335,6 +370,11 @@ impl Drop for Env {
         let _ = self.synapse.wait();
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
+        }
+        // SALON_TEST_LOGS=dir keeps each run's bridge log, to study timings.
+        if let Some(keep) = std::env::var_os("SALON_TEST_LOGS") {
+            let to = Path::new(&keep).join(format!("bridge-{}.log", self.web_port));
+            let _ = std::fs::copy(self.dir.path().join("bridge.log"), to);
         }
     }
 }

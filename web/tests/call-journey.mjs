@@ -12,7 +12,9 @@
 //   SALON_CALL_URL=http://127.0.0.1:PORT/call/ID \
 //   SALON_USERS=alice:password1,bob:password2 \
 //   SALON_AUDIO_FILES=/tmp/a.wav,/tmp/b.wav \
-//   [SALON_TIMEOUT_MS=60000] [SALON_SCREENSHOTS=/tmp/shots] [CHROMIUM=/usr/bin/chromium] \
+//   [SALON_TIMEOUT_MS=60000] [SALON_CAPTION_WAIT_MS=30000 SALON_CAPTION_WORDS=budget,figures] \
+//   [SALON_SCREENSHOTS=/tmp/shots] \
+//   [CHROMIUM=/usr/bin/chromium] \
 //   node web/tests/call-journey.mjs
 
 import { existsSync, mkdirSync, openSync, readSync, closeSync } from 'node:fs';
@@ -67,12 +69,15 @@ function readConfig(env) {
   const audioFiles = env.SALON_AUDIO_FILES.split(',').map((file) => file.trim());
   if (audioFiles.length !== users.length) fail(`SALON_AUDIO_FILES has ${audioFiles.length} files for ${users.length} users: one WAV per user`);
   for (const file of audioFiles) checkWav(file);
+  const captionWaitMs = Number(env.SALON_CAPTION_WAIT_MS || 0);
+  const captionWords = (env.SALON_CAPTION_WORDS || '').split(',').map((word) => word.trim());
+  if (!Number.isFinite(captionWaitMs) || captionWaitMs < 0) fail(`SALON_CAPTION_WAIT_MS must be a number of milliseconds, got ${env.SALON_CAPTION_WAIT_MS}`);
   const timeoutMs = Number(env.SALON_TIMEOUT_MS || 60000);
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) fail(`SALON_TIMEOUT_MS must be a number of milliseconds, got ${env.SALON_TIMEOUT_MS}`);
   if (!existsSync(CHROMIUM)) fail(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (or set CHROMIUM=/path)`);
   const screenshots = env.SALON_SCREENSHOTS || null;
   if (screenshots) mkdirSync(screenshots, { recursive: true });
-  return { callUrl, callId: decodeURIComponent(match[1]), users, audioFiles, timeoutMs, screenshots };
+  return { callUrl, callId: decodeURIComponent(match[1]), users, audioFiles, timeoutMs, captionWaitMs, captionWords, screenshots };
 }
 
 /** Chromium's fake capture plays a RIFF/WAVE file; anything else is refused up front. */
@@ -334,6 +339,29 @@ async function listen(person, everyone, ms) {
   person.result.max_remote_level = Math.max(...Object.values(heard).map((s) => s.max));
 }
 
+/** Records the transcription banner and the final captions the page shows;
+ * with `waitMs`, first waits until it shows a final caption of every other
+ * user (holding that user's word of SALON_CAPTION_WORDS, when given). */
+async function readCaptions(person, everyone, waitMs, words) {
+  person.step = 'captions';
+  const others = everyone.filter((id) => id !== person.identity);
+  const expected = Object.fromEntries(others.map((id) => [id, (words[everyone.indexOf(id)] || '').toLowerCase()]));
+  const seen = await person.page.evaluate(
+    async ({ ids, ms, expected }) => {
+      const finals = () => window.salonTest.captions().filter((c) => c.final && c.text.trim());
+      const heard = (id) => finals().some((c) => c.identity === id && c.text.toLowerCase().includes(expected[id]));
+      const end = Date.now() + ms;
+      while (Date.now() < end && !ids.every(heard)) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return { banner: window.salonTest.transcription, captions: finals().map((c) => ({ identity: c.identity, speaker: c.speaker, text: c.text })) };
+    },
+    { ids: others, ms: waitMs, expected },
+  );
+  person.result.transcription_banner = seen.banner;
+  person.result.captions = seen.captions;
+}
+
 /** `promise`, or `fallback` after `ms` (a hung browser must not hang the report). */
 function within(promise, ms, fallback) {
   let timer;
@@ -402,7 +430,7 @@ async function main() {
     const watchdog = setTimeout(async () => {
       const report = await failureReport(new JourneyError(null, 'watchdog', `the journey took longer than SALON_TIMEOUT_MS=${config.timeoutMs} + ${SAMPLE_MS + 20000} ms`), people, config);
       await finish(1, report.summary, report.text);
-    }, config.timeoutMs + SAMPLE_MS + 20000);
+    }, config.timeoutMs + SAMPLE_MS + config.captionWaitMs + 20000);
 
     const call = await fetchCallInfo(config);
     people = config.users.map(({ login, password }, i) => new Person(login, password, config.audioFiles[i], expectedIdentity(login, call.server_name)));
@@ -420,6 +448,7 @@ async function main() {
     );
     await Promise.all(people.map((person) => seeEveryone(person, everyone, remaining)));
     await Promise.all(people.map((person) => listen(person, everyone, SAMPLE_MS)));
+    await Promise.all(people.map((person) => readCaptions(person, everyone, config.captionWaitMs, config.captionWords)));
     await Promise.all(people.map((person) => screenshot(person, config, 'in-call')));
     clearTimeout(watchdog);
 

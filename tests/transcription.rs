@@ -1,0 +1,620 @@
+//! End-to-end transcription and minutes on a real Synapse, the real bridge
+//! and its embedded SFU, with Whisper (models/base) transcribing.
+//!
+//! Two participants join a call as webrtc-crate LiveKit clients and publish
+//! espeak-ng sentences as Opus, at real-time pace and at the same time. The
+//! room must get transcript notices attributed to the right Matrix user with
+//! the words they said, the other participant must get the captions, and
+//! when the call ends the room must get minutes and both transcript files.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use livekit_protocol::data_packet;
+use serde_json::{Value, json};
+use support::{Env, User, room_with_bot, workspace_root};
+
+const WAIT: Duration = Duration::from_secs(30);
+/// Transcription on a loaded two-core machine can lag; this is a ceiling, not a target.
+const TRANSCRIPT_WAIT: Duration = Duration::from_secs(90);
+
+const ALICE_SAYS: [&str; 2] = [
+    "The budget for the new school library is ready for review.",
+    "We agreed to open the library in September.",
+];
+const BOB_SAYS: [&str; 2] = [
+    "I will send the final report to the minister on Friday.",
+    "The workers need two more weeks to paint the walls.",
+];
+
+fn model_dir() -> PathBuf {
+    let dir = workspace_root().join("models/base");
+    assert!(
+        dir.join("model.bin").exists(),
+        "no Whisper model at {}: run scripts/install-models.sh",
+        dir.display()
+    );
+    dir
+}
+
+/// 16 kHz mono speech of `text` from espeak-ng.
+fn speak(dir: &Path, name: &str, text: &str, voice: &str) -> Vec<f32> {
+    let wav = dir.join(format!("{name}.wav"));
+    let out = Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .output()
+        .expect("espeak-ng is installed (scripts/setup.sh installs it)");
+    assert!(out.status.success(), "espeak-ng failed");
+    salon_speech::decode_audio_file(&wav).expect("espeak's wav decodes")
+}
+
+/// Opus packets of 20 ms for `pcm` (16 kHz mono).
+fn opus_frames(pcm: &[f32]) -> Vec<(Vec<u8>, u8)> {
+    let mut encoder =
+        opus::Encoder::new(16_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+    pcm.chunks(320)
+        .map(|chunk| {
+            let mut frame = chunk.to_vec();
+            frame.resize(320, 0.0);
+            let packet = encoder.encode_vec_float(&frame, 4000).unwrap();
+            let rms = (frame.iter().map(|s| s * s).sum::<f32>() / 320.0).sqrt();
+            let dbov = (-20.0 * rms.max(1e-6).log10()).clamp(0.0, 127.0) as u8;
+            (packet, dbov)
+        })
+        .collect()
+}
+
+/// Publishes `sentences` with pauses between them, at real-time pace; returns
+/// when each sentence's speech ended.
+async fn talk(track: &salon_sfu::testing::TrackSender, sentences: Vec<Vec<f32>>) -> Vec<Instant> {
+    let silence = opus_frames(&vec![0.0; 16_000 * 2]);
+    let mut ends = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for (packet, level) in &silence[..25] {
+        tick.tick().await;
+        track.send(packet, *level).await;
+    }
+    for speech in sentences {
+        for (packet, level) in opus_frames(&speech) {
+            tick.tick().await;
+            track.send(&packet, level).await;
+        }
+        ends.push(Instant::now());
+        for (packet, level) in &silence {
+            tick.tick().await;
+            track.send(packet, *level).await;
+        }
+    }
+    ends
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Word error rate of `heard` against `said`.
+fn wer(said: &str, heard: &str) -> f64 {
+    let (r, h) = (words(said), words(heard));
+    let mut row: Vec<usize> = (0..=h.len()).collect();
+    for i in 1..=r.len() {
+        let mut prev = row[0];
+        row[0] = i;
+        for j in 1..=h.len() {
+            let cur = row[j];
+            row[j] = (prev + usize::from(r[i - 1] != h[j - 1]))
+                .min(row[j] + 1)
+                .min(row[j - 1] + 1);
+            prev = cur;
+        }
+    }
+    row[h.len()] as f64 / r.len().max(1) as f64
+}
+
+/// `!visio start`; returns the call id.
+async fn start_call(user: &User, room: &str) -> String {
+    let started = user.command(room, "!visio start").await;
+    started["org.salon.reply"]["call_id"]
+        .as_str()
+        .expect("a started call")
+        .to_owned()
+}
+
+/// Joins the call's media session through the join API, as the call page does.
+async fn join_call(
+    env: &Env,
+    user: &User,
+    call_id: &str,
+    name: &str,
+) -> salon_sfu::testing::TestClient {
+    let grant: Value = env
+        .http
+        .post(format!(
+            "http://127.0.0.1:{}/_salon/v1/calls/{call_id}/join",
+            env.web_port
+        ))
+        .json(&json!({"openid_token": user.openid_token().await, "display_name": name}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    salon_sfu::testing::TestClient::connect(
+        grant["url"].as_str().expect("a join grant"),
+        grant["token"].as_str().unwrap(),
+    )
+    .await
+    .expect("the SFU accepts the grant")
+}
+
+/// The room's transcript notices, with when they were first seen.
+async fn transcript_notices(user: &User, room: &str) -> Vec<Value> {
+    user.timeline(room)
+        .await
+        .into_iter()
+        .filter(|e| e["content"]["org.salon.transcript"].is_object())
+        .collect()
+}
+
+/// Everything `speaker` was heard saying, in order.
+fn heard_from(notices: &[Value], speaker: &str) -> String {
+    notices
+        .iter()
+        .filter(|e| e["content"]["org.salon.transcript"]["speaker"] == speaker)
+        .map(|e| {
+            e["content"]["org.salon.transcript"]["text"]
+                .as_str()
+                .unwrap()
+                .trim()
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn download(env: &Env, user: &User, mxc: &str) -> String {
+    let path = mxc.strip_prefix("mxc://").expect("an mxc uri");
+    let response = env
+        .http
+        .get(format!(
+            "{}/_matrix/client/v1/media/download/{path}",
+            env.hs_url
+        ))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "download {mxc}");
+    response.text().await.unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_speakers_are_transcribed_captioned_and_summarised() {
+    model_dir();
+    let mut env = Env::start().await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    let room = room_with_bot(&env, &alice, &[&bob]).await;
+    let call_id = start_call(&alice, &room).await;
+
+    // A member without the power level may not turn transcription on.
+    let refused = bob.command(&room, "!visio transcribe on").await;
+    assert_eq!(
+        refused["org.salon.reply"]["outcome"], "refused",
+        "{refused}"
+    );
+
+    let alice_client = join_call(&env, &alice, &call_id, "Alice").await;
+    let bob_client = join_call(&env, &bob, &call_id, "Bob").await;
+    let alice_mic = alice_client.publish(true).await.unwrap();
+    let bob_mic = bob_client.publish(true).await.unwrap();
+
+    // Alice (room creator) turns it on: the room is told, the page shows it.
+    let on = alice.command(&room, "!visio transcribe on").await;
+    assert_eq!(on["org.salon.reply"]["outcome"], "on", "{on}");
+    let thread_root = alice
+        .timeline(&room)
+        .await
+        .into_iter()
+        .find(|e| e["content"]["org.salon.transcription"]["state"] == "on")
+        .expect("a 'transcription is on' notice")["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let info: Value = env
+        .http
+        .get(format!(
+            "http://127.0.0.1:{}/_salon/v1/calls/{call_id}",
+            env.web_port
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["transcription"], true, "{info}");
+    let state = alice.state(&room, "org.salon.call", "").await.unwrap();
+    assert_eq!(state["transcription"], true);
+
+    // Bob's client collects what the SFU sends him: the banner flag and captions.
+    let alice_id = alice.user_id.clone();
+    let captions = tokio::spawn(async move {
+        let mut banner = false;
+        let mut finals = Vec::new();
+        let deadline = Instant::now() + TRANSCRIPT_WAIT;
+        while Instant::now() < deadline {
+            let Ok((_, packet)) = bob_client.next_data(Duration::from_secs(5)).await else {
+                continue;
+            };
+            match packet.value {
+                Some(data_packet::Value::User(user))
+                    if user.topic.as_deref() == Some("salon.transcription") =>
+                {
+                    banner |= String::from_utf8_lossy(&user.payload).contains("true");
+                }
+                Some(data_packet::Value::Transcription(t))
+                    if t.transcribed_participant_identity == alice_id =>
+                {
+                    finals.extend(t.segments.into_iter().filter(|s| s.r#final).map(|s| s.text));
+                    if wer(&ALICE_SAYS.join(" "), &finals.join(" ")) <= 0.25 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        (banner, finals, bob_client)
+    });
+
+    // Both speak at once, each on their own track.
+    let dir = env.dir.path().to_owned();
+    let alice_speech: Vec<Vec<f32>> = ALICE_SAYS
+        .iter()
+        .enumerate()
+        .map(|(i, s)| speak(&dir, &format!("alice{i}"), s, "en-us"))
+        .collect();
+    let bob_speech: Vec<Vec<f32>> = BOB_SAYS
+        .iter()
+        .enumerate()
+        .map(|(i, s)| speak(&dir, &format!("bob{i}"), s, "en-gb"))
+        .collect();
+    // The room is watched while they speak, to see when each notice lands.
+    let watcher = {
+        let (alice, bob, room) = (alice.clone(), bob.clone(), room.clone());
+        tokio::spawn(async move {
+            let mut seen_at: Vec<(String, Instant)> = Vec::new();
+            let deadline = Instant::now() + TRANSCRIPT_WAIT;
+            loop {
+                let notices = transcript_notices(&alice, &room).await;
+                for e in &notices {
+                    let id = e["event_id"].as_str().unwrap().to_owned();
+                    if !seen_at.iter().any(|(seen, _)| *seen == id) {
+                        seen_at.push((id, Instant::now()));
+                    }
+                }
+                let alice_ok =
+                    wer(&ALICE_SAYS.join(" "), &heard_from(&notices, &alice.user_id)) <= 0.25;
+                let bob_ok = wer(&BOB_SAYS.join(" "), &heard_from(&notices, &bob.user_id)) <= 0.25;
+                if (alice_ok && bob_ok) || Instant::now() > deadline {
+                    return (notices, seen_at);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let (alice_ends, bob_ends) =
+        tokio::join!(talk(&alice_mic, alice_speech), talk(&bob_mic, bob_speech));
+
+    // The room gets each sentence, attributed to its speaker, in the thread.
+    let (notices, seen_at) = watcher.await.unwrap();
+    let (alice_heard, bob_heard) = (
+        heard_from(&notices, &alice.user_id),
+        heard_from(&notices, &bob.user_id),
+    );
+    assert!(
+        wer(&ALICE_SAYS.join(" "), &alice_heard) <= 0.25
+            && wer(&BOB_SAYS.join(" "), &bob_heard) <= 0.25,
+        "transcripts do not match.\nalice said {ALICE_SAYS:?}, heard {alice_heard:?}\nbob said {BOB_SAYS:?}, heard {bob_heard:?}\n{}",
+        env.logs()
+    );
+    for e in &notices {
+        let content = &e["content"];
+        let t = &content["org.salon.transcript"];
+        assert_eq!(e["sender"], env.bot_id());
+        assert_eq!(t["call_id"], call_id.as_str());
+        assert!(t["end_ms"].as_u64().unwrap() > t["start_ms"].as_u64().unwrap());
+        assert_eq!(content["m.relates_to"]["rel_type"], "m.thread");
+        assert_eq!(content["m.relates_to"]["event_id"], thread_root.as_str());
+        let speaker = t["speaker"].as_str().unwrap();
+        assert!(
+            speaker == alice.user_id || speaker == bob.user_id,
+            "{speaker}"
+        );
+    }
+    // Nobody's words are given to the other.
+    assert!(
+        !words(&alice_heard).contains(&"minister".to_owned()),
+        "{alice_heard}"
+    );
+    assert!(
+        !words(&bob_heard).contains(&"library".to_owned()),
+        "{bob_heard}"
+    );
+
+    let (banner, finals, _bob_client) = captions.await.unwrap();
+    assert!(banner, "bob's page was told transcription is on");
+    assert!(
+        wer(&ALICE_SAYS.join(" "), &finals.join(" ")) <= 0.25,
+        "bob's captions of alice: {finals:?}"
+    );
+
+    // Caption latency: from the end of each sentence to its notice in the room.
+    let mut latencies: Vec<Duration> = Vec::new();
+    for (speaker, ends) in [(&alice.user_id, &alice_ends), (&bob.user_id, &bob_ends)] {
+        let theirs: Vec<Instant> = notices
+            .iter()
+            .filter(|e| e["content"]["org.salon.transcript"]["speaker"] == speaker.as_str())
+            .filter_map(|e| {
+                seen_at
+                    .iter()
+                    .find(|(id, _)| e["event_id"] == id.as_str())
+                    .map(|(_, at)| *at)
+            })
+            .collect();
+        for end in ends {
+            if let Some(at) = theirs.iter().filter(|at| **at >= *end).min() {
+                latencies.push(*at - *end);
+            }
+        }
+    }
+    latencies.sort();
+    if !latencies.is_empty() {
+        eprintln!(
+            "caption latency (end of sentence -> notice in the room, polled every 100 ms): p50 {} ms, p95 {} ms, n {}",
+            percentile(&latencies, 0.5).as_millis(),
+            percentile(&latencies, 0.95).as_millis(),
+            latencies.len()
+        );
+    }
+
+    // Stopping the call brings the minutes and both transcript files.
+    let stop = alice.command(&room, "!visio stop").await;
+    assert_eq!(stop["org.salon.reply"]["outcome"], "ended", "{stop}");
+    let deadline = Instant::now() + WAIT * 3;
+    let minutes_event = loop {
+        if let Some(e) = alice
+            .timeline(&room)
+            .await
+            .into_iter()
+            .find(|e| e["content"]["org.salon.minutes"].is_object())
+        {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no minutes:\n{}", env.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let content = &minutes_event["content"];
+    let minutes = &content["org.salon.minutes"];
+    assert_eq!(minutes["call_id"], call_id.as_str());
+    assert!(minutes["ended_at"].as_u64().unwrap() > minutes["started_at"].as_u64().unwrap());
+    let people: Vec<&str> = minutes["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["mxid"].as_str().unwrap())
+        .collect();
+    assert!(people.contains(&alice.user_id.as_str()) && people.contains(&bob.user_id.as_str()));
+    for key in ["summary", "decisions", "actions", "questions"] {
+        assert!(minutes[key].is_array(), "{key} in {minutes}");
+    }
+    assert!(
+        !minutes["summary"].as_array().unwrap().is_empty(),
+        "a transcribed call has a summary: {minutes}"
+    );
+    let html = content["formatted_body"].as_str().unwrap();
+    assert!(
+        html.contains(&format!("https://matrix.to/#/{}", alice.user_id)),
+        "{html}"
+    );
+    let files = &content["org.salon.transcript_files"];
+    for (kind, must_have) in [("webvtt", "WEBVTT"), ("markdown", "#")] {
+        let event_id = files[kind]["event_id"].as_str().unwrap();
+        assert!(html.contains(event_id), "the minutes link the {kind} file");
+        let url = files[kind]["file"]["url"].as_str().unwrap();
+        let text = download(&env, &alice, url).await.to_lowercase();
+        assert!(text.contains(&must_have.to_lowercase()), "{kind}: {text}");
+        for word in ["library", "minister", "september", "friday"] {
+            assert!(text.contains(word), "{kind} file lacks {word:?}: {text}");
+        }
+        let file_event = alice
+            .timeline(&room)
+            .await
+            .into_iter()
+            .find(|e| e["event_id"] == event_id)
+            .unwrap();
+        assert_eq!(file_event["content"]["msgtype"], "m.file");
+    }
+
+    // `!visio minutes` posts them again, as a reply.
+    let again = alice.command(&room, "!visio minutes").await;
+    assert_eq!(again["org.salon.minutes"]["call_id"], call_id.as_str());
+    let all_minutes = alice
+        .timeline(&room)
+        .await
+        .into_iter()
+        .filter(|e| e["content"]["org.salon.minutes"].is_object())
+        .count();
+    assert_eq!(all_minutes, 2, "the original and the re-post");
+
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.as_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("salon_transcript_segments_total"));
+    for line in metrics.lines().filter(|l| {
+        l.starts_with("salon_caption_latency_seconds")
+            || l.starts_with("salon_transcription_")
+            || l.starts_with("salon_transcript_")
+    }) {
+        eprintln!("{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn minutes_owed_at_a_crash_are_posted_once_after_restart() {
+    let mut env = Env::start_with(|cfg| {
+        cfg.push_str("\n[minutes]\npost_delay_seconds = 6\n");
+    })
+    .await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    let room = room_with_bot(&env, &alice, &[&bob]).await;
+    let call_id = start_call(&alice, &room).await;
+    let client = join_call(&env, &bob, &call_id, "Bob").await;
+    let bob_id = bob.user_id.clone();
+    alice
+        .wait_until("bob in the call", WAIT, || async {
+            alice
+                .state(&room, "org.salon.call", "")
+                .await
+                .is_some_and(|s| {
+                    s["participants"]
+                        .as_array()
+                        .is_some_and(|p| p.iter().any(|u| u == bob_id.as_str()))
+                })
+        })
+        .await;
+    let stop = alice.command(&room, "!visio stop").await;
+    assert_eq!(stop["org.salon.reply"]["outcome"], "ended");
+    drop(client);
+    // The call has ended and its minutes are owed, not yet posted: crash now.
+    env.kill_bridge();
+    let minutes_in_room = || async {
+        alice
+            .timeline(&room)
+            .await
+            .into_iter()
+            .filter(|e| e["content"]["org.salon.minutes"].is_object())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        minutes_in_room().await.is_empty(),
+        "posted before the crash"
+    );
+    env.start_bridge().await;
+    alice
+        .wait_until("the owed minutes", WAIT, || async {
+            !minutes_in_room().await.is_empty()
+        })
+        .await;
+    // Another restart must not post them again.
+    env.kill_bridge();
+    env.start_bridge().await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let posted = minutes_in_room().await;
+    assert_eq!(posted.len(), 1, "minutes posted exactly once");
+    let minutes = &posted[0]["content"]["org.salon.minutes"];
+    assert_eq!(minutes["call_id"], call_id.as_str());
+    // No transcription: short minutes, nothing invented.
+    assert_eq!(minutes["summary"], json!([]));
+    assert_eq!(minutes["actions"], json!([]));
+    assert_eq!(minutes["decisions"], json!([]));
+    assert!(
+        minutes["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["mxid"] == bob.user_id.as_str())
+    );
+    let body = posted[0]["content"]["body"].as_str().unwrap();
+    assert!(body.contains("No transcript"), "{body}");
+    assert!(posted[0]["content"]["org.salon.transcript_files"] == json!({}));
+    let state = alice.state(&room, "org.salon.call", "").await.unwrap();
+    assert_eq!(state["minutes_event_id"], posted[0]["event_id"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transcript_files_the_homeserver_refuses_leave_the_minutes_posted_and_say_so() {
+    model_dir();
+    // A homeserver that takes no upload over 100 bytes.
+    let mut env = Env::start_full(|_| {}, |hs| hs.push_str("max_upload_size: 100\n")).await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let room = room_with_bot(&env, &alice, &[]).await;
+    let call_id = start_call(&alice, &room).await;
+    let client = join_call(&env, &alice, &call_id, "Alice").await;
+    let mic = client.publish(true).await.unwrap();
+    let on = alice.command(&room, "!visio transcribe on").await;
+    assert_eq!(on["org.salon.reply"]["outcome"], "on", "{on}");
+    let speech = speak(env.dir.path(), "alice", ALICE_SAYS[0], "en-us");
+    talk(&mic, vec![speech]).await;
+    alice
+        .wait_until("a transcript notice", TRANSCRIPT_WAIT, || async {
+            !transcript_notices(&alice, &room).await.is_empty()
+        })
+        .await;
+    let stop = alice.command(&room, "!visio stop").await;
+    assert_eq!(stop["org.salon.reply"]["outcome"], "ended", "{stop}");
+    let deadline = Instant::now() + WAIT * 2;
+    let minutes = loop {
+        if let Some(e) = alice
+            .timeline(&room)
+            .await
+            .into_iter()
+            .find(|e| e["content"]["org.salon.minutes"].is_object())
+        {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no minutes:\n{}", env.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let content = &minutes["content"];
+    assert_eq!(content["org.salon.minutes"]["call_id"], call_id.as_str());
+    let error = content["org.salon.transcript_files"]["error"]
+        .as_str()
+        .expect("the refusal is in the structured field");
+    assert!(error.contains("M_TOO_LARGE"), "{error}");
+    assert!(
+        content["body"]
+            .as_str()
+            .unwrap()
+            .contains("transcript files could not be uploaded"),
+        "{content}"
+    );
+    // No file event was posted, and the minutes came once.
+    let timeline = alice.timeline(&room).await;
+    assert!(!timeline.iter().any(|e| e["content"]["msgtype"] == "m.file"));
+    assert_eq!(
+        timeline
+            .iter()
+            .filter(|e| e["content"]["org.salon.minutes"].is_object())
+            .count(),
+        1
+    );
+}
