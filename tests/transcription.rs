@@ -255,6 +255,14 @@ async fn two_speakers_are_transcribed_captioned_and_summarised() {
     assert_eq!(info["transcription"], true, "{info}");
     let state = alice.state(&room, "org.salon.call", "").await.unwrap();
     assert_eq!(state["transcription"], true);
+    let status = bob.command(&room, "!visio status").await;
+    assert_eq!(status["org.salon.reply"]["transcription"], true, "{status}");
+    assert!(
+        status["body"]
+            .as_str()
+            .unwrap()
+            .contains("Transcription is on")
+    );
 
     // Bob's client collects what the SFU sends him: the banner flag and captions.
     let alice_id = alice.user_id.clone();

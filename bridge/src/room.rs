@@ -554,9 +554,14 @@ impl App {
                             .join(", ")
                     )
                 };
+                let transcription = if call.transcribing {
+                    " Transcription is on."
+                } else {
+                    ""
+                };
                 (
                     format!(
-                        "A call is live since {} ({}), started by {}. {people} Join here: {}",
+                        "A call is live since {} ({}), started by {}. {people}{transcription} Join here: {}",
                         format_time(call.started_at),
                         calls::human_duration(call.duration(now)),
                         call.started_by,
@@ -570,6 +575,7 @@ impl App {
                         "started_at": call.started_at,
                         "participants": call.participants,
                         "url": self.config.call_url(&call.id),
+                        "transcription": call.transcribing,
                     }),
                 )
             }
