@@ -228,6 +228,10 @@ async fn two_speakers_are_transcribed_captioned_and_summarised() {
     let alice_mic = alice_client.publish(true).await.unwrap();
     let bob_mic = bob_client.publish(true).await.unwrap();
 
+    // The room is English-speaking: no per-sentence guessing.
+    let saved = alice.command(&room, "!visio settings language=en").await;
+    assert_eq!(saved["org.salon.reply"]["language"], "en", "{saved}");
+
     // Alice (room creator) turns it on: the room is told, the page shows it.
     let on = alice.command(&room, "!visio transcribe on").await;
     assert_eq!(on["org.salon.reply"]["outcome"], "on", "{on}");
@@ -350,6 +354,7 @@ async fn two_speakers_are_transcribed_captioned_and_summarised() {
         let t = &content["org.salon.transcript"];
         assert_eq!(e["sender"], env.bot_id());
         assert_eq!(t["call_id"], call_id.as_str());
+        assert_eq!(t["lang"], "en");
         assert!(t["end_ms"].as_u64().unwrap() > t["start_ms"].as_u64().unwrap());
         assert_eq!(content["m.relates_to"]["rel_type"], "m.thread");
         assert_eq!(content["m.relates_to"]["event_id"], thread_root.as_str());

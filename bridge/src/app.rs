@@ -185,6 +185,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     app.refresh_live_calls();
     let rooms = RoomQueues::default();
     rooms.start(app.clone());
+    // Before anything posts: the device's keys are up and its rooms known.
+    let e2ee_sync = crate::crypto::start(&matrix, &store, &rooms).await;
     let sink = tokio::spawn(transcripts::run_sink(app.clone(), transcribed));
     let minutes_worker = tokio::spawn(minutes::run_worker(app.clone(), owed_minutes));
     resume_after_restart(&app).await?;
@@ -288,6 +290,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let _ = ticker.await;
     participants.abort();
+    if let Some(sync) = e2ee_sync {
+        sync.abort();
+    }
     sfu.shutdown().await;
     sink.abort();
     minutes_worker.abort();
@@ -299,8 +304,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 async fn resume_after_restart(app: &Arc<App>) -> anyhow::Result<()> {
     for call in app.store.active_calls()? {
         if call.transcribing {
+            let language = app.store.room_settings(&call.room_id)?.language;
             match app.transcriber.ensure_engine().await {
-                Ok(()) => app.transcriber.start(&call),
+                Ok(()) => app.transcriber.start(&call, language.as_deref()),
                 Err(e) => warn!(call_id = %call.id, error = %e, "cannot resume transcription"),
             }
         }

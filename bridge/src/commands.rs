@@ -44,6 +44,9 @@ pub enum Setting {
     /// `transcription=auto` (every call here is transcribed from its start)
     /// or `transcription=manual` (only after `!visio transcribe on`).
     TranscriptionAuto(bool),
+    /// `language=fr|en|…|auto`: the language calls here are transcribed in
+    /// (`None` for detection per utterance).
+    Language(Option<String>),
     /// A key or value we do not know, as typed (cut to 60 characters).
     Invalid(String),
 }
@@ -73,6 +76,16 @@ fn parse_setting(rest: &[&str]) -> Option<Setting> {
     Some(match (key.as_str(), value.as_str()) {
         ("transcription", "auto" | "on") => Setting::TranscriptionAuto(true),
         ("transcription", "manual" | "off") => Setting::TranscriptionAuto(false),
+        ("language" | "langue", "auto") => Setting::Language(None),
+        ("language" | "langue", "french" | "français" | "francais") => {
+            Setting::Language(Some("fr".into()))
+        }
+        ("language" | "langue", "english" | "anglais") => Setting::Language(Some("en".into())),
+        ("language" | "langue", code)
+            if code.len() == 2 && code.chars().all(|c| c.is_ascii_lowercase()) =>
+        {
+            Setting::Language(Some(code.to_owned()))
+        }
         _ => Setting::Invalid(text.chars().take(60).collect()),
     })
 }
@@ -128,6 +141,7 @@ pub fn help_text() -> &'static str {
      • !visio stop: end the call (the person who started it, or a moderator)\n\
      • !visio transcribe on|off: transcribe the live call on this server, per speaker, in a thread (moderators)\n\
      • !visio settings transcription=auto|manual: transcribe every call here from its start, or only on request (moderators)\n\
+     • !visio settings language=fr|en|auto: the language spoken here, or detect it per sentence (moderators)\n\
      • !visio minutes: post the last call's minutes again\n\
      • !visio help: this list"
 }
@@ -229,6 +243,28 @@ mod tests {
             ))))
         );
         assert_eq!(parse("!visio settings"), Some(Command::Settings(None)));
+        assert_eq!(
+            parse("!visio settings language=fr"),
+            Some(Command::Settings(Some(Setting::Language(Some(
+                "fr".into()
+            )))))
+        );
+        assert_eq!(
+            parse("!visio settings langue français"),
+            Some(Command::Settings(Some(Setting::Language(Some(
+                "fr".into()
+            )))))
+        );
+        assert_eq!(
+            parse("!visio settings language=auto"),
+            Some(Command::Settings(Some(Setting::Language(None))))
+        );
+        assert_eq!(
+            parse("!visio settings language=klingon"),
+            Some(Command::Settings(Some(Setting::Invalid(
+                "language=klingon".into()
+            ))))
+        );
         assert_eq!(parse("!visio minutes"), Some(Command::Minutes));
     }
 }

@@ -77,6 +77,8 @@ struct RawConfig {
     storage: RawStorage,
     #[serde(default)]
     logging: RawLogging,
+    #[serde(default)]
+    e2ee: RawE2ee,
 }
 
 #[derive(Debug, Deserialize)]
@@ -320,6 +322,23 @@ impl Default for RawStorage {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawE2ee {
+    #[serde(default = "default_true")]
+    enabled: bool,
+}
+
+impl Default for RawE2ee {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawLogging {
     #[serde(default = "default_log_level")]
     level: String,
@@ -381,6 +400,7 @@ pub struct Config {
     pub minutes: MinutesConfig,
     pub storage: StorageConfig,
     pub logging: LoggingConfig,
+    pub e2ee: E2eeConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -517,6 +537,13 @@ pub struct CallsConfig {
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
     pub path: PathBuf,
+}
+
+/// End-to-end encryption for the bot (see `crypto.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct E2eeConfig {
+    /// The bot keeps a device with a crypto store and works in encrypted rooms.
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -694,6 +721,9 @@ impl Config {
             logging: LoggingConfig {
                 level: raw.logging.level,
                 json: raw.logging.json,
+            },
+            e2ee: E2eeConfig {
+                enabled: raw.e2ee.enabled,
             },
         })
     }

@@ -15,6 +15,7 @@ pub mod appservice;
 pub mod calls;
 pub mod commands;
 pub mod config;
+pub mod crypto;
 pub mod doctor;
 pub mod matrix;
 pub mod metrics;

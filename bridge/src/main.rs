@@ -100,7 +100,13 @@ fn summarize(file: &std::path::Path) -> Result<(), String> {
 
 fn init_logging(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SALON_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| {
+            // matrix-sdk logs every sync at info and harmless 404s at error; the
+            // bridge reports the failures that matter itself (crypto.rs, matrix.rs).
+            tracing_subscriber::EnvFilter::new(format!(
+                "matrix_sdk=warn,matrix_sdk_base=warn,matrix_sdk_crypto=warn,matrix_sdk_crypto::backups=error,matrix_sdk::http_client=off,{level}"
+            ))
+        });
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

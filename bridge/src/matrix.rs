@@ -89,14 +89,14 @@ impl Default for RetryPolicy {
 
 /// The retry state of one homeserver call.
 #[derive(Debug)]
-struct Backoff {
+pub(crate) struct Backoff {
     policy: RetryPolicy,
     attempt: u32,
     delay: Duration,
 }
 
 impl Backoff {
-    fn new(policy: RetryPolicy) -> Self {
+    pub(crate) fn new(policy: RetryPolicy) -> Self {
         Self {
             policy,
             attempt: 1,
@@ -107,7 +107,7 @@ impl Backoff {
     /// How long to wait before the next attempt, or `None` once the attempts
     /// are spent. `server_wait` is the homeserver's `retry_after`, honoured up
     /// to a minute; otherwise the delay doubles up to the cap.
-    fn next(&mut self, server_wait: Option<Duration>) -> Option<Duration> {
+    pub(crate) fn next(&mut self, server_wait: Option<Duration>) -> Option<Duration> {
         if self.attempt >= self.policy.attempts {
             return None;
         }
@@ -122,7 +122,7 @@ impl Backoff {
 
 /// What one failed attempt means for the next.
 #[derive(Debug, PartialEq)]
-enum Verdict {
+pub(crate) enum Verdict {
     /// Wait this long (the server said so), then retry.
     RetryAfter(Duration),
     /// Back off and retry.
@@ -131,7 +131,7 @@ enum Verdict {
     GiveUp,
 }
 
-fn judge(err: &HttpError) -> Verdict {
+pub(crate) fn judge(err: &HttpError) -> Verdict {
     if let Some(api) = err.as_client_api_error() {
         if let Some(ErrorKind::LimitExceeded(data)) = err.client_api_error_kind() {
             let wait = match data.retry_after {
@@ -155,7 +155,7 @@ fn judge(err: &HttpError) -> Verdict {
     }
 }
 
-fn to_matrix_error(op: &'static str, err: &HttpError) -> MatrixError {
+pub(crate) fn to_matrix_error(op: &'static str, err: &HttpError) -> MatrixError {
     if let Some(api) = err.as_client_api_error() {
         let errcode = err
             .client_api_error_kind()
@@ -188,13 +188,13 @@ fn to_matrix_error(op: &'static str, err: &HttpError) -> MatrixError {
 
 /// The bot's device and token, kept in the store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct BotSession {
-    user_id: OwnedUserId,
-    device_id: OwnedDeviceId,
-    access_token: String,
+pub(crate) struct BotSession {
+    pub(crate) user_id: OwnedUserId,
+    pub(crate) device_id: OwnedDeviceId,
+    pub(crate) access_token: String,
 }
 
-const BOT_SESSION_KEY: &str = "bot_session";
+pub(crate) const BOT_SESSION_KEY: &str = "bot_session";
 
 /// What a request as the bot carries.
 enum BotBody<'a> {
@@ -207,15 +207,18 @@ enum BotBody<'a> {
 pub struct Matrix {
     /// Authenticated with the as_token, as the appservice's sender.
     appservice: Client,
-    /// Authenticated as the bot user, with its own device.
-    bot: Client,
-    bot_user_id: OwnedUserId,
+    /// Authenticated as the bot user, with its own device (and, with E2EE,
+    /// its crypto store: see `crypto.rs`).
+    pub(crate) bot: Client,
+    pub(crate) bot_user_id: OwnedUserId,
     appservice_id: String,
-    retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
     /// For sends as the bot through the appservice token (see [`Matrix::put_as_bot`]).
-    http: reqwest::Client,
-    homeserver: url::Url,
-    as_token: crate::config::Secret,
+    pub(crate) http: reqwest::Client,
+    pub(crate) homeserver: url::Url,
+    pub(crate) as_token: crate::config::Secret,
+    /// The bot's device keeps a crypto store and encrypts in encrypted rooms.
+    pub(crate) e2ee: bool,
 }
 
 async fn new_client(config: &Config) -> Result<Client, MatrixError> {
@@ -231,7 +234,7 @@ async fn new_client(config: &Config) -> Result<Client, MatrixError> {
         })
 }
 
-async fn restore(
+pub(crate) async fn restore(
     client: &Client,
     user_id: OwnedUserId,
     device_id: OwnedDeviceId,
@@ -285,8 +288,14 @@ impl Matrix {
             http: reqwest::Client::new(),
             homeserver: config.homeserver.url.clone(),
             as_token: tokens.as_token.clone(),
+            e2ee: false,
         };
         matrix.ensure_bot_registered().await?;
+        if config.e2ee.enabled {
+            matrix.bot = crate::crypto::open_device(config, &matrix, store).await?;
+            matrix.e2ee = true;
+            return Ok(matrix);
+        }
         let bot = new_client(config).await?;
         let stored: Option<BotSession> =
             store
@@ -347,7 +356,7 @@ impl Matrix {
 
     /// Runs one homeserver call with bounded retries. `call` sends the
     /// request with the given config (matrix-sdk's own retries disabled).
-    async fn retrying<T, F, Fut>(
+    pub(crate) async fn retrying<T, F, Fut>(
         &self,
         op: &'static str,
         force_auth: bool,
@@ -409,7 +418,7 @@ impl Matrix {
         }
     }
 
-    async fn login_bot(&self) -> Result<BotSession, MatrixError> {
+    pub(crate) async fn login_bot(&self) -> Result<BotSession, MatrixError> {
         let identifier = UserIdentifier::Matrix(
             ruma::api::client::uiaa::MatrixUserIdentifier::new(self.bot_user_id.to_string()),
         );
@@ -524,22 +533,29 @@ impl Matrix {
             .await
     }
 
-    /// Uploads a file to the homeserver's media repository as the bot and
-    /// returns the content fields that point at it (`{"url": "mxc://…"}`), to
-    /// merge into an `m.file` event.
-    pub async fn upload_file(
+    /// Uploads bytes to the homeserver's media repository as the bot and
+    /// returns the content fields that point at it (`{"url": "mxc://…"}`).
+    /// Callers use [`Matrix::upload_file`] (crypto.rs), which encrypts the
+    /// file first when the room is encrypted.
+    pub(crate) async fn upload_plain(
         &self,
-        _room_id: &RoomId,
         data: Vec<u8>,
         mime: &str,
         filename: &str,
     ) -> Result<Value, MatrixError> {
+        // An empty name (an encrypted attachment's) is not sent at all.
+        let named = [("filename", filename)];
+        let query = if filename.is_empty() {
+            &named[..0]
+        } else {
+            &named[..]
+        };
         let response = self
             .request_as_bot(
                 "upload file",
                 reqwest::Method::POST,
                 &["_matrix", "media", "v3", "upload"],
-                &[("filename", filename)],
+                query,
                 BotBody::Bytes { data, mime },
             )
             .await?;
@@ -668,13 +684,17 @@ impl Matrix {
 
     /// Sends a message event with the given content. `txn_id` is derived from
     /// the command being answered, so a replay after a crash is deduplicated by
-    /// the homeserver instead of posted twice.
+    /// the homeserver instead of posted twice. In an encrypted room (with E2EE
+    /// on) the message is encrypted: see `crypto.rs`.
     pub async fn send_message(
         &self,
         room_id: &RoomId,
         txn_id: &str,
         content: &Value,
     ) -> Result<OwnedEventId, MatrixError> {
+        if self.room_is_encrypted(room_id).await? {
+            return self.send_encrypted(room_id, txn_id, content).await;
+        }
         self.put_room_event(
             "send message",
             room_id,

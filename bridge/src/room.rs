@@ -82,6 +82,16 @@ pub(crate) fn html_escape(text: &str) -> String {
 impl App {
     /// Handles one event from the room's queue.
     pub async fn handle_event(&self, queued: &QueuedEvent) -> Result<(), HandleError> {
+        // An encrypted event is handled as its decrypted self (crypto.rs).
+        let decrypted;
+        let queued = match self.matrix.reveal(queued).await? {
+            crate::crypto::Revealed::Plain => queued,
+            crate::crypto::Revealed::Decrypted(event) => {
+                decrypted = event;
+                &decrypted
+            }
+            crate::crypto::Revealed::Undecryptable => return Ok(()),
+        };
         let event: Event = match serde_json::from_str(&queued.json) {
             Ok(e) => e,
             Err(e) => {

@@ -29,6 +29,8 @@ pub enum StoreError {
         tree: &'static str,
         source: serde_json::Error,
     },
+    #[error("the storage flush did not finish: {0}")]
+    Flush(String),
     #[error("cannot open storage at {path}: {reason}")]
     Open { path: String, reason: String },
 }
@@ -51,6 +53,10 @@ pub struct RoomSettings {
     /// from its start.
     #[serde(default)]
     pub transcription_auto: bool,
+    /// `!visio settings language=fr`: calls here are transcribed in this
+    /// language; `None` detects it per utterance (or uses the server's).
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// One transcribed utterance of a call, and the room event that shows it.
@@ -131,7 +137,15 @@ impl Store {
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        // Not `flush_async`: it runs on sled's small I/O pool, and enough
+        // concurrent flushes (rooms completing events while the appservice and
+        // the E2EE sync queue more) occupy every pool thread waiting for writes
+        // that need a pool thread: a deadlock. A blocking flush waits on
+        // tokio's blocking pool instead.
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Flush(e.to_string()))??;
         Ok(())
     }
 
@@ -151,14 +165,21 @@ impl Store {
             let seq = self.db.generate_id()?;
             let key = seq.to_be_bytes();
             let value = encode(&event);
-            (&self.inbox, &self.pending)
-                .transaction(|(inbox, pending)| {
+            // Checked again inside the transaction: the appservice and the
+            // E2EE sync (crypto.rs) may queue the same event at the same time.
+            let fresh = (&self.inbox, &self.pending, &self.handled)
+                .transaction(|(inbox, pending, handled)| {
+                    if handled.get(id)?.is_some() || pending.get(id)?.is_some() {
+                        return Ok(false);
+                    }
                     inbox.insert(&key, value.as_slice())?;
                     pending.insert(id, &key)?;
-                    Ok::<_, ConflictableTransactionError<()>>(())
+                    Ok::<_, ConflictableTransactionError<()>>(true)
                 })
                 .map_err(tx_error)?;
-            queued.push((seq, event));
+            if fresh {
+                queued.push((seq, event));
+            }
         }
         if !queued.is_empty() {
             self.flush().await?;
@@ -277,24 +298,26 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Sets the room's `transcription=auto` setting; flushes.
-    pub async fn set_transcription_auto(
+    /// Changes the room's settings (not its current call); flushes.
+    pub async fn update_room_settings(
         &self,
         room_id: &RoomId,
-        on: bool,
-    ) -> Result<(), StoreError> {
-        self.rooms
+        change: impl Fn(&mut RoomSettings),
+    ) -> Result<RoomSettings, StoreError> {
+        let updated = self
+            .rooms
             .transaction(|rooms| {
                 let mut settings: RoomSettings = match rooms.get(room_id.as_bytes())? {
                     Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
                     None => RoomSettings::default(),
                 };
-                settings.transcription_auto = on;
+                change(&mut settings);
                 rooms.insert(room_id.as_bytes(), encode(&settings))?;
-                Ok::<_, ConflictableTransactionError<()>>(())
+                Ok::<_, ConflictableTransactionError<()>>(settings)
             })
             .map_err(tx_error)?;
-        self.flush().await
+        self.flush().await?;
+        Ok(updated)
     }
 
     /// Appends a transcript segment to its call; flushes. Returns its key,
@@ -485,7 +508,7 @@ mod tests {
             assert!(failed.end(6, EndReason::Failed, None));
             store.save_call(&failed).await.unwrap();
             store
-                .set_transcription_auto(&ended.room_id, true)
+                .update_room_settings(&ended.room_id, |s| s.transcription_auto = true)
                 .await
                 .unwrap();
         }
@@ -627,5 +650,31 @@ mod tests {
         assert_eq!(store.prune_handled(500).unwrap(), 1);
         assert!(!store.is_handled(&owned_event_id!("$old")).unwrap());
         assert!(store.is_handled(&owned_event_id!("$new")).unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_same_event_queued_from_two_paths_at_once_is_queued_once() {
+        // The appservice and the E2EE sync race to queue the same events. Eight
+        // writers flushing at once also used to deadlock sled's `flush_async`.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ids: Vec<String> = (0..100).map(|i| format!("$race{i}")).collect();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (store, ids) = (store.clone(), ids.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut queued = 0;
+                for id in &ids {
+                    queued += store.enqueue(vec![event("!a:x", id)]).await.unwrap().len();
+                }
+                queued
+            }));
+        }
+        let mut total = 0;
+        for task in tasks {
+            total += task.await.unwrap();
+        }
+        assert_eq!(total, ids.len());
+        assert_eq!(store.inbox().unwrap().len(), ids.len());
     }
 }

@@ -167,6 +167,8 @@ struct Session {
     room_id: OwnedRoomId,
     /// The call's start, ms since the epoch: segment times count from it.
     call_started_at: u64,
+    /// The room's language, or the server's (`auto`: detected per utterance).
+    language: Language,
     /// Running taps by identity.
     taps: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
     /// Finals queued or being transcribed or posted, plus running taps.
@@ -279,7 +281,9 @@ impl Transcriber {
 
     /// Starts transcribing a live call: taps everyone in it now; later
     /// arrivals are tapped by [`Transcriber::participant_joined`].
-    pub fn start(&self, call: &Call) {
+    /// `language` is the room's setting (a code), if it has one.
+    pub fn start(&self, call: &Call, language: Option<&str>) {
+        let language = Language::parse(language.unwrap_or(&self.config.language));
         let session = {
             let mut sessions = self.sessions.lock().expect("sessions lock");
             if let Some(existing) = sessions.get(&call.id)
@@ -291,6 +295,7 @@ impl Transcriber {
                     call_id: call.id.clone(),
                     room_id: call.room_id.clone(),
                     call_started_at: call.started_at,
+                    language,
                     taps: Mutex::new(HashMap::new()),
                     outstanding: AtomicUsize::new(0),
                     drained: tokio::sync::Notify::new(),
@@ -300,7 +305,7 @@ impl Transcriber {
                 session
             }
         };
-        info!(call_id = %call.id, "transcription started");
+        info!(call_id = %call.id, language = %session.language, "transcription started");
         for participant in self.sfu.participants(&call.id) {
             self.tap(&session, &participant.identity, &participant.name);
         }
@@ -438,12 +443,13 @@ fn run_worker(
     loop {
         let job = queue.pop();
         let started = Instant::now();
-        let options = if job.is_final {
-            final_options
+        let mut options = if job.is_final {
+            final_options.clone()
         } else {
-            partial_options
+            partial_options.clone()
         };
-        let outcome = engine.transcribe(&job.pcm, options);
+        options.language = job.session.language.clone();
+        let outcome = engine.transcribe(&job.pcm, &options);
         queue.done();
         let audio_ms = job.pcm.len() as u64 * 1000 / salon_speech::SAMPLE_RATE as u64;
         let engine_ms = started.elapsed().as_millis() as u64;
@@ -659,6 +665,7 @@ mod tests {
             call_id: "c1".into(),
             room_id: ruma::owned_room_id!("!r:example.org"),
             call_started_at: 0,
+            language: Language::Auto,
             taps: Mutex::new(HashMap::new()),
             outstanding: AtomicUsize::new(0),
             drained: tokio::sync::Notify::new(),

@@ -200,7 +200,8 @@ impl App {
         call.transcript_thread = Some(root);
         self.store.save_call(call).await?;
         self.show_transcription(call).await?;
-        self.transcriber.start(call);
+        let language = self.store.room_settings(&call.room_id)?.language;
+        self.transcriber.start(call, language.as_deref());
         info!(call_id = %call.id, %why, "transcription turned on");
         Ok(())
     }
@@ -222,37 +223,41 @@ impl App {
         Ok(())
     }
 
-    /// `!visio settings [transcription=auto|manual]`.
+    /// `!visio settings [transcription=auto|manual] [language=fr|en|auto]`.
     pub(crate) async fn settings_command(
         &self,
         room_id: &OwnedRoomId,
         event: &Event,
         setting: Option<Setting>,
     ) -> Result<(), HandleError> {
-        let current = self.store.room_settings(room_id)?;
-        let auto = match setting {
+        let describe = |s: &crate::store::RoomSettings| {
+            let transcription = if s.transcription_auto {
+                "auto"
+            } else {
+                "manual"
+            };
+            let language = s.language.clone().unwrap_or_else(|| "auto".into());
+            (transcription, language)
+        };
+        let setting = match setting {
             None => {
+                let (transcription, language) = describe(&self.store.room_settings(room_id)?);
                 let body = format!(
-                    "This room's settings: transcription={}. Change with `!visio settings transcription=auto` or `transcription=manual`.",
-                    if current.transcription_auto {
-                        "auto"
-                    } else {
-                        "manual"
-                    }
+                    "This room's settings: transcription={transcription}, language={language}. Change with `!visio settings transcription=auto|manual` or `!visio settings language=fr|en|auto`."
                 );
                 self.reply(
                     room_id,
                     event,
                     &body,
                     None,
-                    json!({ "command": "settings", "outcome": "shown", "transcription": if current.transcription_auto { "auto" } else { "manual" } }),
+                    json!({ "command": "settings", "outcome": "shown", "transcription": transcription, "language": language }),
                 )
                 .await?;
                 return Ok(());
             }
             Some(Setting::Invalid(text)) => {
                 let body = format!(
-                    "I don't know the setting `{text}`. Known: `transcription=auto` (every call here is transcribed from its start) and `transcription=manual`."
+                    "I don't know the setting `{text}`. Known: `transcription=auto` (every call here is transcribed from its start) or `transcription=manual`, and `language=fr`, `language=en`… or `language=auto` (detected per sentence)."
                 );
                 self.reply(
                     room_id,
@@ -264,7 +269,7 @@ impl App {
                 .await?;
                 return Ok(());
             }
-            Some(Setting::TranscriptionAuto(auto)) => auto,
+            Some(setting) => setting,
         };
         let power = self.power_levels(room_id).await?.user_level(&event.sender);
         let required = self.config.permissions.transcribe_power_level;
@@ -275,7 +280,7 @@ impl App {
             };
             return self.refuse(room_id, event, "settings", &refusal).await;
         }
-        if auto && !self.config.transcription.enabled {
+        if setting == Setting::TranscriptionAuto(true) && !self.config.transcription.enabled {
             return self
                 .refuse(
                     room_id,
@@ -285,20 +290,29 @@ impl App {
                 )
                 .await;
         }
-        self.store.set_transcription_auto(room_id, auto).await?;
-        let value = if auto { "auto" } else { "manual" };
-        let body = if auto {
-            "Saved: transcription=auto. Every call started in this room will be transcribed from its start; participants see a banner, and `!visio transcribe off` stops it for a call."
-        } else {
-            "Saved: transcription=manual. Calls here are transcribed only after `!visio transcribe on`."
+        let saved = self
+            .store
+            .update_room_settings(room_id, |s| match &setting {
+                Setting::TranscriptionAuto(auto) => s.transcription_auto = *auto,
+                Setting::Language(language) => s.language = language.clone(),
+                Setting::Invalid(_) => {}
+            })
+            .await?;
+        let (transcription, language) = describe(&saved);
+        let body = match &setting {
+            Setting::TranscriptionAuto(true) => "Saved: transcription=auto. Every call started in this room will be transcribed from its start; participants see a banner, and `!visio transcribe off` stops it for a call.".to_owned(),
+            Setting::TranscriptionAuto(false) => "Saved: transcription=manual. Calls here are transcribed only after `!visio transcribe on`.".to_owned(),
+            Setting::Language(Some(code)) => format!("Saved: language={code}. Calls here are transcribed as {code} from the next time transcription is turned on."),
+            Setting::Language(None) => "Saved: language=auto. The language is detected for each sentence from the next time transcription is turned on.".to_owned(),
+            Setting::Invalid(_) => unreachable!("answered above"),
         };
-        info!(by = %event.sender, transcription = value, "room setting changed");
+        info!(by = %event.sender, transcription, %language, "room settings changed");
         self.reply(
             room_id,
             event,
-            body,
+            &body,
             None,
-            json!({ "command": "settings", "outcome": "saved", "transcription": value }),
+            json!({ "command": "settings", "outcome": "saved", "transcription": transcription, "language": language }),
         )
         .await?;
         Ok(())
