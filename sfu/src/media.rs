@@ -18,7 +18,6 @@ use bytes::{Bytes, BytesMut};
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -195,6 +194,49 @@ pub(crate) enum PeerRole {
     Subscriber,
 }
 
+/// NACKs sent for one missing packet before giving up. The rtc crate's
+/// default is unlimited, and its NACK generator never sees a packet repaired
+/// over RTX: it reads RTX packets under the RTX SSRC, before they are
+/// de-encapsulated. So a repaired packet stays "missing" and is NACKed again
+/// every 100 ms, and retransmitted each time, until it leaves the receive log.
+/// The bench measured half the stream sent twice under 2 % loss because of it
+/// (`docs/sfu-performance.md`).
+pub const MAX_NACKS_PER_PACKET: u16 = 3;
+
+/// The rtc crate's default interceptors (NACK generator and responder, TWCC
+/// receiver, RTCP reports, simulcast header extensions), with the NACK
+/// generator capped at [`MAX_NACKS_PER_PACKET`].
+pub fn register_interceptors(
+    registry: Registry,
+    engine: &mut MediaEngine,
+) -> Result<Registry, rtc::shared::error::Error> {
+    use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder};
+    use rtc::peer_connection::configuration::interceptor_registry::{
+        configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    };
+    use rtc::rtp_transceiver::rtp_sender::RTCPFeedback;
+    for parameter in ["", "pli"] {
+        engine.register_feedback(
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: parameter.to_owned(),
+            },
+            RtpCodecKind::Video,
+        );
+    }
+    let registry = registry
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_max_nacks_per_packet(MAX_NACKS_PER_PACKET)
+                .build(),
+        );
+    configure_simulcast_extension_headers(engine)?;
+    let registry = configure_twcc_receiver_only(registry, engine)?;
+    Ok(configure_rtcp_reports(registry))
+}
+
 fn media_engine() -> Result<(MediaEngine, Registry), SfuError> {
     let mut engine = MediaEngine::default();
     engine.register_default_codecs()?;
@@ -205,7 +247,7 @@ fn media_engine() -> Result<(MediaEngine, Registry), SfuError> {
         RtpCodecKind::Audio,
         None,
     )?;
-    let registry = register_default_interceptors(Registry::new(), &mut engine)?;
+    let registry = register_interceptors(Registry::new(), &mut engine)?;
     Ok((engine, registry))
 }
 
@@ -507,6 +549,15 @@ impl RtpIn {
     pub(crate) fn ssrc(&self) -> u32 {
         self.packet.header.ssrc
     }
+    /// Removes the header extensions (before the packet is copied to every
+    /// subscriber, whose negotiated extension ids differ).
+    pub(crate) fn strip_extensions(&mut self) {
+        let header = &mut self.packet.header;
+        header.extension = false;
+        header.extensions.clear();
+        header.extensions_padding = 0;
+    }
+
     /// Bytes on the wire (roughly), for bitrate accounting.
     pub(crate) fn size(&self) -> usize {
         12 + self.packet.payload.len()
@@ -614,11 +665,9 @@ impl DownWriter {
             let Some(pt) = self.negotiated_payload_type().await else {
                 continue;
             };
+            // Extensions were stripped once by the forwarder.
             packet.header.ssrc = self.ssrc;
             packet.header.payload_type = pt;
-            packet.header.extension = false;
-            packet.header.extensions.clear();
-            packet.header.extensions_padding = 0;
             let _ = self.local.write_rtp(packet).await;
         }
     }

@@ -1179,7 +1179,8 @@ impl Forwarder {
         let mut subscribers: Vec<Arc<DownTrack>> = Vec::new();
         let mut subscribers_seen = usize::MAX;
         let mut layer = LayerLock::default();
-        while let Some(packet) = up.next().await {
+        let mut seen = SeenSequences::default();
+        while let Some(mut packet) = up.next().await {
             if self.track.ended.load(Ordering::Acquire) {
                 break;
             }
@@ -1189,9 +1190,15 @@ impl Forwarder {
                 LayerChoice::Drop => continue,
                 LayerChoice::Switched => {
                     debug!(track_sid = %self.track.sid, ssrc = packet.ssrc(), "forwarding another layer");
+                    seen = SeenSequences::default();
                     self.track.keyframe.set_ssrc(packet.ssrc());
                     self.track.keyframe.request().await;
                 }
+            }
+            // A retransmission of a packet that had already arrived would
+            // otherwise go out again to every subscriber.
+            if !seen.first_time(packet.sequence()) {
+                continue;
             }
             // Bitrate limit, judged over one-second windows.
             window_bytes += packet.size() as u64;
@@ -1254,6 +1261,10 @@ impl Forwarder {
                     }
                 }
             }
+            // Header extensions are the publisher's (their ids mean nothing to
+            // a subscriber): drop them once here, so the per-subscriber copies
+            // below clone no extension list.
+            packet.strip_extensions();
             for down in &subscribers {
                 if down.forward(&packet) {
                     self.track.forwarded.fetch_add(1, Ordering::Relaxed);
@@ -1307,6 +1318,79 @@ impl LayerLock {
                 }
             }
         }
+    }
+}
+
+/// How many recent sequence numbers [`SeenSequences`] remembers.
+const SEEN_WINDOW: u16 = 1024;
+
+/// Remembers which of the last [`SEEN_WINDOW`] RTP sequence numbers of one
+/// stream were forwarded, so that a packet received twice (the publisher
+/// answering a NACK for a packet that was only late) is forwarded once.
+#[derive(Debug)]
+struct SeenSequences {
+    highest: Option<u16>,
+    bits: [u64; SEEN_WINDOW as usize / 64],
+}
+
+impl Default for SeenSequences {
+    fn default() -> Self {
+        Self {
+            highest: None,
+            bits: [0; SEEN_WINDOW as usize / 64],
+        }
+    }
+}
+
+impl SeenSequences {
+    fn slot(sequence: u16) -> (usize, u64) {
+        let index = (sequence % SEEN_WINDOW) as usize;
+        (index / 64, 1 << (index % 64))
+    }
+
+    fn mark(&mut self, sequence: u16, seen: bool) {
+        let (word, bit) = Self::slot(sequence);
+        if seen {
+            self.bits[word] |= bit;
+        } else {
+            self.bits[word] &= !bit;
+        }
+    }
+
+    /// True the first time `sequence` is offered within the window; a
+    /// sequence older than the window is always let through.
+    fn first_time(&mut self, sequence: u16) -> bool {
+        let Some(highest) = self.highest else {
+            self.highest = Some(sequence);
+            self.mark(sequence, true);
+            return true;
+        };
+        let ahead = sequence.wrapping_sub(highest);
+        if ahead == 0 {
+            return false;
+        }
+        if ahead < 0x8000 {
+            // Newer: forget the slots it skips over, they belong to old numbers.
+            if ahead >= SEEN_WINDOW {
+                self.bits = [0; SEEN_WINDOW as usize / 64];
+            } else {
+                for step in 1..ahead {
+                    self.mark(highest.wrapping_add(step), false);
+                }
+            }
+            self.highest = Some(sequence);
+            self.mark(sequence, true);
+            return true;
+        }
+        if highest.wrapping_sub(sequence) >= SEEN_WINDOW {
+            return true;
+        }
+        let (word, bit) = Self::slot(sequence);
+        if self.bits[word] & bit != 0 {
+            return false;
+        }
+        self.bits[word] |= bit;
+        true
     }
 }
 
@@ -1412,6 +1496,25 @@ pub(crate) async fn handle_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packet_received_twice_is_forwarded_once() {
+        let mut seen = SeenSequences::default();
+        assert!(seen.first_time(65_534));
+        assert!(seen.first_time(65_535));
+        assert!(seen.first_time(1), "wraps, skipping 0");
+        assert!(!seen.first_time(65_535), "a duplicate");
+        assert!(seen.first_time(0), "the late one still goes");
+        assert!(!seen.first_time(0));
+        assert!(!seen.first_time(1));
+        // Far ahead: the window moves on and old numbers are forgotten.
+        assert!(seen.first_time(5_000));
+        assert!(seen.first_time(5_000 - SEEN_WINDOW + 1));
+        assert!(seen.first_time(1), "older than the window: let through");
+        // Slots reused by newer numbers are cleared as the window passes.
+        assert!(seen.first_time(5_000 + SEEN_WINDOW - 1));
+        assert!(!seen.first_time(5_000 + SEEN_WINDOW - 1));
+    }
 
     #[test]
     fn one_layer_is_forwarded_until_it_goes_silent() {

@@ -21,7 +21,6 @@ use prost::Message as _;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -41,6 +40,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::media::KeyframeRequestForwarder;
+pub use crate::media::{MAX_NACKS_PER_PACKET, register_interceptors};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
@@ -122,6 +122,22 @@ pub struct TrackSender {
 }
 
 impl TrackSender {
+    /// The local track, for callers that packetize their own RTP (the bench
+    /// replays pre-encoded frames with its own timestamps and marker bits).
+    pub fn local_track(&self) -> Arc<TrackLocalStaticRTP> {
+        self.track.clone()
+    }
+
+    /// The SSRC announced for this track.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The payload type this client writes (111 Opus, 96 VP8).
+    pub fn payload_type(&self) -> u8 {
+        self.payload_type
+    }
+
     /// The next keyframe request (PLI/FIR) the server sends for this track.
     pub async fn next_keyframe_request(&self, timeout: Duration) -> Result<(), ClientError> {
         let wait = async {
@@ -273,7 +289,7 @@ impl Peer {
             RtpCodecKind::Audio,
             None,
         )?;
-        let registry = register_default_interceptors(Registry::new(), &mut engine)?
+        let registry = register_interceptors(Registry::new(), &mut engine)?
             .with(Slot::from(14_000), KeyframeRequestForwarder::default());
         let gathered = Arc::new(Notify::new());
         let connected = Arc::new(Notify::new());

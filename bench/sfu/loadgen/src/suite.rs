@@ -1,0 +1,415 @@
+//! The whole run: for each case, Salon then Janus, each freshly started on
+//! its own pinned core and measured by a fresh `one` child; optional `tc
+//! netem` loss around the lossy cases; then the table, the ratios and the
+//! last line.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::Outcome;
+use crate::scenario::Scenario;
+
+struct SuiteArgs {
+    quick: bool,
+    ivf: PathBuf,
+    janus_etc: PathBuf,
+    sfu_serve: PathBuf,
+    seconds: f64,
+    sfu_cpu: String,
+    netem_devs: Vec<String>,
+    log_dir: PathBuf,
+    only: Option<String>,
+}
+
+struct Case {
+    scenario: Scenario,
+    n: usize,
+    netem_loss_pct: f64,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<SuiteArgs> {
+    let mut parsed = SuiteArgs {
+        quick: false,
+        ivf: PathBuf::new(),
+        janus_etc: PathBuf::new(),
+        sfu_serve: PathBuf::new(),
+        seconds: 0.0,
+        sfu_cpu: "1".into(),
+        netem_devs: vec!["lo".into()],
+        log_dir: std::env::temp_dir(),
+        only: None,
+    };
+    while let Some(arg) = args.next() {
+        let mut next = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--quick" => parsed.quick = true,
+            "--ivf" => parsed.ivf = next()?.into(),
+            "--janus-etc" => parsed.janus_etc = next()?.into(),
+            "--sfu-serve" => parsed.sfu_serve = next()?.into(),
+            "--seconds" => parsed.seconds = next()?.parse()?,
+            "--sfu-cpu" => parsed.sfu_cpu = next()?,
+            "--netem-dev" => parsed.netem_devs = next()?.split(',').map(str::to_owned).collect(),
+            "--log-dir" => parsed.log_dir = next()?.into(),
+            "--only" => parsed.only = Some(next()?),
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if parsed.seconds == 0.0 {
+        parsed.seconds = if parsed.quick { 8.0 } else { 15.0 };
+    }
+    Ok(parsed)
+}
+
+fn cases(args: &SuiteArgs) -> Vec<Case> {
+    let case = |scenario, n, netem_loss_pct| Case {
+        scenario,
+        n,
+        netem_loss_pct,
+    };
+    let all = if args.quick {
+        vec![
+            case(Scenario::A, 10, 0.0),
+            case(Scenario::A, 25, 0.0),
+            case(Scenario::B, 10, 0.0),
+        ]
+    } else {
+        let mut all: Vec<Case> = [10, 25, 50, 100]
+            .into_iter()
+            .map(|n| case(Scenario::A, n, 0.0))
+            .collect();
+        all.extend(
+            [10, 25, 50, 100]
+                .into_iter()
+                .map(|n| case(Scenario::B, n, 0.0)),
+        );
+        all.push(case(Scenario::A, 25, 2.0));
+        all.push(case(Scenario::B, 25, 2.0));
+        all
+    };
+    match &args.only {
+        // e.g. --only a:50,b:10,a:25:2
+        Some(only) => only
+            .split(',')
+            .filter_map(|spec| {
+                let mut parts = spec.split(':');
+                let scenario = match parts.next()? {
+                    "a" | "A" => Scenario::A,
+                    _ => Scenario::B,
+                };
+                let n = parts.next()?.parse().ok()?;
+                let loss = parts.next().and_then(|l| l.parse().ok()).unwrap_or(0.0);
+                Some(case(scenario, n, loss))
+            })
+            .collect(),
+        None => all,
+    }
+}
+
+/// A started SFU, killed on drop.
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_salon(args: &SuiteArgs) -> Result<Server> {
+    let mut child = Command::new("taskset")
+        .args(["-c", &args.sfu_cpu])
+        .arg(&args.sfu_serve)
+        .args(["--listen", "127.0.0.1:7880", "--bind-ip", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting sfu-serve")?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    if !line.starts_with("LISTENING") {
+        bail!("sfu-serve did not start: {line}");
+    }
+    Ok(Server { child })
+}
+
+fn start_janus(args: &SuiteArgs, label: &str) -> Result<Server> {
+    let log = args.log_dir.join(format!("janus-{label}.log"));
+    let _ = std::fs::remove_file(&log);
+    let child = Command::new("taskset")
+        .args(["-c", &args.sfu_cpu])
+        .arg("janus")
+        .arg("-C")
+        .arg(args.janus_etc.join("janus.jcfg"))
+        .arg("-F")
+        .arg(&args.janus_etc)
+        .arg("-L")
+        .arg(&log)
+        .arg("-N")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting janus (apt-get install -y --no-install-recommends janus)")?;
+    let server = Server { child };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(crate::janus::wait_ready(
+        "ws://127.0.0.1:8188",
+        Duration::from_secs(15),
+    ))?;
+    Ok(server)
+}
+
+/// Injects `loss_pct` random loss on every UDP packet in the namespace (0
+/// removes it): `tc netem` on the devices when the kernel has it, else an
+/// nftables `numgen random` drop rule on input (silent to the sender, unlike
+/// output, where a drop fails the `sendmsg`), which every packet in the
+/// namespace crosses once, as it would cross `lo`'s netem once. Returns how
+/// the loss was injected.
+pub(crate) fn inject_loss(devs: &[String], loss_pct: f64) -> Result<&'static str> {
+    let quiet = |command: &mut Command| {
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if loss_pct <= 0.0 {
+        for dev in devs {
+            quiet(Command::new("tc").args(["qdisc", "del", "dev", dev, "root"]));
+        }
+        quiet(Command::new("nft").args(["delete", "table", "inet", "salonbench"]));
+        return Ok("none");
+    }
+    let netem = devs.iter().all(|dev| {
+        quiet(
+            Command::new("tc")
+                .args(["qdisc", "replace", "dev", dev, "root", "netem", "loss"])
+                .arg(format!("{loss_pct}%")),
+        )
+    });
+    if netem {
+        return Ok("tc netem");
+    }
+    let per_mille = (loss_pct * 10.0).round() as u32;
+    let rule = format!(
+        "add table inet salonbench\n\
+         add chain inet salonbench in {{ type filter hook input priority 0; }}\n\
+         add rule inet salonbench in meta l4proto udp numgen random mod 1000 < {per_mille} drop\n"
+    );
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .context("neither tc netem nor nft works: apt-get install -y nftables")?;
+    std::io::Write::write_all(&mut child.stdin.take().context("stdin")?, rule.as_bytes())?;
+    if !child.wait()?.success() {
+        bail!("nft could not add the loss rule");
+    }
+    Ok("nftables numgen (no netem in this kernel)")
+}
+
+fn measure(args: &SuiteArgs, case: &Case, sfu: &str) -> Result<Outcome> {
+    let label = format!(
+        "{sfu}-{:?}-{}{}",
+        case.scenario,
+        case.n,
+        if case.netem_loss_pct > 0.0 {
+            "-loss"
+        } else {
+            ""
+        }
+    );
+    let server = match sfu {
+        "salon" => start_salon(args)?,
+        _ => start_janus(args, &label)?,
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let child_log = std::fs::File::create(args.log_dir.join(format!("loadgen-{label}.log")))?;
+    let output = Command::new(std::env::current_exe()?)
+        .arg("one")
+        .args(["--sfu", sfu])
+        .args([
+            "--scenario",
+            match case.scenario {
+                Scenario::A => "a",
+                Scenario::B => "b",
+            },
+        ])
+        .args(["--n", &case.n.to_string()])
+        .args(["--pid", &server.child.id().to_string()])
+        .arg("--ivf")
+        .arg(&args.ivf)
+        .args(["--seconds", &args.seconds.to_string()])
+        .args(["--netem-loss", &case.netem_loss_pct.to_string()])
+        .args(["--netem-dev", &args.netem_devs.join(",")])
+        .stderr(child_log)
+        .output()
+        .context("running the measurement")?;
+    drop(server);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .with_context(|| {
+            format!(
+                "{label} failed (see {})",
+                args.log_dir.join(format!("loadgen-{label}.log")).display()
+            )
+        })?;
+    Ok(serde_json::from_str(line)?)
+}
+
+pub fn run(args: impl Iterator<Item = String>) -> Result<()> {
+    let args = parse(args)?;
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for case in cases(&args) {
+        for sfu in ["salon", "janus"] {
+            eprintln!(
+                "bench: scenario {:?} N={} loss={}% on {sfu}",
+                case.scenario, case.n, case.netem_loss_pct
+            );
+            match measure(&args, &case, sfu) {
+                Ok(outcome) => {
+                    println!("RESULT {}", serde_json::to_string(&outcome)?);
+                    outcomes.push(outcome);
+                }
+                Err(error) => eprintln!("bench: {error:#}"),
+            }
+        }
+    }
+    print!("{}", report(&outcomes));
+    Ok(())
+}
+
+fn find<'a>(outcomes: &'a [Outcome], o: &Outcome, sfu: &str) -> Option<&'a Outcome> {
+    outcomes.iter().find(|x| {
+        x.sfu == sfu
+            && x.scenario == o.scenario
+            && x.n == o.n
+            && x.netem_loss_pct == o.netem_loss_pct
+    })
+}
+
+fn case_name(o: &Outcome) -> String {
+    format!(
+        "{:?} N={}{}",
+        o.scenario,
+        o.n,
+        if o.netem_loss_pct > 0.0 {
+            format!(" netem {}%", o.netem_loss_pct)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// Prints the report again from a saved run's `RESULT` lines.
+pub fn report_file(path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let outcomes = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("RESULT "))
+        .map(serde_json::from_str)
+        .collect::<Result<Vec<Outcome>, _>>()?;
+    print!("{}", report(&outcomes));
+    Ok(())
+}
+
+/// The table (Markdown), the ratios, the largest N, and the last line.
+pub fn report(outcomes: &[Outcome]) -> String {
+    let mut out = String::new();
+    out.push_str("\n| case | SFU | recv | fwd pps | SFU CPU % | pps/CPU-s | CPU %/sub | RSS KiB/sub | p50 ms | p99 ms | loss % (audio/video) | stalled | dup | PLI@pub | gen CPU % |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for o in outcomes {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.2} | {:.0} | {:.1} | {:.1} | {:.2} ({:.2}/{}) | {} | {} | {} | {:.0} |\n",
+            case_name(o),
+            o.sfu,
+            o.receivers,
+            o.forwarded_pps,
+            o.sfu_cpu_pct,
+            o.pps_per_cpu_s,
+            o.sfu_cpu_pct / o.receivers as f64,
+            o.rss_kib.saturating_sub(o.rss_idle_kib) as f64 / o.receivers as f64,
+            o.p50_ms,
+            o.p99_ms,
+            o.loss_pct,
+            o.audio_loss_pct,
+            if o.video_loss_pct.is_nan() {
+                "-".to_owned()
+            } else {
+                format!("{:.2}", o.video_loss_pct)
+            },
+            o.stalled_tracks,
+            o.duplicates,
+            o.keyframe_requests,
+            o.generator_cpu_pct,
+        ));
+    }
+    out.push_str(
+        "\nRatios salon/janus (pps/CPU: higher is better; the others: lower is better)\n\n",
+    );
+    out.push_str(
+        "| case | pps/CPU-s | CPU/sub | RSS/sub | p50 | p99 |\n|---|---|---|---|---|---|\n",
+    );
+    let mut logs = Vec::new();
+    for salon in outcomes.iter().filter(|o| o.sfu == "salon") {
+        let Some(janus) = find(outcomes, salon, "janus") else {
+            continue;
+        };
+        let pps = salon.pps_per_cpu_s / janus.pps_per_cpu_s;
+        let rss =
+            |o: &Outcome| o.rss_kib.saturating_sub(o.rss_idle_kib) as f64 / o.receivers as f64;
+        out.push_str(&format!(
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            case_name(salon),
+            pps,
+            (salon.sfu_cpu_pct / salon.receivers as f64)
+                / (janus.sfu_cpu_pct / janus.receivers as f64),
+            rss(salon) / rss(janus).max(1.0),
+            salon.p50_ms / janus.p50_ms,
+            salon.p99_ms / janus.p99_ms,
+        ));
+        if salon.netem_loss_pct == 0.0 && pps.is_finite() && pps > 0.0 {
+            logs.push(pps.ln());
+        }
+    }
+    out.push_str("\nLargest N before loss > 1% or p99 > 50 ms (of the N tried; no netem)\n\n");
+    for scenario in [Scenario::A, Scenario::B] {
+        for sfu in ["salon", "janus"] {
+            let mut tried: Vec<&Outcome> = outcomes
+                .iter()
+                .filter(|o| o.sfu == sfu && o.scenario == scenario && o.netem_loss_pct == 0.0)
+                .collect();
+            tried.sort_by_key(|o| o.n);
+            // The largest N before the first one over the limits.
+            let best = tried
+                .iter()
+                .take_while(|o| o.loss_pct <= 1.0 && o.p99_ms <= 50.0)
+                .map(|o| o.n)
+                .last();
+            out.push_str(&format!(
+                "- scenario {scenario:?}, {sfu}: {}\n",
+                best.map_or("none".to_owned(), |n| n.to_string())
+            ));
+        }
+    }
+    let ratio = if logs.is_empty() {
+        f64::NAN
+    } else {
+        (logs.iter().sum::<f64>() / logs.len() as f64).exp()
+    };
+    out.push_str(&format!(
+        "\n(geometric mean over the {} cases without netem)\nsfu pps-per-cpu ratio salon/janus: {ratio:.2}\n",
+        logs.len()
+    ));
+    out
+}
