@@ -318,8 +318,19 @@ impl App {
         Ok(())
     }
 
-    /// Stores, captions and posts one transcribed utterance.
-    async fn post_transcript(&self, t: &Transcribed) -> Result<(), HandleError> {
+    /// Stores a final utterance and sends it into the call as a caption;
+    /// returns its sequence number for the notice.
+    async fn store_and_caption(&self, t: &Transcribed) -> Result<u64, HandleError> {
+        let segment = salon_minutes::TranscriptSegment {
+            call_id: t.call_id.clone(),
+            speaker: t.speaker.clone(),
+            speaker_name: Some(t.speaker_name.clone()),
+            start_ms: t.start_ms,
+            end_ms: t.end_ms,
+            lang: t.lang.clone(),
+            text: t.text.clone(),
+        };
+        let stored = self.store.append_segment(&segment).await;
         self.sfu
             .send_transcription(
                 &t.call_id,
@@ -331,16 +342,11 @@ impl App {
                 true,
             )
             .await;
-        let segment = salon_minutes::TranscriptSegment {
-            call_id: t.call_id.clone(),
-            speaker: t.speaker.clone(),
-            speaker_name: Some(t.speaker_name.clone()),
-            start_ms: t.start_ms,
-            end_ms: t.end_ms,
-            lang: t.lang.clone(),
-            text: t.text.clone(),
-        };
-        let seq = self.store.append_segment(&segment).await?;
+        Ok(stored?)
+    }
+
+    /// Posts a stored utterance in the call's thread.
+    async fn post_transcript(&self, seq: u64, t: &Transcribed) -> Result<(), HandleError> {
         let thread = self
             .store
             .call(&t.call_id)?
@@ -390,8 +396,22 @@ impl App {
 }
 
 /// Takes the engine's results in order: partials become captions, finals
-/// become stored segments, captions and notices.
+/// are stored and captioned at once, then posted to the room by a separate
+/// task, so a slow or rate-limiting homeserver never delays the captions.
 pub async fn run_sink(app: Arc<App>, mut results: mpsc::UnboundedReceiver<Transcribed>) {
+    let (to_post, mut posts) = mpsc::unbounded_channel::<(u64, Transcribed)>();
+    let poster = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            // each result holds its call's outstanding count until posted
+            while let Some((seq, t)) = posts.recv().await {
+                if let Err(e) = app.post_transcript(seq, &t).await {
+                    Metrics::inc(&app.metrics.errors);
+                    warn!(call_id = %t.call_id, speaker = %t.speaker, error = %e, "cannot post a transcript segment; it stays in the minutes");
+                }
+            }
+        })
+    };
     let mut finalised: HashSet<String> = HashSet::new();
     let mut order: VecDeque<String> = VecDeque::new();
     while let Some(t) = results.recv().await {
@@ -420,11 +440,19 @@ pub async fn run_sink(app: Arc<App>, mut results: mpsc::UnboundedReceiver<Transc
                 finalised.remove(&old);
             }
         }
-        if !t.text.trim().is_empty()
-            && let Err(e) = app.post_transcript(&t).await
-        {
-            Metrics::inc(&app.metrics.errors);
-            warn!(call_id = %t.call_id, speaker = %t.speaker, error = %e, "cannot post a transcript segment");
+        if t.text.trim().is_empty() {
+            continue;
+        }
+        match app.store_and_caption(&t).await {
+            Ok(seq) => {
+                let _ = to_post.send((seq, t));
+            }
+            Err(e) => {
+                Metrics::inc(&app.metrics.errors);
+                warn!(call_id = %t.call_id, speaker = %t.speaker, error = %e, "cannot store a transcript segment");
+            }
         }
     }
+    drop(to_post);
+    let _ = poster.await;
 }
