@@ -274,6 +274,41 @@ async fn encrypted_commands_get_encrypted_replies_and_minutes_across_restart_and
     assert_eq!(call["state"], "active");
     assert_eq!(call["call_id"], call_id);
 
+    // Transcription in an encrypted room: the consent notice and what is
+    // said come out encrypted, and decrypt to the speaker's words.
+    let mic_client = support::join_call(&env, &alice, call_id, "Alice").await;
+    let mic = mic_client.publish(true).await.unwrap();
+    let command = member.say(&room, "!visio transcribe on").await;
+    commands.push(command.clone());
+    let reply = encrypted_reply(&env, &alice, &member, &room, &command).await;
+    assert_eq!(reply["org.salon.reply"]["outcome"], "on", "{reply}");
+    let sentence = "The budget for the new school library is ready for review.";
+    let speech = support::speak(env.dir.path(), "alice", sentence, "en-us");
+    support::talk(&mic, vec![speech]).await;
+    let start = Instant::now();
+    let transcript = 'heard: loop {
+        for raw in bot_messages(&alice, room_id.as_str(), &env.bot_id()).await {
+            if let Some(event) = member.decrypt(&room, &raw).await
+                && event["content"].get("org.salon.transcript").is_some()
+            {
+                assert_eq!(raw["type"], "m.room.encrypted", "{raw}");
+                break 'heard event["content"]["org.salon.transcript"].clone();
+            }
+        }
+        assert!(
+            start.elapsed() < WAIT * 3,
+            "no decryptable transcript notice"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(transcript["speaker"], alice.user_id.as_str());
+    let text = transcript["text"].as_str().unwrap().to_lowercase();
+    assert!(
+        text.contains("budget") && text.contains("library"),
+        "{transcript}"
+    );
+    drop(mic_client);
+
     // Restarted, the bot keeps its device and still reads new messages.
     env.kill_bridge();
     env.start_bridge().await;

@@ -9,13 +9,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use livekit_protocol::data_packet;
 use serde_json::{Value, json};
-use support::{Env, User, room_with_bot, workspace_root};
+use support::{Env, User, join_call, room_with_bot, speak, talk, workspace_root};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// Transcription on a loaded two-core machine can lag; this is a ceiling, not a target.
@@ -38,59 +37,6 @@ fn model_dir() -> PathBuf {
         dir.display()
     );
     dir
-}
-
-/// 16 kHz mono speech of `text` from espeak-ng.
-fn speak(dir: &Path, name: &str, text: &str, voice: &str) -> Vec<f32> {
-    let wav = dir.join(format!("{name}.wav"));
-    let out = Command::new("espeak-ng")
-        .args(["-v", voice, "-s", "150", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .output()
-        .expect("espeak-ng is installed (scripts/setup.sh installs it)");
-    assert!(out.status.success(), "espeak-ng failed");
-    salon_speech::decode_audio_file(&wav).expect("espeak's wav decodes")
-}
-
-/// Opus packets of 20 ms for `pcm` (16 kHz mono).
-fn opus_frames(pcm: &[f32]) -> Vec<(Vec<u8>, u8)> {
-    let mut encoder =
-        opus::Encoder::new(16_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
-    pcm.chunks(320)
-        .map(|chunk| {
-            let mut frame = chunk.to_vec();
-            frame.resize(320, 0.0);
-            let packet = encoder.encode_vec_float(&frame, 4000).unwrap();
-            let rms = (frame.iter().map(|s| s * s).sum::<f32>() / 320.0).sqrt();
-            let dbov = (-20.0 * rms.max(1e-6).log10()).clamp(0.0, 127.0) as u8;
-            (packet, dbov)
-        })
-        .collect()
-}
-
-/// Publishes `sentences` with pauses between them, at real-time pace; returns
-/// when each sentence's speech ended.
-async fn talk(track: &salon_sfu::testing::TrackSender, sentences: Vec<Vec<f32>>) -> Vec<Instant> {
-    let silence = opus_frames(&vec![0.0; 16_000 * 2]);
-    let mut ends = Vec::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for (packet, level) in &silence[..25] {
-        tick.tick().await;
-        track.send(packet, *level).await;
-    }
-    for speech in sentences {
-        for (packet, level) in opus_frames(&speech) {
-            tick.tick().await;
-            track.send(&packet, level).await;
-        }
-        ends.push(Instant::now());
-        for (packet, level) in &silence {
-            tick.tick().await;
-            track.send(packet, *level).await;
-        }
-    }
-    ends
 }
 
 fn words(text: &str) -> Vec<String> {
@@ -130,34 +76,6 @@ async fn start_call(user: &User, room: &str) -> String {
         .as_str()
         .expect("a started call")
         .to_owned()
-}
-
-/// Joins the call's media session through the join API, as the call page does.
-async fn join_call(
-    env: &Env,
-    user: &User,
-    call_id: &str,
-    name: &str,
-) -> salon_sfu::testing::TestClient {
-    let grant: Value = env
-        .http
-        .post(format!(
-            "http://127.0.0.1:{}/_salon/v1/calls/{call_id}/join",
-            env.web_port
-        ))
-        .json(&json!({"openid_token": user.openid_token().await, "display_name": name}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    salon_sfu::testing::TestClient::connect(
-        grant["url"].as_str().expect("a join grant"),
-        grant["token"].as_str().unwrap(),
-    )
-    .await
-    .expect("the SFU accepts the grant")
 }
 
 /// The room's transcript notices, with when they were first seen.

@@ -571,3 +571,87 @@ impl User {
         }
     }
 }
+
+/// 16 kHz mono speech of `text` from espeak-ng.
+pub fn speak(dir: &Path, name: &str, text: &str, voice: &str) -> Vec<f32> {
+    let wav = dir.join(format!("{name}.wav"));
+    let out = Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .output()
+        .expect("espeak-ng is installed (scripts/setup.sh installs it)");
+    assert!(out.status.success(), "espeak-ng failed");
+    salon_speech::decode_audio_file(&wav).expect("espeak's wav decodes")
+}
+
+/// Opus packets of 20 ms for `pcm` (16 kHz mono).
+pub fn opus_frames(pcm: &[f32]) -> Vec<(Vec<u8>, u8)> {
+    let mut encoder =
+        opus::Encoder::new(16_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+    pcm.chunks(320)
+        .map(|chunk| {
+            let mut frame = chunk.to_vec();
+            frame.resize(320, 0.0);
+            let packet = encoder.encode_vec_float(&frame, 4000).unwrap();
+            let rms = (frame.iter().map(|s| s * s).sum::<f32>() / 320.0).sqrt();
+            let dbov = (-20.0 * rms.max(1e-6).log10()).clamp(0.0, 127.0) as u8;
+            (packet, dbov)
+        })
+        .collect()
+}
+
+/// Publishes `sentences` with pauses between them, at real-time pace; returns
+/// when each sentence's speech ended.
+pub async fn talk(
+    track: &salon_sfu::testing::TrackSender,
+    sentences: Vec<Vec<f32>>,
+) -> Vec<Instant> {
+    let silence = opus_frames(&vec![0.0; 16_000 * 2]);
+    let mut ends = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for (packet, level) in &silence[..25] {
+        tick.tick().await;
+        track.send(packet, *level).await;
+    }
+    for speech in sentences {
+        for (packet, level) in opus_frames(&speech) {
+            tick.tick().await;
+            track.send(&packet, level).await;
+        }
+        ends.push(Instant::now());
+        for (packet, level) in &silence {
+            tick.tick().await;
+            track.send(packet, *level).await;
+        }
+    }
+    ends
+}
+
+/// Joins the call's media session through the join API, as the call page does.
+pub async fn join_call(
+    env: &Env,
+    user: &User,
+    call_id: &str,
+    name: &str,
+) -> salon_sfu::testing::TestClient {
+    let grant: Value = env
+        .http
+        .post(format!(
+            "http://127.0.0.1:{}/_salon/v1/calls/{call_id}/join",
+            env.web_port
+        ))
+        .json(&json!({"openid_token": user.openid_token().await, "display_name": name}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    salon_sfu::testing::TestClient::connect(
+        grant["url"].as_str().expect("a join grant"),
+        grant["token"].as_str().unwrap(),
+    )
+    .await
+    .expect("the SFU accepts the grant")
+}
