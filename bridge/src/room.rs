@@ -533,6 +533,14 @@ impl App {
         }
         if call.minutes_owed && self.config.minutes.enabled {
             self.minutes.owe(&call.id);
+        } else {
+            // nobody waits for the transcript: let the session go once it drains
+            let (transcriber, call_id) = (self.transcriber.clone(), call.id.clone());
+            tokio::spawn(async move {
+                transcriber
+                    .drain(&call_id, std::time::Duration::from_secs(90))
+                    .await
+            });
         }
         Ok(call)
     }
