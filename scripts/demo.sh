@@ -120,10 +120,18 @@ done
 # Transcription on (alice created the room, so she may): what is said in the
 # call shows as captions on the page and as notices in a thread of the room.
 api "$ALICE" PUT "/_matrix/client/v3/rooms/$ENC_ROOM/send/m.room.message/demo2" -d '{"msgtype":"m.text","body":"!visio transcribe on"}' >/dev/null
-REPLY=$(api "$ALICE" GET "/_matrix/client/v3/rooms/$ENC_ROOM/messages?dir=b&limit=5" | python3 -c "
+TRANSCRIPTION=off
+for _ in $(seq 1 150); do
+  if api "$ALICE" GET "/_matrix/client/v3/rooms/$ENC_ROOM/state/org.salon.call/" 2>/dev/null | json '["transcription"]' 2>/dev/null | grep -q True; then
+    TRANSCRIPTION=on; break
+  fi
+  sleep 0.2
+done
+[ "$TRANSCRIPTION" = on ] || echo "Transcription did not start (is the model installed? scripts/install-models.sh); see $DEMO/salon.log" >&2
+REPLY=$(api "$ALICE" GET "/_matrix/client/v3/rooms/$ENC_ROOM/messages?dir=b&limit=20" | python3 -c "
 import json,sys
 for e in json.load(sys.stdin)['chunk']:
-    if e['sender'].startswith('@visio:') and 'org.salon.reply' in e['content']:
+    if e['sender'].startswith('@visio:') and e['content'].get('org.salon.reply', {}).get('command') == 'start':
         print(e['content']['body']); break")
 
 cat <<TXT
@@ -136,7 +144,7 @@ cat <<TXT
   Join link  : $LINK
                open it in a browser and sign in as alice or bob (camera and microphone
                work on 127.0.0.1 without https)
-  Transcript : on: speak in the call and the words appear as captions and, per speaker,
+  Transcript : $TRANSCRIPTION: speak in the call and the words appear as captions and, per speaker,
                in a thread of the room; !visio stop posts the minutes and transcript files
   Try        : type !visio status, !visio transcribe off, !visio stop, !visio minutes,
                !visio help in the room (any Matrix client pointed at $HS),
