@@ -146,8 +146,8 @@ impl Call {
         }
         self.state = CallState::Ended;
         self.transcribing = false;
-        // a call nobody could see (Failed) gets no minutes
-        self.minutes_owed = reason != EndReason::Failed;
+        // a call nobody could see (Failed) or nobody joined has no minutes
+        self.minutes_owed = reason != EndReason::Failed && !self.attendees.is_empty();
         self.ended_at = Some(now.max(self.started_at));
         self.end_reason = Some(reason);
         self.ended_by = by.map(ToOwned::to_owned);
@@ -548,5 +548,21 @@ mod tests {
             set_transcription(None, true, 100, true, &RULES),
             Err(Refusal::NoLiveCall)
         );
+    }
+
+    #[test]
+    fn only_a_call_someone_joined_owes_minutes() {
+        let mut empty = started(1_000);
+        assert!(empty.end(2_000, EndReason::Unjoined, None));
+        assert!(!empty.minutes_owed, "nobody came: nothing to write up");
+        let mut met = started(1_000);
+        met.join(&ruma::owned_user_id!("@bob:example.org"));
+        met.leave(&ruma::owned_user_id!("@bob:example.org"), 1_500);
+        assert!(met.end(3_000, EndReason::Empty, None));
+        assert!(met.minutes_owed);
+        let mut hidden = started(1_000);
+        hidden.join(&ruma::owned_user_id!("@bob:example.org"));
+        assert!(hidden.end(3_000, EndReason::Failed, None));
+        assert!(!hidden.minutes_owed);
     }
 }

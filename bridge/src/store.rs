@@ -501,10 +501,12 @@ mod tests {
                 .await
                 .unwrap();
             let mut ended = call("c1");
+            ended.join(&owned_user_id!("@b:x"));
             assert!(ended.end(5, EndReason::Stopped, None));
             store.save_call(&ended).await.unwrap();
             let mut failed = call("c2");
             failed.room_id = owned_room_id!("!other:example.org");
+            failed.join(&owned_user_id!("@b:x"));
             assert!(failed.end(6, EndReason::Failed, None));
             store.save_call(&failed).await.unwrap();
             store
