@@ -636,19 +636,7 @@ async fn members_join_with_their_matrix_identity_and_the_room_sees_who_is_in_the
     )
     .await
     .expect("the SFU accepts the bridge's token");
-    let alice_id = alice.user_id.clone();
-    alice
-        .wait_until("alice in org.salon.call participants", WAIT, || async {
-            alice
-                .state(&room, "org.salon.call", "")
-                .await
-                .is_some_and(|s| {
-                    s["participants"]
-                        .as_array()
-                        .is_some_and(|p| p.iter().any(|u| u == alice_id.as_str()))
-                })
-        })
-        .await;
+    alice.wait_in_call(&room, &alice.user_id).await;
     let status = alice.command(&room, "!visio status").await;
     assert!(
         status["body"]

@@ -428,19 +428,7 @@ async fn minutes_owed_at_a_crash_are_posted_once_after_restart() {
     let room = room_with_bot(&env, &alice, &[&bob]).await;
     let call_id = start_call(&alice, &room).await;
     let client = join_call(&env, &bob, &call_id, "Bob").await;
-    let bob_id = bob.user_id.clone();
-    alice
-        .wait_until("bob in the call", WAIT, || async {
-            alice
-                .state(&room, "org.salon.call", "")
-                .await
-                .is_some_and(|s| {
-                    s["participants"]
-                        .as_array()
-                        .is_some_and(|p| p.iter().any(|u| u == bob_id.as_str()))
-                })
-        })
-        .await;
+    alice.wait_in_call(&room, &bob.user_id).await;
     let stop = alice.command(&room, "!visio stop").await;
     assert_eq!(stop["org.salon.reply"]["outcome"], "ended");
     drop(client);

@@ -278,11 +278,16 @@ impl Store {
     }
 
     pub fn active_calls(&self) -> Result<Vec<Call>, StoreError> {
+        self.calls_where(Call::is_active)
+    }
+
+    /// Every stored call that `keep` accepts.
+    fn calls_where(&self, keep: impl Fn(&Call) -> bool) -> Result<Vec<Call>, StoreError> {
         let mut out = Vec::new();
         for entry in self.calls.iter() {
             let (_, value) = entry?;
             let call: Call = decode("calls", &value)?;
-            if call.is_active() {
+            if keep(&call) {
                 out.push(call);
             }
         }
@@ -369,14 +374,7 @@ impl Store {
 
     /// Ended calls whose minutes are still owed, oldest first.
     pub fn calls_owing_minutes(&self) -> Result<Vec<Call>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.calls.iter() {
-            let (_, value) = entry?;
-            let call: Call = decode("calls", &value)?;
-            if call.minutes_owed {
-                out.push(call);
-            }
-        }
+        let mut out = self.calls_where(|c| c.minutes_owed)?;
         out.sort_by_key(|c| c.ended_at);
         Ok(out)
     }

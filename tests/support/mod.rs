@@ -558,6 +558,24 @@ impl User {
         self.reply_to(room, &id, Duration::from_secs(20)).await
     }
 
+    /// Waits until `who` is listed in the room's `org.salon.call` participants.
+    pub async fn wait_in_call(&self, room: &str, who: &str) {
+        self.wait_until(
+            &format!("{who} in org.salon.call participants"),
+            WAIT,
+            || async {
+                self.state(room, "org.salon.call", "")
+                    .await
+                    .is_some_and(|s| {
+                        s["participants"]
+                            .as_array()
+                            .is_some_and(|p| p.iter().any(|u| u == who))
+                    })
+            },
+        )
+        .await;
+    }
+
     /// Waits until a condition on the room holds.
     pub async fn wait_until<F, Fut>(&self, what: &str, timeout: Duration, mut check: F)
     where
