@@ -7,12 +7,24 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Env, room_with_bot};
+use support::{Env, User, room_with_bot, room_with_bot_at};
 
 const WAIT: Duration = support::WAIT;
 
 fn reply_field(content: &Value) -> &Value {
     &content["org.salon.reply"]
+}
+
+/// What the room's state shows of a call: `org.salon.call`, the call's
+/// widget and the widget layout, each `None` where the room has none.
+async fn room_view(user: &User, room: &str, call_id: &str) -> [Option<Value>; 3] {
+    let widget_id = format!("salon_{call_id}");
+    [
+        user.state(room, "org.salon.call", "").await,
+        user.state(room, "im.vector.modular.widgets", &widget_id)
+            .await,
+        user.state(room, "io.element.widgets.layout", "").await,
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -91,19 +103,7 @@ async fn staff_start_a_call_see_its_status_and_stop_it() {
     let page = env.http.get(&link).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("/assets/call.js"));
-    let info_url = format!(
-        "http://127.0.0.1:{}/_salon/v1/calls/{call_id}",
-        env.web_port
-    );
-    let info: Value = env
-        .http
-        .get(&info_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, info) = env.call_info(&call_id).await;
     assert_eq!(info["state"], "active");
 
     // Starting again gives the same call, never a second one.
@@ -140,18 +140,13 @@ async fn staff_start_a_call_see_its_status_and_stop_it() {
             .unwrap()
             .starts_with("Call ended after")
     );
-    let state = alice.state(&room, "org.salon.call", "").await.unwrap();
+    let [state, widget, layout] = room_view(&alice, &room, &call_id).await;
+    let state = state.unwrap();
     assert_eq!(state["state"], "ended");
     assert!(state["ended_at"].as_u64().unwrap() >= state["started_at"].as_u64().unwrap());
-    let widget = alice
-        .state(&room, "im.vector.modular.widgets", &widget_id)
-        .await;
     assert_eq!(widget, Some(json!({})), "widget removed");
-    assert_eq!(
-        alice.state(&room, "io.element.widgets.layout", "").await,
-        Some(json!({}))
-    );
-    assert_eq!(env.http.get(&info_url).send().await.unwrap().status(), 404);
+    assert_eq!(layout, Some(json!({})));
+    assert_eq!(env.call_info(&call_id).await.0, 404);
 
     // Stopping again: nothing is live.
     let nothing = bob.command(&room, "!visio stop").await;
@@ -190,7 +185,7 @@ async fn staff_start_a_call_see_its_status_and_stop_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn power_rules_refuse_starters_and_a_powerless_bot_asks_to_be_promoted() {
+async fn power_rules_refuse_starters_and_a_powerless_bot_names_the_level_it_needs() {
     let mut env = Env::start_with(|cfg| {
         cfg.push_str("\n[permissions]\nstart_power_level = 20\nstop_power_level = 60\n");
     })
@@ -209,40 +204,209 @@ async fn power_rules_refuse_starters_and_a_powerless_bot_asks_to_be_promoted() {
     );
     assert!(alice.state(&room, "org.salon.call", "").await.is_none());
 
-    // The bot itself lacks the power to send the call state.
+    // The room asks 100 for the call state, more than the bot's 50: the call
+    // starts all the same, and the reply names the level that would show it.
     alice
         .set_power_levels(&room, |pl| {
             pl["events"]["org.salon.call"] = json!(100);
             pl["users"][&bob.user_id] = json!(20);
         })
         .await;
-    let blocked = bob.command(&room, "!visio start").await;
-    assert_eq!(
-        reply_field(&blocked)["outcome"],
-        "bot_lacks_power",
-        "{blocked}"
-    );
+    let started = bob.command(&room, "!visio start").await;
+    let info = reply_field(&started);
+    assert_eq!(info["outcome"], "started", "{started}");
+    assert_eq!(info["room_state"], "missing_power", "{started}");
+    assert_eq!(info["required_power_level"], 100, "{started}");
+    let call_id = info["call_id"].as_str().unwrap().to_owned();
     assert!(
-        blocked["body"]
+        started["body"]
             .as_str()
             .unwrap()
-            .contains("promote me to Admin (power level 100)"),
-        "{blocked}"
+            .contains("power level 100 (Admin)"),
+        "{started}"
     );
-    assert!(
-        alice.state(&room, "org.salon.call", "").await.is_none(),
-        "no call may be half-created"
-    );
+    assert!(alice.state(&room, "org.salon.call", "").await.is_none());
 
-    // Once promoted, the same person starts the call.
+    // Promoted, any command (help here) shows the live call in the room.
     let bot = env.bot_id();
     alice
         .set_power_levels(&room, |pl| {
             pl["users"][&bot] = json!(100);
         })
         .await;
+    let help = bob.command(&room, "!visio help").await;
+    assert_eq!(reply_field(&help)["outcome"], "ok");
+    let state = alice.state(&room, "org.salon.call", "").await.unwrap();
+    assert_eq!(state["call_id"], call_id.as_str());
+    assert_eq!(state["state"], "active");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bot_without_power_gives_the_join_link_and_shows_the_call_once_promoted() {
+    let mut env = Env::start().await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    let bot = env.bot_id();
+    // A private room as Tchap makes them: the bot is invited as an ordinary
+    // member, power level 0 against state_default 50.
+    let room = room_with_bot_at(&env, &alice, &[&bob], None).await;
+    let levels = alice.state(&room, "m.room.power_levels", "").await.unwrap();
+    assert_eq!(levels["state_default"], 50, "{levels}");
+    assert!(levels["users"].get(&bot).is_none(), "{levels}");
+
+    // Bob starts a call: he gets the link, and is told once why the room's
+    // header does not show it.
     let started = bob.command(&room, "!visio start").await;
-    assert_eq!(reply_field(&started)["outcome"], "started", "{started}");
+    let info = reply_field(&started);
+    assert_eq!(info["outcome"], "started", "{started}");
+    assert_eq!(info["room_state"], "missing_power");
+    assert_eq!(info["required_power_level"], 50);
+    let call_id = info["call_id"].as_str().unwrap().to_owned();
+    let link = format!("http://127.0.0.1:{}/call/{call_id}", env.web_port);
+    assert_eq!(info["url"], link.as_str());
+    let body = started["body"].as_str().unwrap();
+    assert!(
+        body.starts_with(&format!("📞 Call started. Join here: {link}")),
+        "{body}"
+    );
+    assert!(body.contains("header"), "{body}");
+    assert_eq!(
+        body.matches("power level 50 (Moderator)").count(),
+        1,
+        "{body}"
+    );
+    // The reply came after the bot tried what it may: nothing in the room state.
+    assert_eq!(room_view(&alice, &room, &call_id).await, [None, None, None]);
+
+    // The link works: the page knows the call, and bob joins its media.
+    let (_, page) = env.call_info(&call_id).await;
+    assert_eq!(page["state"], "active", "{page}");
+    let _bob_in_call = support::join_call(&env, &bob, &call_id, "Bob").await;
+
+    // Status reads the bridge's record: live, with bob in it, and no remark.
+    // (each status reply proves the join was or was not handled before it)
+    let asked = std::time::Instant::now();
+    let status = loop {
+        let status = alice.command(&room, "!visio status").await;
+        if reply_field(&status)["participants"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|u| u == bob.user_id.as_str()))
+        {
+            break status;
+        }
+        assert!(asked.elapsed() < WAIT, "status never listed bob: {status}");
+    };
+    let s = reply_field(&status);
+    assert_eq!(s["outcome"], "live", "{status}");
+    assert_eq!(s["call_id"], call_id.as_str());
+    assert_eq!(s["room_state"], "missing_power");
+    let said = status["body"].as_str().unwrap();
+    assert!(
+        said.contains(&format!("In the call: {}", bob.user_id)),
+        "{said}"
+    );
+    assert!(!said.contains("power level"), "said more than once: {said}");
+
+    // Transcription works as usual: the consent notice is the reply.
+    let on = alice.command(&room, "!visio transcribe on").await;
+    assert_eq!(reply_field(&on)["outcome"], "on", "{on}");
+    assert!(
+        !on["body"].as_str().unwrap().contains("power level"),
+        "{on}"
+    );
+    // Still nothing in the room state, and still no widget.
+    assert_eq!(room_view(&alice, &room, &call_id).await, [None, None, None]);
+
+    // Alice (the room's creator) promotes the bot; the next command shows the
+    // live call in the room, as it is now.
+    alice
+        .set_power_levels(&room, |pl| {
+            pl["users"][&bot] = json!(50);
+        })
+        .await;
+    let status = bob.command(&room, "!visio status").await;
+    assert_eq!(reply_field(&status)["outcome"], "live", "{status}");
+    assert_eq!(reply_field(&status)["room_state"], "shown", "{status}");
+    assert!(
+        !status["body"].as_str().unwrap().contains("power level"),
+        "{status}"
+    );
+    let [state, widget, layout] = room_view(&alice, &room, &call_id).await;
+    let state = state.expect("the call state, once the bot may write it");
+    assert_eq!(state["call_id"], call_id.as_str());
+    assert_eq!(state["state"], "active");
+    assert_eq!(state["url"], link.as_str());
+    assert_eq!(state["started_by"], bob.user_id.as_str());
+    assert_eq!(state["participants"], json!([bob.user_id]));
+    assert_eq!(state["transcription"], true);
+    let widget = widget.expect("the widget, once the bot may add it");
+    assert_eq!(widget["type"], "m.custom");
+    assert!(
+        widget["url"].as_str().unwrap().starts_with(&link),
+        "{widget}"
+    );
+    let layout = layout.expect("layout");
+    assert!(
+        layout["widgets"][format!("salon_{call_id}")].is_object(),
+        "{layout}"
+    );
+
+    // Bob stops his call: the room shows it ended, the widget goes away.
+    let stopped = bob.command(&room, "!visio stop").await;
+    assert_eq!(reply_field(&stopped)["outcome"], "ended", "{stopped}");
+    let [state, widget, _] = room_view(&alice, &room, &call_id).await;
+    let state = state.unwrap();
+    assert_eq!(state["call_id"], call_id.as_str());
+    assert_eq!(state["state"], "ended");
+    assert_eq!(widget, Some(json!({})), "widget removed");
+    assert_eq!(env.call_info(&call_id).await.0, 404);
+
+    // The remark was made once in the whole conversation: in the start reply.
+    let remarks = alice
+        .timeline(&room)
+        .await
+        .into_iter()
+        .filter(|e| {
+            e["sender"] == bot.as_str()
+                && e["content"]["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("header"))
+        })
+        .count();
+    assert_eq!(remarks, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_that_ended_before_the_bot_was_promoted_leaves_nothing_stale() {
+    let mut env = Env::start().await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let bot = env.bot_id();
+    let room = room_with_bot_at(&env, &alice, &[], None).await;
+
+    let started = alice.command(&room, "!visio start").await;
+    assert_eq!(reply_field(&started)["room_state"], "missing_power");
+    let stopped = alice.command(&room, "!visio stop").await;
+    assert_eq!(reply_field(&stopped)["outcome"], "ended", "{stopped}");
+    alice
+        .set_power_levels(&room, |pl| {
+            pl["users"][&bot] = json!(50);
+        })
+        .await;
+    // The sentinel: once its reply is in, the command was handled.
+    let idle = alice.command(&room, "!visio status").await;
+    assert_eq!(reply_field(&idle)["outcome"], "idle", "{idle}");
+    let call_id = reply_field(&started)["call_id"].as_str().unwrap();
+    assert_eq!(
+        room_view(&alice, &room, call_id).await,
+        [None, None, None],
+        "an ended call the room never showed is not news"
+    );
+    // A new call is shown at once.
+    let next = alice.command(&room, "!visio start").await;
+    assert_eq!(reply_field(&next)["room_state"], "shown", "{next}");
+    assert!(!next["body"].as_str().unwrap().contains("power level"));
     assert_eq!(
         alice.state(&room, "org.salon.call", "").await.unwrap()["state"],
         "active"

@@ -35,7 +35,8 @@ pub enum EndReason {
     Empty,
     /// Nobody joined for the unjoined timeout.
     Unjoined,
-    /// The call could not be announced in the room (e.g. the bot lacks power).
+    /// The call could not be announced: the homeserver failed before the
+    /// link was given. (A bot without power still starts the call.)
     Failed,
 }
 
@@ -74,6 +75,37 @@ pub struct Call {
     /// Set when the call ends; cleared once its minutes are in the room.
     #[serde(default)]
     pub minutes_owed: bool,
+    /// How much of the call the room's state (`org.salon.call`, the widget)
+    /// shows; the store is the call's truth, the room state only displays it.
+    #[serde(default)]
+    pub room_view: RoomView,
+}
+
+/// How much of a call the room's state shows. Writing it needs the bot to
+/// hold the power level the room requires for those state events; a bot
+/// without it still runs the call, and catches the room up once promoted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomView {
+    /// The room shows the call as it is.
+    #[default]
+    Current,
+    /// Nothing of this call was written: the bot lacked the power when it started.
+    Missing,
+    /// The call was shown once, but a later change could not be written
+    /// (the bot lost its power level): the room shows an old version.
+    Behind,
+}
+
+/// What to write so that the room's state shows a call as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomStateWrite {
+    /// Nothing is owed.
+    Nothing,
+    /// The call state, the widget and its layout, for a live call.
+    Publish,
+    /// The ended call state, and the widget and layout cleared.
+    Unpublish,
 }
 
 /// What `start` decided.
@@ -145,6 +177,11 @@ impl Call {
             return false;
         }
         self.state = CallState::Ended;
+        // the room shows it live until the end is written
+        self.room_view = match self.room_view {
+            RoomView::Missing => RoomView::Missing,
+            RoomView::Current | RoomView::Behind => RoomView::Behind,
+        };
         self.transcribing = false;
         // a call nobody could see (Failed) or nobody joined has no minutes
         self.minutes_owed = reason != EndReason::Failed && !self.attendees.is_empty();
@@ -154,6 +191,46 @@ impl Call {
         self.participants.clear();
         self.empty_since = None;
         true
+    }
+
+    /// What the room's state still owes this call. An ended call that was
+    /// never shown owes nothing: showing it now would only be stale news.
+    pub fn room_state_owed(&self) -> RoomStateWrite {
+        match (self.room_view, self.state) {
+            (RoomView::Current, _) | (RoomView::Missing, CallState::Ended) => {
+                RoomStateWrite::Nothing
+            }
+            (RoomView::Missing | RoomView::Behind, CallState::Active) => RoomStateWrite::Publish,
+            (RoomView::Behind, CallState::Ended) => RoomStateWrite::Unpublish,
+        }
+    }
+
+    /// Whether a change of the call (participants, transcription, minutes)
+    /// goes to the room's `org.salon.call`: not while the room has never
+    /// shown the call, which is then published whole once the bot may.
+    pub fn room_shows_changes(&self) -> bool {
+        self.room_view != RoomView::Missing
+    }
+
+    /// A write of the call's room state failed (a refusal: the bot lacks
+    /// power). `wrote_some`: part of it went through before the failure.
+    /// Returns whether the record changed (and must be saved).
+    pub fn room_state_failed(&mut self, wrote_some: bool) -> bool {
+        let view = match self.room_view {
+            RoomView::Missing if !wrote_some => RoomView::Missing,
+            _ => RoomView::Behind,
+        };
+        std::mem::replace(&mut self.room_view, view) != view
+    }
+
+    /// The room's state was written as the call is now.
+    pub fn room_state_written(&mut self) -> bool {
+        std::mem::replace(&mut self.room_view, RoomView::Current) != RoomView::Current
+    }
+
+    /// Whether the room's state does not show the call as it is.
+    pub fn hidden_from_room(&self) -> bool {
+        self.room_view != RoomView::Current
     }
 
     /// Whether the call should end by itself at `now`, and why.
@@ -225,6 +302,8 @@ pub fn start(
         transcript_thread: None,
         transcription_sessions: 0,
         minutes_owed: false,
+        // nothing is in the room until the caller publishes it
+        room_view: RoomView::Missing,
     }))
 }
 
@@ -547,6 +626,90 @@ mod tests {
         assert_eq!(
             set_transcription(None, true, 100, true, &RULES),
             Err(Refusal::NoLiveCall)
+        );
+    }
+
+    #[test]
+    fn a_call_the_room_cannot_show_is_published_once_the_bot_may() {
+        // started by a bot without power: nothing in the room yet
+        let mut call = started(1_000);
+        assert_eq!(call.room_view, RoomView::Missing);
+        assert_eq!(call.room_state_owed(), RoomStateWrite::Publish);
+        assert!(call.hidden_from_room());
+        assert!(
+            !call.room_shows_changes(),
+            "a participant joining writes nothing: the room has no call to update"
+        );
+        // a refused attempt that wrote nothing changes nothing
+        assert!(!call.room_state_failed(false));
+        assert_eq!(call.room_state_owed(), RoomStateWrite::Publish);
+        // promoted: published whole, then changes follow
+        assert!(call.room_state_written());
+        assert!(!call.room_state_written(), "written once is written");
+        assert_eq!(call.room_state_owed(), RoomStateWrite::Nothing);
+        assert!(call.room_shows_changes());
+        assert!(!call.hidden_from_room());
+    }
+
+    #[test]
+    fn an_ended_call_the_room_never_showed_is_never_written() {
+        let mut call = started(1_000);
+        call.join(&owned_user_id!("@bob:example.org"));
+        assert!(call.end(5_000, EndReason::Stopped, None));
+        assert_eq!(call.room_view, RoomView::Missing);
+        assert_eq!(
+            call.room_state_owed(),
+            RoomStateWrite::Nothing,
+            "an ended call would be stale news in the header"
+        );
+        assert!(!call.room_shows_changes(), "nor its minutes link");
+    }
+
+    #[test]
+    fn a_shown_call_whose_end_could_not_be_written_is_cleared_later() {
+        let mut call = started(1_000);
+        call.room_state_written();
+        assert!(call.end(5_000, EndReason::Stopped, None));
+        assert_eq!(call.room_state_owed(), RoomStateWrite::Unpublish);
+        // the bot lost its power meanwhile
+        assert!(!call.room_state_failed(false), "already behind");
+        assert_eq!(call.room_state_owed(), RoomStateWrite::Unpublish);
+        assert!(call.room_state_written());
+        assert_eq!(call.room_state_owed(), RoomStateWrite::Nothing);
+    }
+
+    #[test]
+    fn a_refused_update_or_a_half_written_start_is_owed_whole() {
+        let mut live = started(1_000);
+        live.room_state_written();
+        assert!(
+            live.room_state_failed(false),
+            "participants could not be shown"
+        );
+        assert_eq!(live.room_state_owed(), RoomStateWrite::Publish);
+        assert!(live.room_shows_changes());
+        let mut half = started(1_000);
+        assert!(
+            half.room_state_failed(true),
+            "the call state went out, the widget was refused"
+        );
+        assert_eq!(half.room_view, RoomView::Behind);
+        assert_eq!(half.room_state_owed(), RoomStateWrite::Publish);
+        half.end(2_000, EndReason::Failed, None);
+        assert_eq!(half.room_state_owed(), RoomStateWrite::Unpublish);
+    }
+
+    #[test]
+    fn calls_stored_before_room_views_were_recorded_read_as_shown() {
+        let mut call = started(1_000);
+        call.room_state_written();
+        let mut json = serde_json::to_value(&call).unwrap();
+        json.as_object_mut().unwrap().remove("room_view");
+        let old: Call = serde_json::from_value(json).unwrap();
+        assert_eq!(old, call);
+        assert_eq!(
+            serde_json::to_value(RoomView::Missing).unwrap(),
+            serde_json::json!("missing")
         );
     }
 

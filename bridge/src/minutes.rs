@@ -27,7 +27,7 @@ use crate::app::App;
 use crate::calls::Call;
 use crate::config::{MinutesConfig, SummaryEngineConfig};
 use crate::metrics::Metrics;
-use crate::room::{CALL_EVENT, HandleError};
+use crate::room::HandleError;
 use crate::store::MinutesProgress;
 
 /// How long the minutes wait for the call's last utterances.
@@ -368,14 +368,7 @@ impl App {
                 .as_deref()
                 == Some(call.id.as_str())
             {
-                self.matrix
-                    .send_state(
-                        &call.room_id,
-                        CALL_EVENT,
-                        "",
-                        &self.call_state_content(&call),
-                    )
-                    .await?;
+                self.show_call_change(&mut call).await?;
             }
         }
         Ok(Some(event_id))

@@ -96,6 +96,31 @@ impl PowerLevels {
             .copied()
             .unwrap_or(self.state_default)
     }
+
+    /// The level needed to send every one of these state event types.
+    pub fn state_level_for_all(&self, event_types: &[&str]) -> i64 {
+        event_types
+            .iter()
+            .map(|t| self.state_level(t))
+            .max()
+            .unwrap_or(self.state_default)
+    }
+
+    /// `Some(level needed)` if `user` may not send all of these state event
+    /// types, `None` if it may.
+    pub fn lacks_for_state(&self, user: &UserId, event_types: &[&str]) -> Option<i64> {
+        let need = self.state_level_for_all(event_types);
+        (self.user_level(user) < need).then_some(need)
+    }
+}
+
+/// The name Element gives a power level, for asking to be promoted.
+pub fn role_name(level: i64) -> &'static str {
+    match level {
+        100.. => "Admin",
+        50.. => "Moderator",
+        _ => "a custom role",
+    }
 }
 
 #[cfg(test)]
@@ -132,6 +157,30 @@ mod tests {
         assert_eq!(p.user_level(user_id!("@alice:x")), i64::MAX);
         assert_eq!(p.user_level(user_id!("@carol:x")), i64::MAX);
         assert_eq!(p.user_level(user_id!("@mod:x")), 50);
+    }
+
+    #[test]
+    fn a_member_at_level_0_lacks_the_highest_level_of_the_call_events() {
+        let types = ["org.salon.call", "im.vector.modular.widgets"];
+        // an invited member of a private room: 0 against state_default 50
+        let private = json!({"users": {"@owner:x": 100}, "state_default": 50});
+        let p = PowerLevels::from_state(Some(&private), None);
+        assert_eq!(p.lacks_for_state(user_id!("@visio:x"), &types), Some(50));
+        // the most demanding event type decides
+        let strict = json!({
+            "users": {"@visio:x": 50},
+            "state_default": 50,
+            "events": {"org.salon.call": 100}
+        });
+        let p = PowerLevels::from_state(Some(&strict), None);
+        assert_eq!(p.lacks_for_state(user_id!("@visio:x"), &types), Some(100));
+        // promoted: nothing lacks
+        let promoted = json!({"users": {"@visio:x": 100}, "events": {"org.salon.call": 100}});
+        let p = PowerLevels::from_state(Some(&promoted), None);
+        assert_eq!(p.lacks_for_state(user_id!("@visio:x"), &types), None);
+        assert_eq!(role_name(100), "Admin");
+        assert_eq!(role_name(50), "Moderator");
+        assert_eq!(role_name(20), "a custom role");
     }
 
     #[test]

@@ -9,20 +9,52 @@
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::app::{App, now_millis};
-use crate::calls::{self, Call, EndReason, Refusal, StartOutcome, StartRequest};
+use crate::calls::{self, Call, EndReason, Refusal, RoomStateWrite, StartOutcome, StartRequest};
 use crate::commands::{self, Command};
 use crate::matrix::MatrixError;
 use crate::metrics::Metrics;
-use crate::power::PowerLevels;
+use crate::power::{self, PowerLevels};
 use crate::store::QueuedEvent;
 
 /// The call-state event type, and the widget events Element reads.
 pub const CALL_EVENT: &str = "org.salon.call";
 pub const WIDGET_EVENT: &str = "im.vector.modular.widgets";
 pub const LAYOUT_EVENT: &str = "io.element.widgets.layout";
+/// Every state event type the bot writes for a call.
+const CALL_STATE_EVENTS: [&str; 3] = [CALL_EVENT, WIDGET_EVENT, LAYOUT_EVENT];
+
+/// A write of a call's room state that failed, and whether part of it went
+/// through first.
+#[derive(Debug)]
+struct StateWriteError {
+    wrote_some: bool,
+    error: MatrixError,
+}
+
+fn is_forbidden(error: &MatrixError) -> bool {
+    error.errcode() == Some("M_FORBIDDEN")
+}
+
+/// What the start reply says when the room cannot show the call: once, in
+/// that reply, never again on later commands.
+fn hidden_call_remark(need: i64) -> String {
+    format!(
+        "I can't show the call in this room's header yet: I need power level {need} ({}) to set the call and widget state. Once I have it, the next `!visio` command puts it there.",
+        power::role_name(need)
+    )
+}
+
+/// `room_state` in the structured replies about a live call.
+fn room_state_field(call: &Call) -> &'static str {
+    if call.hidden_from_room() {
+        "missing_power"
+    } else {
+        "shown"
+    }
+}
 
 /// The fields of an event the bot looks at.
 #[derive(Debug, Deserialize)]
@@ -77,6 +109,57 @@ pub(crate) fn html_escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// The reply to `!visio start`: body, HTML and `org.salon.reply`. `hidden`:
+/// the level the bot needs to show a call just started in the room's state,
+/// said once, in this reply.
+fn start_reply(
+    call: &Call,
+    url: &str,
+    outcome: &str,
+    hidden: Option<i64>,
+) -> (String, String, Value) {
+    let (body, html) = if outcome == "started" {
+        let (mut body, mut html) = (
+            format!("📞 Call started. Join here: {url}"),
+            format!(
+                "📞 Call started. <a href=\"{0}\">Join the call</a>: {0}",
+                html_escape(url)
+            ),
+        );
+        if let Some(need) = hidden {
+            let remark = hidden_call_remark(need);
+            body = format!("{body}\n{remark}");
+            html = format!("{html}<br>{}", html_escape(&remark));
+        }
+        (body, html)
+    } else {
+        let intro = format!(
+            "A call is already live in this room (started by {} at {}).",
+            call.started_by,
+            format_time(call.started_at)
+        );
+        (
+            format!("{intro} Join here: {url}"),
+            format!(
+                "{} <a href=\"{1}\">Join the call</a>: {1}",
+                html_escape(&intro),
+                html_escape(url)
+            ),
+        )
+    };
+    let mut structured = json!({
+        "command": "start",
+        "outcome": outcome,
+        "call_id": call.id,
+        "url": url,
+        "room_state": room_state_field(call),
+    });
+    if let Some(need) = hidden {
+        structured["required_power_level"] = json!(need);
+    }
+    (body, html, structured)
 }
 
 impl App {
@@ -182,6 +265,14 @@ impl App {
         event: &Event,
         command: Command,
     ) -> Result<(), HandleError> {
+        // Whatever the command, first write what the room's state still owes
+        // its call (the bot may have been promoted since it could not).
+        if let Err(e) = self.catch_up_room_state(room_id).await {
+            if e.is_transient() {
+                return Err(e);
+            }
+            warn!(error = %e, "cannot bring the room's state up to date with its call");
+        }
         match command {
             Command::Help => {
                 self.reply(
@@ -226,43 +317,106 @@ impl App {
         Ok(PowerLevels::from_state(levels.as_ref(), create.as_ref()))
     }
 
-    /// "promote me" text, if the bot cannot send the call's state events.
-    fn missing_bot_power(&self, power: &PowerLevels) -> Option<i64> {
-        let bot = self.matrix.bot_user_id();
-        let have = power.user_level(bot);
-        let need = [CALL_EVENT, WIDGET_EVENT, LAYOUT_EVENT]
-            .iter()
-            .map(|t| power.state_level(t))
-            .max()
-            .unwrap_or(50);
-        (have < need).then_some(need)
+    /// The level the bot lacks to write a call's room state, if any.
+    fn bot_lacks_power(&self, power: &PowerLevels) -> Option<i64> {
+        power.lacks_for_state(self.matrix.bot_user_id(), &CALL_STATE_EVENTS)
     }
 
-    async fn refuse_for_bot_power(
+    /// Writes what the room's state still owes its current call, if the bot
+    /// may now. Cheap when nothing is owed: only the store is read.
+    async fn catch_up_room_state(&self, room_id: &RoomId) -> Result<(), HandleError> {
+        let Some(mut call) = self.store.room_call(room_id)? else {
+            return Ok(());
+        };
+        let owed = call.room_state_owed();
+        if owed == RoomStateWrite::Nothing {
+            return Ok(());
+        }
+        if let Some(need) = self.bot_lacks_power(&self.power_levels(room_id).await?) {
+            debug!(call_id = %call.id, need, "the room's state still lacks the call: the bot is not promoted");
+            return Ok(());
+        }
+        self.write_room_state(&mut call, owed).await?;
+        if !call.hidden_from_room() {
+            info!(call_id = %call.id, ?owed, "the room's state caught up with the call");
+        }
+        Ok(())
+    }
+
+    /// Writes the call's room state and records how much of it the room now
+    /// shows. A refusal (the bot lacks power) is recorded and is not an error:
+    /// the call's truth is in the store; other failures are.
+    async fn write_room_state(
+        &self,
+        call: &mut Call,
+        write: RoomStateWrite,
+    ) -> Result<(), HandleError> {
+        let result = match write {
+            RoomStateWrite::Nothing => return Ok(()),
+            RoomStateWrite::Publish => self.publish_call(call).await,
+            RoomStateWrite::Unpublish => self.unpublish_call(call).await,
+        };
+        match result {
+            Ok(()) => {
+                if call.room_state_written() {
+                    self.store.save_call_only(call).await?;
+                }
+                Ok(())
+            }
+            Err(StateWriteError { wrote_some, error }) => {
+                if call.room_state_failed(wrote_some) {
+                    self.store.save_call_only(call).await?;
+                }
+                if is_forbidden(&error) {
+                    warn!(call_id = %call.id, ?write, "the bot may not set the call's room state; it is written once the bot is promoted");
+                    Ok(())
+                } else {
+                    Err(error.into())
+                }
+            }
+        }
+    }
+
+    /// Shows a change of the call (participants, transcription, minutes) in
+    /// the room's `org.salon.call`. A call the room has never shown is left
+    /// out (once the bot may, the next command publishes it whole), and a
+    /// refusal is recorded, never fatal.
+    pub(crate) async fn show_call_change(&self, call: &mut Call) -> Result<(), HandleError> {
+        if !call.room_shows_changes() {
+            return Ok(());
+        }
+        let content = self.call_state_content(call);
+        match self
+            .matrix
+            .send_state(&call.room_id, CALL_EVENT, "", &content)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_forbidden(&e) => {
+                warn!(call_id = %call.id, "the bot may not update the call's room state; it is written once the bot is promoted");
+                if call.room_state_failed(false) {
+                    self.store.save_call_only(call).await?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sets state events in order; on failure says whether some went through.
+    async fn write_states(
         &self,
         room_id: &RoomId,
-        event: &Event,
-        command: &str,
-        need: i64,
-    ) -> Result<(), HandleError> {
-        let role = if need >= 100 {
-            "Admin"
-        } else if need >= 50 {
-            "Moderator"
-        } else {
-            "a higher role"
-        };
-        let body = format!(
-            "I can't show the call in this room: promote me to {role} (power level {need}) so that I can set the call and widget state, then try again."
-        );
-        self.reply(
-            room_id,
-            event,
-            &body,
-            None,
-            json!({ "command": command, "outcome": "bot_lacks_power", "required_power_level": need }),
-        )
-        .await?;
+        events: [(&str, &str, Value); 3],
+    ) -> Result<(), StateWriteError> {
+        for (i, (kind, key, content)) in events.iter().enumerate() {
+            if let Err(error) = self.matrix.send_state(room_id, kind, key, content).await {
+                return Err(StateWriteError {
+                    wrote_some: i > 0,
+                    error,
+                });
+            }
+        }
         Ok(())
     }
 
@@ -285,11 +439,7 @@ impl App {
     }
 
     /// Sets `org.salon.call`, the widget and its layout for a live call.
-    async fn publish_call(&self, call: &Call) -> Result<(), MatrixError> {
-        let room_id = &call.room_id;
-        self.matrix
-            .send_state(room_id, CALL_EVENT, "", &self.call_state_content(call))
-            .await?;
+    async fn publish_call(&self, call: &Call) -> Result<(), StateWriteError> {
         let widget_id = Self::widget_id(call);
         let widget = json!({
             "type": "m.custom",
@@ -300,82 +450,54 @@ impl App {
             "id": widget_id,
             "creatorUserId": self.matrix.bot_user_id(),
         });
-        self.matrix
-            .send_state(room_id, WIDGET_EVENT, &widget_id, &widget)
-            .await?;
         let layout = json!({
-            "widgets": { widget_id: { "container": "top", "index": 0, "width": 100, "height": 50 } }
+            "widgets": { &widget_id: { "container": "top", "index": 0, "width": 100, "height": 50 } }
         });
-        self.matrix
-            .send_state(room_id, LAYOUT_EVENT, "", &layout)
-            .await?;
-        Ok(())
+        self.write_states(
+            &call.room_id,
+            [
+                (CALL_EVENT, "", self.call_state_content(call)),
+                (WIDGET_EVENT, widget_id.as_str(), widget),
+                (LAYOUT_EVENT, "", layout),
+            ],
+        )
+        .await
     }
 
     /// Marks the call ended in the room and removes the widget.
-    async fn unpublish_call(&self, call: &Call) -> Result<(), MatrixError> {
-        let room_id = &call.room_id;
-        self.matrix
-            .send_state(room_id, CALL_EVENT, "", &self.call_state_content(call))
-            .await?;
-        self.matrix
-            .send_state(room_id, WIDGET_EVENT, &Self::widget_id(call), &json!({}))
-            .await?;
-        self.matrix
-            .send_state(room_id, LAYOUT_EVENT, "", &json!({}))
-            .await?;
-        Ok(())
-    }
-
-    fn started_reply(&self, call: &Call, outcome: &str) -> (String, String, Value) {
-        let url = self.config.call_url(&call.id);
-        let (body, html) = if outcome == "started" {
-            (
-                format!("📞 Call started. Join here: {url}"),
-                format!(
-                    "📞 Call started. <a href=\"{0}\">Join the call</a>: {0}",
-                    html_escape(&url)
-                ),
-            )
-        } else {
-            let intro = format!(
-                "A call is already live in this room (started by {} at {}).",
-                call.started_by,
-                format_time(call.started_at)
-            );
-            (
-                format!("{intro} Join here: {url}"),
-                format!(
-                    "{} <a href=\"{1}\">Join the call</a>: {1}",
-                    html_escape(&intro),
-                    html_escape(&url)
-                ),
-            )
-        };
-        let structured = json!({
-            "command": "start",
-            "outcome": outcome,
-            "call_id": call.id,
-            "url": url,
-        });
-        (body, html, structured)
+    async fn unpublish_call(&self, call: &Call) -> Result<(), StateWriteError> {
+        self.write_states(
+            &call.room_id,
+            [
+                (CALL_EVENT, "", self.call_state_content(call)),
+                (WIDGET_EVENT, Self::widget_id(call).as_str(), json!({})),
+                (LAYOUT_EVENT, "", json!({})),
+            ],
+        )
+        .await
     }
 
     async fn start_call(&self, room_id: &OwnedRoomId, event: &Event) -> Result<(), HandleError> {
         let current = self.store.room_call(room_id)?;
+        let power = self.power_levels(room_id).await?;
+        // The level to name if the room cannot show the call.
+        let need = self
+            .bot_lacks_power(&power)
+            .unwrap_or_else(|| power.state_level_for_all(&CALL_STATE_EVENTS));
         // A replay of the very command that started the live call (after a
-        // crash mid-way): finish announcing it instead of calling it a duplicate.
+        // crash mid-way): the catch-up before this command wrote what the room
+        // lacked; answer as the first time instead of calling it a duplicate.
         if let Some(call) = current
             .as_ref()
             .filter(|c| c.is_active() && c.started_by_event.as_ref() == Some(&event.event_id))
         {
-            self.publish_call(call).await?;
-            let (body, html, structured) = self.started_reply(call, "started");
+            let hidden = call.hidden_from_room().then_some(need);
+            let (body, html, structured) =
+                start_reply(call, &self.config.call_url(&call.id), "started", hidden);
             self.reply(room_id, event, &body, Some(html), structured)
                 .await?;
             return Ok(());
         }
-        let power = self.power_levels(room_id).await?;
         let outcome = calls::start(
             current.as_ref(),
             StartRequest {
@@ -393,30 +515,31 @@ impl App {
                 self.refuse(room_id, event, "start", &refusal).await?;
             }
             Ok(StartOutcome::AlreadyLive(call)) => {
-                let (body, html, structured) = self.started_reply(&call, "already_live");
+                let (body, html, structured) =
+                    start_reply(&call, &self.config.call_url(&call.id), "already_live", None);
                 self.reply(room_id, event, &body, Some(html), structured)
                     .await?;
             }
             Ok(StartOutcome::Started(mut call)) => {
-                if let Some(need) = self.missing_bot_power(&power) {
-                    return self
-                        .refuse_for_bot_power(room_id, event, "start", need)
-                        .await;
-                }
+                // Saved before it is announced; the join link needs no room
+                // state, so a bot without power still starts the call.
                 self.store.save_call(&call).await?;
-                if let Err(e) = self.publish_call(&call).await {
-                    // Undo: a call nobody can see must not block the next start.
+                if self.bot_lacks_power(&power).is_none()
+                    && let Err(e) = self
+                        .write_room_state(&mut call, RoomStateWrite::Publish)
+                        .await
+                {
+                    // Undo: a call whose link nobody got must not block the next start.
                     call.end(now_millis(), EndReason::Failed, None);
                     self.store.save_call(&call).await?;
-                    if e.errcode() == Some("M_FORBIDDEN") {
-                        return self.refuse_for_bot_power(room_id, event, "start", 50).await;
-                    }
-                    return Err(e.into());
+                    return Err(e);
                 }
                 Metrics::inc(&self.metrics.calls_started);
                 self.refresh_live_calls();
-                info!(call_id = %call.id, "call started");
-                let (body, html, structured) = self.started_reply(&call, "started");
+                let hidden = call.hidden_from_room().then_some(need);
+                info!(call_id = %call.id, shown_in_room = hidden.is_none(), "call started");
+                let (body, html, structured) =
+                    start_reply(&call, &self.config.call_url(&call.id), "started", hidden);
                 self.reply(room_id, event, &body, Some(html), structured)
                     .await?;
                 self.auto_transcribe(&mut call).await?;
@@ -524,13 +647,9 @@ impl App {
             self.refresh_live_calls();
             info!(call_id = %call.id, ?reason, "call ended");
         }
-        if let Err(e) = self.unpublish_call(&call).await {
-            if e.errcode() == Some("M_FORBIDDEN") {
-                warn!(call_id = %call.id, "cannot clear the call state: the bot lost its power level");
-            } else {
-                return Err(e.into());
-            }
-        }
+        // a call the room never showed leaves nothing to clear
+        let owed = call.room_state_owed();
+        self.write_room_state(&mut call, owed).await?;
         if call.minutes_owed && self.config.minutes.enabled {
             self.minutes.owe(&call.id);
         } else {
@@ -584,6 +703,7 @@ impl App {
                         "participants": call.participants,
                         "url": self.config.call_url(&call.id),
                         "transcription": call.transcribing,
+                        "room_state": room_state_field(&call),
                     }),
                 )
             }
@@ -633,15 +753,7 @@ impl App {
         }
         self.store.save_call(&call).await?;
         info!(call_id, user = %user, joined, participants = call.participants.len(), "participants changed");
-        self.matrix
-            .send_state(
-                &call.room_id,
-                CALL_EVENT,
-                "",
-                &self.call_state_content(&call),
-            )
-            .await?;
-        Ok(())
+        self.show_call_change(&mut call).await
     }
 
     /// Ends the room's call if its grace period or unjoined timeout has passed.
@@ -733,6 +845,67 @@ mod tests {
             &limited,
             user_id!("@mallory:evil.agents.gouv.fr")
         ));
+    }
+
+    fn call() -> Call {
+        use ruma::{owned_room_id, owned_user_id};
+        let start = calls::start(
+            None,
+            StartRequest {
+                room_id: &owned_room_id!("!r:example.org"),
+                by: &owned_user_id!("@alice:example.org"),
+                by_power: 0,
+                event: None,
+                now: 0,
+            },
+            || "c1".into(),
+            &crate::config::Permissions {
+                start_power_level: 0,
+                stop_power_level: 50,
+                transcribe_power_level: 50,
+            },
+        );
+        match start {
+            Ok(StartOutcome::Started(call)) => call,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_call_the_room_cannot_show_still_gets_its_link_and_one_remark() {
+        let url = "https://visio.example.org/call/c1";
+        let hidden = call();
+        let (body, html, structured) = start_reply(&hidden, url, "started", Some(50));
+        assert!(body.starts_with(&format!("📞 Call started. Join here: {url}\n")));
+        assert_eq!(
+            body.matches("power level 50 (Moderator)").count(),
+            1,
+            "{body}"
+        );
+        assert!(body.contains("header"), "{body}");
+        assert!(html.contains(&format!("<a href=\"{url}\">")));
+        assert!(html.contains("power level 50 (Moderator)"));
+        assert_eq!(
+            structured,
+            json!({
+                "command": "start", "outcome": "started", "call_id": "c1", "url": url,
+                "room_state": "missing_power", "required_power_level": 50,
+            })
+        );
+        // the next start points to the live call and says nothing more
+        let (again, _, again_structured) = start_reply(&hidden, url, "already_live", None);
+        assert!(!again.contains("power level"), "{again}");
+        assert!(again.contains(url));
+        assert_eq!(again_structured["room_state"], "missing_power");
+        assert!(again_structured.get("required_power_level").is_none());
+        // a room that shows the call: no remark
+        let mut shown = call();
+        shown.room_state_written();
+        let (body, _, structured) = start_reply(&shown, url, "started", None);
+        assert_eq!(body, format!("📞 Call started. Join here: {url}"));
+        assert_eq!(structured["room_state"], "shown");
+        assert!(structured.get("required_power_level").is_none());
+        assert!(hidden_call_remark(100).contains("power level 100 (Admin)"));
     }
 
     #[test]

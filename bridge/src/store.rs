@@ -462,6 +462,7 @@ mod tests {
             transcript_thread: None,
             transcription_sessions: 0,
             minutes_owed: false,
+            room_view: crate::calls::RoomView::Current,
         }
     }
 

@@ -22,7 +22,7 @@ use crate::app::App;
 use crate::calls::{self, Call, TranscribeOutcome};
 use crate::commands::Setting;
 use crate::metrics::Metrics;
-use crate::room::{CALL_EVENT, Event, HandleError, html_escape, txn_for};
+use crate::room::{Event, HandleError, html_escape, txn_for};
 use crate::transcription::Transcribed;
 
 /// The data-packet topic the call page listens on for the banner.
@@ -95,7 +95,7 @@ impl App {
             Ok(TranscribeOutcome::TurnedOff) => {
                 self.store.save_call(&call).await?;
                 self.transcriber.stop(&call.id);
-                self.show_transcription(&call).await?;
+                self.show_transcription(&mut call).await?;
                 info!(call_id = %call.id, by = %event.sender, "transcription turned off");
                 self.reply(
                     room_id,
@@ -207,20 +207,12 @@ impl App {
     }
 
     /// Tells the room state and the call page whether the call is transcribed.
-    async fn show_transcription(&self, call: &Call) -> Result<(), HandleError> {
+    async fn show_transcription(&self, call: &mut Call) -> Result<(), HandleError> {
         let flag = json!({ "transcription": call.transcribing }).to_string();
         self.sfu
             .send_data(&call.id, TRANSCRIPTION_TOPIC, flag.as_bytes())
             .await;
-        self.matrix
-            .send_state(
-                &call.room_id,
-                CALL_EVENT,
-                "",
-                &self.call_state_content(call),
-            )
-            .await?;
-        Ok(())
+        self.show_call_change(call).await
     }
 
     /// `!visio settings [transcription=auto|manual] [language=fr|en|auto]`.

@@ -23,9 +23,23 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// A room made by `owner`, where the bot is a moderator (as Element's widgets
 /// need), with the bot invited and joined, and `others` joined.
 pub async fn room_with_bot(env: &Env, owner: &User, others: &[&User]) -> String {
-    let room = owner
-        .create_room(json!({"power_level_content_override": {"users": {env.bot_id(): 50}}}))
-        .await;
+    room_with_bot_at(env, owner, others, Some(50)).await
+}
+
+/// Like [`room_with_bot`], with the bot at power level `bot_level`, or, for
+/// `None`, as an ordinary member of a private room (level 0 against
+/// `state_default` 50, as Tchap invites it).
+pub async fn room_with_bot_at(
+    env: &Env,
+    owner: &User,
+    others: &[&User],
+    bot_level: Option<i64>,
+) -> String {
+    let create = match bot_level {
+        Some(level) => json!({"power_level_content_override": {"users": {env.bot_id(): level}}}),
+        None => json!({}),
+    };
+    let room = owner.create_room(create).await;
     for other in others {
         owner.invite(&room, &other.user_id).await;
         other.join(&room).await;
@@ -304,6 +318,22 @@ rc_invites:
 
     pub fn bot_id(&self) -> String {
         format!("@visio:{SERVER_NAME}")
+    }
+
+    /// `GET /_salon/v1/calls/{call_id}`, as the call page asks it: the
+    /// status and the body.
+    pub async fn call_info(&self, call_id: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!(
+                "http://127.0.0.1:{}/_salon/v1/calls/{call_id}",
+                self.web_port
+            ))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub fn as_url(&self) -> String {
