@@ -7,6 +7,8 @@
 //! the words they said, the other participant must get the captions, and
 //! when the call ends the room must get minutes and both transcript files.
 
+#[path = "support/score.rs"]
+mod score;
 mod support;
 
 use std::path::PathBuf;
@@ -39,36 +41,6 @@ fn model_dir() -> PathBuf {
     dir
 }
 
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric())
-                .collect::<String>()
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Word error rate of `heard` against `said`.
-fn wer(said: &str, heard: &str) -> f64 {
-    let (r, h) = (words(said), words(heard));
-    let mut row: Vec<usize> = (0..=h.len()).collect();
-    for i in 1..=r.len() {
-        let mut prev = row[0];
-        row[0] = i;
-        for j in 1..=h.len() {
-            let cur = row[j];
-            row[j] = (prev + usize::from(r[i - 1] != h[j - 1]))
-                .min(row[j] + 1)
-                .min(row[j - 1] + 1);
-            prev = cur;
-        }
-    }
-    row[h.len()] as f64 / r.len().max(1) as f64
-}
-
 /// `!visio start`; returns the call id.
 async fn start_call(user: &User, room: &str) -> String {
     let started = user.command(room, "!visio start").await;
@@ -76,6 +48,24 @@ async fn start_call(user: &User, room: &str) -> String {
         .as_str()
         .expect("a started call")
         .to_owned()
+}
+
+/// `user` starts a call, joins it with a microphone and turns transcription on.
+async fn transcribed_call(
+    env: &Env,
+    user: &User,
+    room: &str,
+) -> (
+    String,
+    salon_sfu::testing::TestClient,
+    salon_sfu::testing::TrackSender,
+) {
+    let call_id = start_call(user, room).await;
+    let client = join_call(env, user, &call_id, "Alice").await;
+    let mic = client.publish(true).await.unwrap();
+    let on = user.command(room, "!visio transcribe on").await;
+    assert_eq!(on["org.salon.reply"]["outcome"], "on", "{on}");
+    (call_id, client, mic)
 }
 
 /// The room's transcript notices, with when they were first seen.
@@ -206,7 +196,7 @@ async fn two_speakers_are_transcribed_captioned_and_summarised() {
                     if t.transcribed_participant_identity == alice_id =>
                 {
                     finals.extend(t.segments.into_iter().filter(|s| s.r#final).map(|s| s.text));
-                    if wer(&ALICE_SAYS.join(" "), &finals.join(" ")) <= 0.25 {
+                    if score::wer(&ALICE_SAYS.join(" "), &finals.join(" ")) <= 0.25 {
                         break;
                     }
                 }
@@ -243,8 +233,10 @@ async fn two_speakers_are_transcribed_captioned_and_summarised() {
                     }
                 }
                 let alice_ok =
-                    wer(&ALICE_SAYS.join(" "), &heard_from(&notices, &alice.user_id)) <= 0.25;
-                let bob_ok = wer(&BOB_SAYS.join(" "), &heard_from(&notices, &bob.user_id)) <= 0.25;
+                    score::wer(&ALICE_SAYS.join(" "), &heard_from(&notices, &alice.user_id))
+                        <= 0.25;
+                let bob_ok =
+                    score::wer(&BOB_SAYS.join(" "), &heard_from(&notices, &bob.user_id)) <= 0.25;
                 if (alice_ok && bob_ok) || Instant::now() > deadline {
                     return (notices, seen_at);
                 }
@@ -262,8 +254,8 @@ async fn two_speakers_are_transcribed_captioned_and_summarised() {
         heard_from(&notices, &bob.user_id),
     );
     assert!(
-        wer(&ALICE_SAYS.join(" "), &alice_heard) <= 0.25
-            && wer(&BOB_SAYS.join(" "), &bob_heard) <= 0.25,
+        score::wer(&ALICE_SAYS.join(" "), &alice_heard) <= 0.25
+            && score::wer(&BOB_SAYS.join(" "), &bob_heard) <= 0.25,
         "transcripts do not match.\nalice said {ALICE_SAYS:?}, heard {alice_heard:?}\nbob said {BOB_SAYS:?}, heard {bob_heard:?}\n{}",
         env.logs()
     );
@@ -284,18 +276,18 @@ async fn two_speakers_are_transcribed_captioned_and_summarised() {
     }
     // Nobody's words are given to the other.
     assert!(
-        !words(&alice_heard).contains(&"minister".to_owned()),
+        !score::words(&alice_heard).contains(&"minister".to_owned()),
         "{alice_heard}"
     );
     assert!(
-        !words(&bob_heard).contains(&"library".to_owned()),
+        !score::words(&bob_heard).contains(&"library".to_owned()),
         "{bob_heard}"
     );
 
     let (banner, finals, _bob_client) = captions.await.unwrap();
     assert!(banner, "bob's page was told transcription is on");
     assert!(
-        wer(&ALICE_SAYS.join(" "), &finals.join(" ")) <= 0.25,
+        score::wer(&ALICE_SAYS.join(" "), &finals.join(" ")) <= 0.25,
         "bob's captions of alice: {finals:?}"
     );
 
@@ -486,11 +478,7 @@ async fn transcript_files_the_homeserver_refuses_leave_the_minutes_posted_and_sa
     env.start_bridge().await;
     let alice = env.user("alice").await;
     let room = room_with_bot(&env, &alice, &[]).await;
-    let call_id = start_call(&alice, &room).await;
-    let client = join_call(&env, &alice, &call_id, "Alice").await;
-    let mic = client.publish(true).await.unwrap();
-    let on = alice.command(&room, "!visio transcribe on").await;
-    assert_eq!(on["org.salon.reply"]["outcome"], "on", "{on}");
+    let (call_id, _client, mic) = transcribed_call(&env, &alice, &room).await;
     let speech = speak(env.dir.path(), "alice", ALICE_SAYS[0], "en-us");
     talk(&mic, vec![speech]).await;
     alice
@@ -536,4 +524,76 @@ async fn transcript_files_the_homeserver_refuses_leave_the_minutes_posted_and_sa
             .count(),
         1
     );
+}
+
+/// Precision on the live path (the SFU's audio tap): speech between
+/// silences, looped like a browser's fake microphone, reaches the room with
+/// its first words and without words nobody said.
+#[tokio::test(flavor = "multi_thread")]
+async fn looped_speech_reaches_the_room_without_invented_words() {
+    const BRIEFING: &str = "Good morning everyone. We agreed to publish the budget report on \
+                            Friday. Alice will send the final figures to the minister.";
+    model_dir();
+    let mut env = Env::start().await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let room = room_with_bot(&env, &alice, &[]).await;
+    alice.command(&room, "!visio settings language=en").await;
+    let (_call_id, _client, mic) = transcribed_call(&env, &alice, &room).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let speech = speak(dir.path(), "briefing", BRIEFING, "en");
+    // `talk` leaves silence before and after each sentence: 1 s, then 2 s
+    let mut quiet_then_speech = vec![0.0; 16_000 / 2];
+    quiet_then_speech.extend_from_slice(&speech);
+    talk(&mic, vec![quiet_then_speech.clone(), quiet_then_speech]).await;
+
+    alice
+        .wait_until("both loops in the room", TRANSCRIPT_WAIT, || async {
+            let notices = transcript_notices(&alice, &room).await;
+            let heard = heard_from(&notices, &alice.user_id);
+            score::words(&heard)
+                .iter()
+                .filter(|w| *w == "minister")
+                .count()
+                >= 2
+        })
+        .await;
+    // the sentinel: the minutes come after the call's transcription has
+    // drained, so whatever else this audio would have made is in the room
+    let stopped = alice.command(&room, "!visio stop").await;
+    assert_eq!(stopped["org.salon.reply"]["outcome"], "ended", "{stopped}");
+    alice
+        .wait_until("the minutes", TRANSCRIPT_WAIT, || async {
+            alice
+                .timeline(&room)
+                .await
+                .iter()
+                .any(|e| e["content"]["org.salon.minutes"].is_object())
+        })
+        .await;
+    let notices = transcript_notices(&alice, &room).await;
+    let heard = heard_from(&notices, &alice.user_id);
+    let said = [BRIEFING; 2].join(" ");
+    let inserted = score::inserted_rate(&said, &heard);
+    eprintln!(
+        "live looped: wer {:.3} inserted {inserted:.3}: {heard}",
+        score::wer(&said, &heard)
+    );
+    assert!(
+        inserted < 0.05,
+        "{inserted:.3} of the words were never said: {heard:?}"
+    );
+    for notice in &notices {
+        let text = notice["content"]["org.salon.transcript"]["text"]
+            .as_str()
+            .unwrap();
+        if score::words(text).contains(&"agreed".to_owned()) {
+            assert_eq!(
+                score::words(text).first().map(String::as_str),
+                Some("good"),
+                "the first words are lost: {text:?}"
+            );
+        }
+    }
 }

@@ -73,6 +73,10 @@ fn transcribe(
     language: &str,
     file: &std::path::Path,
 ) -> Result<(), String> {
+    // quiet by default; SALON_LOG=salon_speech=debug shows each window's
+    // no-speech probability and what the guards dropped (symphonia reports
+    // a file it cannot read as an ERROR line; the command says it once)
+    init_logging("warn,symphonia_core=off,symphonia=off", false);
     let dir = model_dir(model);
     let model = salon_speech::WhisperModel::load(&dir).map_err(|e| {
         format!("{e} (install the models with scripts/install-models.sh, or pass --model DIR)")

@@ -16,6 +16,7 @@ mod audio;
 mod ct2;
 mod error;
 mod fastops;
+pub mod guard;
 pub mod live;
 mod mel;
 mod model;

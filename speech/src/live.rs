@@ -16,6 +16,8 @@ use crate::mel::SAMPLE_RATE;
 /// Samples per 20 ms VAD frame at 16 kHz.
 const FRAME: usize = SAMPLE_RATE / 50;
 const FRAME_MS: u64 = 20;
+/// Silence kept after the end of an utterance's speech.
+const TAIL_KEEP_MS: u64 = 200;
 /// Largest Opus frame: 120 ms at 48 kHz, stereo.
 const MAX_OPUS_SAMPLES: usize = 5760 * 2;
 
@@ -99,7 +101,8 @@ pub struct SegmenterConfig {
     pub min_speech_ms: u64,
     /// Longer utterances are cut here and a new one starts.
     pub max_utterance_ms: u64,
-    /// Audio kept from before the speech started.
+    /// Audio kept from before the speech started: the energy onset fires on
+    /// the vowel, after a soft first consonant ("Good", "Hello") has begun.
     pub pre_roll_ms: u64,
 }
 
@@ -111,7 +114,7 @@ impl Default for SegmenterConfig {
             end_silence_ms: 600,
             min_speech_ms: 200,
             max_utterance_ms: 15_000,
-            pre_roll_ms: 200,
+            pre_roll_ms: 300,
         }
     }
 }
@@ -243,8 +246,9 @@ impl UtteranceSegmenter {
                 let length_ms = open.pcm.len() as u64 * 1000 / SAMPLE_RATE as u64;
                 if open.silence_ms >= self.config.end_silence_ms {
                     let mut open = self.open.take()?;
-                    // keep a little of the silence: Whisper likes a clean ending
-                    let keep_ms = open.silence_ms.min(self.config.pre_roll_ms);
+                    // keep a little of the silence: Whisper likes a clean
+                    // ending, but more silence is room to invent words in
+                    let keep_ms = open.silence_ms.min(TAIL_KEEP_MS);
                     let cut = (open.silence_ms - keep_ms) as usize * SAMPLE_RATE / 1000;
                     open.pcm.truncate(open.pcm.len() - cut);
                     finished = self.close(open);
@@ -316,7 +320,7 @@ mod tests {
         assert_eq!(utterances.len(), 1, "{utterances:?}");
         let u = &utterances[0];
         assert!(
-            (780..=1000).contains(&u.start_ms),
+            (680..=1000).contains(&u.start_ms),
             "starts at {}",
             u.start_ms
         );
@@ -339,9 +343,9 @@ mod tests {
         );
         assert_eq!(utterances.len(), 2, "{utterances:?}");
         assert!(utterances[0].end_ms <= utterances[1].start_ms);
-        // speech resumes at 2400 ms; the pre-roll keeps 200 ms before it
+        // speech resumes at 2400 ms; the pre-roll keeps 300 ms before it
         assert!(
-            (2150..=2400).contains(&utterances[1].start_ms),
+            (2050..=2400).contains(&utterances[1].start_ms),
             "{}",
             utterances[1].start_ms
         );

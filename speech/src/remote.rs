@@ -12,6 +12,7 @@ use tracing::{debug, info_span};
 
 use crate::SpeechEngine;
 use crate::error::SpeechError;
+use crate::guard;
 use crate::mel::SAMPLE_RATE;
 use crate::transcript::{Language, Segment, TranscribeOptions, Transcript};
 
@@ -64,6 +65,8 @@ struct RemoteSegment {
     text: String,
     #[serde(default)]
     no_speech_prob: f32,
+    #[serde(default)]
+    avg_logprob: f32,
 }
 
 impl RemoteEngine {
@@ -133,6 +136,7 @@ impl SpeechEngine for RemoteEngine {
                     end_ms: (s.end.max(0.0) * 1000.0).round() as u64,
                     text: s.text.trim().to_owned(),
                     no_speech_prob: s.no_speech_prob,
+                    avg_logprob: s.avg_logprob,
                 })
                 .filter(|s| !s.text.is_empty())
                 .collect(),
@@ -144,11 +148,13 @@ impl SpeechEngine for RemoteEngine {
                     .unwrap_or((pcm.len() * 1000 / SAMPLE_RATE) as u64),
                 text: body.text.trim().to_owned(),
                 no_speech_prob: 0.0,
+                avg_logprob: 0.0,
             }],
             None => Vec::new(),
         };
         debug!(segments = segments.len(), %language, "remote transcript received");
-        Ok(Transcript { language, segments })
+        // the server's own guards vary; ours apply to its answer as to ours
+        Ok(guard::apply(Transcript { language, segments }, pcm, opts).0)
     }
 }
 

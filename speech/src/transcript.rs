@@ -79,6 +79,10 @@ pub struct Segment {
     pub text: String,
     /// Probability the model gave to "no speech" for the window this came from.
     pub no_speech_prob: f32,
+    /// Mean token log-probability of the decode this came from (0 when the
+    /// engine does not say): low for text the model was unsure of.
+    #[serde(default)]
+    pub avg_logprob: f32,
 }
 
 /// `[mm:ss.mmm --> mm:ss.mmm] text`, the `salon transcribe` line.
@@ -140,6 +144,7 @@ mod tests {
             end_ms: 11_000,
             text: "And so my fellow Americans".into(),
             no_speech_prob: 0.01,
+            avg_logprob: -0.2,
         };
         assert_eq!(
             segment.to_string(),
@@ -150,6 +155,7 @@ mod tests {
             end_ms: 3_725_000,
             text: "x".into(),
             no_speech_prob: 0.0,
+            avg_logprob: 0.0,
         };
         assert_eq!(late.to_string(), "[1:02:03.456 --> 1:02:05.000] x");
     }

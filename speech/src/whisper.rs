@@ -7,7 +7,6 @@
 //! timestamp pairs become segments, and the next window starts where the last
 //! complete segment ended.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,6 +19,7 @@ use tracing::{debug, info_span, warn};
 use crate::SpeechEngine;
 use crate::ct2::{Ct2Index, Ct2Weights};
 use crate::error::SpeechError;
+use crate::guard::{self, compression_ratio};
 use crate::mel::{HOP, MelExtractor, SAMPLE_RATE, WINDOW_FRAMES};
 use crate::model::{DecoderState, Whisper};
 use crate::tokenizer::Tokenizer;
@@ -292,9 +292,11 @@ impl WhisperModel {
                 seek += segment_size;
                 continue;
             }
-            if decode.compression_ratio > opts.compression_ratio_threshold {
-                // every temperature looped: keep the decode (real speech can
-                // repeat itself) but never a segment that repeats the last one
+            let looped = decode.compression_ratio > opts.compression_ratio_threshold;
+            if looped {
+                // every temperature looped: keep the decode (the guards judge
+                // each segment), but not a copy of the segment before it
+                // from this same looping decode
                 warn!(
                     compression_ratio = decode.compression_ratio,
                     "repetitive decode after every fallback"
@@ -302,12 +304,16 @@ impl WhisperModel {
             }
             let time_offset_ms = (seek * HOP * 1000 / SAMPLE_RATE) as u64;
             let (window_segments, advance) =
-                self.split_segments(&decode.tokens, time_offset_ms, segment_size, no_speech_prob);
+                self.split_segments(&decode, time_offset_ms, segment_size, no_speech_prob);
+            let window_start = segments.len();
             for segment in window_segments {
-                let repeat = segments
-                    .last()
-                    .is_some_and(|prev| prev.text.trim() == segment.text.trim());
-                if segment.text.trim().is_empty() || repeat {
+                // A sentence said twice is two segments; only a looping
+                // decode's copies of its own previous segment are dropped.
+                let looped_copy = looped
+                    && segments[window_start..]
+                        .last()
+                        .is_some_and(|prev| prev.text.trim() == segment.text.trim());
+                if segment.text.trim().is_empty() || looped_copy {
                     continue;
                 }
                 segments.push(segment);
@@ -315,10 +321,11 @@ impl WhisperModel {
             // never stall: a window always moves the seek forward
             seek += advance.max(1);
         }
-        Ok(Transcript {
+        let transcript = Transcript {
             language: language.unwrap_or_else(|| "en".to_owned()),
             segments,
-        })
+        };
+        Ok(guard::apply(transcript, pcm, opts).0)
     }
 
     fn detect_language(&self, logits: &[f32]) -> Result<String, SpeechError> {
@@ -504,19 +511,24 @@ impl WhisperModel {
     /// frames the seek advances.
     fn split_segments(
         &self,
-        tokens: &[u32],
+        decode: &WindowDecode,
         offset_ms: u64,
         segment_size: usize,
         no_speech_prob: f32,
     ) -> (Vec<Segment>, usize) {
+        let tokens = &decode.tokens[..];
         let ts_begin = self.tokenizer.special.timestamp_begin;
         let is_ts = |t: u32| t >= ts_begin;
         let ms = |t: u32| offset_ms + ((t - ts_begin) as f64 * TIME_PRECISION * 1000.0) as u64;
-        let segment = |start_ms, end_ms, ids: &[u32]| Segment {
+        let segment = |start_ms, end_ms, from: usize, to: usize| Segment {
             start_ms,
             end_ms,
-            text: self.tokenizer.decode(ids).trim().to_owned(),
+            text: self.tokenizer.decode(&tokens[from..to]).trim().to_owned(),
             no_speech_prob,
+            // as OpenAI's and faster-whisper's answers have it: the
+            // window's figures, so the guards judge every engine alike (a
+            // few tokens' own mean is too noisy to judge on)
+            avg_logprob: decode.avg_logprob,
         };
         let n = tokens.len();
         let single_ending = n >= 2 && !is_ts(tokens[n - 2]) && is_ts(tokens[n - 1]);
@@ -529,7 +541,7 @@ impl WhisperModel {
                 _ => (segment_size * HOP * 1000 / SAMPLE_RATE) as u64,
             };
             return (
-                vec![segment(offset_ms, offset_ms + duration_ms, tokens)],
+                vec![segment(offset_ms, offset_ms + duration_ms, 0, n)],
                 segment_size,
             );
         }
@@ -544,7 +556,7 @@ impl WhisperModel {
                 && is_ts(first)
                 && is_ts(end)
             {
-                out.push(segment(ms(first), ms(end), sliced));
+                out.push(segment(ms(first), ms(end), last, current));
             }
             last = current;
         }
@@ -605,33 +617,9 @@ fn sample(logits: &[f32], temperature: f32, rng: &mut StdRng) -> u32 {
     argmax(logits)
 }
 
-/// gzip-style compression ratio of the text: high for looping repeats.
-fn compression_ratio(text: &str) -> f32 {
-    if text.is_empty() {
-        return 0.0;
-    }
-    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    if encoder.write_all(text.as_bytes()).is_err() {
-        return 0.0;
-    }
-    match encoder.finish() {
-        Ok(compressed) if !compressed.is_empty() => text.len() as f32 / compressed.len() as f32,
-        _ => 0.0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repeated_text_compresses_far_better_than_speech() {
-        let speech = "And so my fellow Americans, ask not what your country can do for you, \
-                      ask what you can do for your country.";
-        let loop_ = "Thank you. ".repeat(20);
-        assert!(compression_ratio(speech) < 2.4);
-        assert!(compression_ratio(&loop_) > 2.4);
-    }
 
     #[test]
     fn log_softmax_sums_to_one() {

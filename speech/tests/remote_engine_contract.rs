@@ -105,7 +105,8 @@ const VERBOSE_JSON: &str = r#"{"task":"transcribe","language":"french","duration
 fn remote_engine_contract_with_stub_server() {
     let (url, rx) = stub_server("200 OK", VERBOSE_JSON);
     let engine = engine(format!("{url}/"), Duration::from_secs(10));
-    let pcm = vec![0.25f32; 16_000];
+    // 3.5 s of loud audio: both segments lie on voice
+    let pcm = vec![0.25f32; 56_000];
     let opts = TranscribeOptions {
         language: Language::Code("fr".into()),
         ..TranscribeOptions::default()
@@ -135,9 +136,9 @@ fn remote_engine_contract_with_stub_server() {
         .windows(4)
         .position(|w| w == b"RIFF")
         .expect("a wav upload");
-    // 44-byte header + one second of 16-bit samples at 16 kHz
+    // 44-byte header + 3.5 seconds of 16-bit samples at 16 kHz
     let data_len = u32::from_le_bytes(body[riff + 40..riff + 44].try_into().unwrap());
-    assert_eq!(data_len, 32_000);
+    assert_eq!(data_len, 112_000);
     assert_eq!(
         u32::from_le_bytes(body[riff + 24..riff + 28].try_into().unwrap()),
         16_000
@@ -150,6 +151,27 @@ fn remote_engine_contract_with_stub_server() {
         "[00:00.000 --> 00:01.520] Bonjour à tous."
     );
     assert_eq!(transcript.segments[1].end_ms, 3_500);
+}
+
+/// A server without our guards: it hears "Thank you." in the silence after
+/// the speech, and loops on the last words.
+const INVENTED_JSON: &str = r#"{"language":"en","duration":6.0,
+ "text":"We agreed. Thank you. So, the first thing.",
+ "segments":[{"start":0.0,"end":1.9,"text":" We agreed.","no_speech_prob":0.05,"avg_logprob":-0.25},
+             {"start":2.0,"end":3.0,"text":" Thank you.","no_speech_prob":0.72,"avg_logprob":-1.3},
+             {"start":4.2,"end":6.0,"text":" So, the first thing.","no_speech_prob":0.2,"avg_logprob":-0.6}]}"#;
+
+#[test]
+fn remote_engine_contract_answers_pass_the_same_guards() {
+    let (url, _rx) = stub_server("200 OK", INVENTED_JSON);
+    let engine = engine(url, Duration::from_secs(10));
+    // 2 s of voice, then 4 s of silence
+    let mut pcm: Vec<f32> = (0..32_000).map(|i| 0.3 * (i as f32 * 0.09).sin()).collect();
+    pcm.extend(std::iter::repeat_n(0.0, 64_000));
+    let transcript = engine
+        .transcribe(&pcm, &TranscribeOptions::default())
+        .unwrap();
+    assert_eq!(transcript.text(), "We agreed.");
 }
 
 #[test]

@@ -109,3 +109,24 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("creating a scratch folder");
     dir
 }
+
+/// Words heard that were never said, as a share of the words said: the
+/// insertions of the minimal word alignment (a misheard word is a
+/// substitution and counts in the WER; an invented word is an insertion).
+pub fn inserted_rate(reference: &str, hypothesis: &str) -> f64 {
+    let r = words(reference);
+    let h = words(hypothesis);
+    // (cost, insertions), ties broken towards fewer insertions
+    let mut prev: Vec<(usize, usize)> = (0..=h.len()).map(|j| (j, j)).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut row = vec![(i + 1, 0); h.len() + 1];
+        for (j, hw) in h.iter().enumerate() {
+            let diagonal = (prev[j].0 + usize::from(rw != hw), prev[j].1);
+            let deletion = (prev[j + 1].0 + 1, prev[j + 1].1);
+            let insertion = (row[j].0 + 1, row[j].1 + 1);
+            row[j + 1] = [diagonal, deletion, insertion].into_iter().min().unwrap();
+        }
+        prev = row;
+    }
+    prev[h.len()].1 as f64 / r.len().max(1) as f64
+}
