@@ -7,7 +7,7 @@
 mod support;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use matrix_sdk::config::{RequestConfig, SyncSettings};
 use matrix_sdk::{Client, Room};
@@ -130,14 +130,15 @@ async fn encrypted_reply(
     room: &Room,
     event_id: &str,
 ) -> Value {
-    let start = Instant::now();
-    loop {
-        let replies: Vec<Value> = bot_messages(viewer, room.room_id().as_str(), &env.bot_id())
-            .await
-            .into_iter()
-            .filter(|e| e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == event_id)
-            .collect();
-        if let Some(raw) = replies.first() {
+    let what = format!("a decryptable reply to {event_id}");
+    viewer
+        .wait_for(&what, WAIT, || async {
+            let replies: Vec<Value> = bot_messages(viewer, room.room_id().as_str(), &env.bot_id())
+                .await
+                .into_iter()
+                .filter(|e| e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == event_id)
+                .collect();
+            let raw = replies.first()?;
             assert_eq!(
                 raw["type"], "m.room.encrypted",
                 "the bot answered in the clear: {raw}"
@@ -146,17 +147,37 @@ async fn encrypted_reply(
                 raw["content"].get("body").is_none(),
                 "plaintext leaked: {raw}"
             );
-            if let Some(event) = member.decrypt(room, raw).await {
-                assert_eq!(event["type"], "m.room.message", "{event}");
-                return event["content"].clone();
+            let event = member.decrypt(room, raw).await?;
+            assert_eq!(event["type"], "m.room.message", "{event}");
+            Some(event["content"].clone())
+        })
+        .await
+}
+
+/// Waits for the bot's message whose content has `field`; asserts it went out
+/// encrypted and returns its decrypted content.
+async fn encrypted_message_with(
+    env: &Env,
+    viewer: &User,
+    member: &Member,
+    room: &Room,
+    field: &str,
+    timeout: Duration,
+) -> Value {
+    let what = format!("a decryptable message with {field}");
+    viewer
+        .wait_for(&what, timeout, || async {
+            for raw in bot_messages(viewer, room.room_id().as_str(), &env.bot_id()).await {
+                if let Some(event) = member.decrypt(room, &raw).await
+                    && event["content"].get(field).is_some()
+                {
+                    assert_eq!(raw["type"], "m.room.encrypted", "{raw}");
+                    return Some(event["content"].clone());
+                }
             }
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "no decryptable reply to {event_id} within {WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            None
+        })
+        .await
 }
 
 fn e2ee_dir(env: &Env) -> PathBuf {
@@ -236,18 +257,14 @@ async fn encrypted_commands_get_encrypted_replies_and_minutes_across_restart_and
     );
 
     // The greeting is encrypted too.
-    let start = Instant::now();
-    let greeting = loop {
-        let messages = bot_messages(&alice, room_id.as_str(), &env.bot_id()).await;
-        if let Some(raw) = messages.first() {
+    let greeting = alice
+        .wait_for("a decryptable greeting", WAIT, || async {
+            let messages = bot_messages(&alice, room_id.as_str(), &env.bot_id()).await;
+            let raw = messages.first()?;
             assert_eq!(raw["type"], "m.room.encrypted", "{raw}");
-            if let Some(event) = member.decrypt(&room, raw).await {
-                break event;
-            }
-        }
-        assert!(start.elapsed() < WAIT, "no decryptable greeting");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+            member.decrypt(&room, raw).await
+        })
+        .await;
     assert!(
         greeting["content"]["body"]
             .as_str()
@@ -285,22 +302,16 @@ async fn encrypted_commands_get_encrypted_replies_and_minutes_across_restart_and
     let sentence = "The budget for the new school library is ready for review.";
     let speech = support::speak(env.dir.path(), "alice", sentence, "en-us");
     support::talk(&mic, vec![speech]).await;
-    let start = Instant::now();
-    let transcript = 'heard: loop {
-        for raw in bot_messages(&alice, room_id.as_str(), &env.bot_id()).await {
-            if let Some(event) = member.decrypt(&room, &raw).await
-                && event["content"].get("org.salon.transcript").is_some()
-            {
-                assert_eq!(raw["type"], "m.room.encrypted", "{raw}");
-                break 'heard event["content"]["org.salon.transcript"].clone();
-            }
-        }
-        assert!(
-            start.elapsed() < WAIT * 3,
-            "no decryptable transcript notice"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let notice = encrypted_message_with(
+        &env,
+        &alice,
+        &member,
+        &room,
+        "org.salon.transcript",
+        WAIT * 3,
+    )
+    .await;
+    let transcript = &notice["org.salon.transcript"];
     assert_eq!(transcript["speaker"], alice.user_id.as_str());
     let text = transcript["text"].as_str().unwrap().to_lowercase();
     assert!(
@@ -362,19 +373,8 @@ async fn encrypted_commands_get_encrypted_replies_and_minutes_across_restart_and
     }
 
     // The call's minutes follow, encrypted like the rest.
-    let start = Instant::now();
-    let minutes = 'found: loop {
-        for raw in bot_messages(&alice, room_id.as_str(), &env.bot_id()).await {
-            if let Some(event) = member.decrypt(&room, &raw).await
-                && event["content"].get("org.salon.minutes").is_some()
-            {
-                assert_eq!(raw["type"], "m.room.encrypted", "{raw}");
-                break 'found event["content"].clone();
-            }
-        }
-        assert!(start.elapsed() < WAIT * 4, "no decryptable minutes");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let minutes =
+        encrypted_message_with(&env, &alice, &member, &room, "org.salon.minutes", WAIT * 4).await;
     assert_eq!(minutes["msgtype"], "m.notice", "{minutes}");
 
     // Nothing the bot said in this room went out in the clear.
@@ -510,14 +510,11 @@ async fn files_go_to_encrypted_rooms_as_encrypted_attachments() {
         .find(|e| e["event_id"] == event_id.as_str())
         .expect("the file message is in the room");
     assert_eq!(raw["type"], "m.room.encrypted", "{raw}");
-    let start = Instant::now();
-    let event = loop {
-        if let Some(event) = member.decrypt(&room, &raw).await {
-            break event;
-        }
-        assert!(start.elapsed() < WAIT, "the file message never decrypted");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let event = alice
+        .wait_for("the file message to decrypt", WAIT, || {
+            member.decrypt(&room, &raw)
+        })
+        .await;
     let file: ruma::events::room::EncryptedFile =
         serde_json::from_value(event["content"]["file"].clone()).unwrap();
     let mxc = file.url.clone();

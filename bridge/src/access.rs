@@ -24,8 +24,9 @@ use tracing::{info, warn};
 
 use crate::appservice::matrix_error;
 use crate::calls::Call;
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::matrix::Matrix;
+use crate::media::MediaBackend;
 use crate::store::Store;
 
 /// How long a join token is valid.
@@ -39,8 +40,7 @@ pub struct AccessState {
     pub config: Arc<Config>,
     pub store: Store,
     pub matrix: Matrix,
-    pub sfu_api_key: String,
-    pub sfu_api_secret: Secret,
+    pub media: Arc<dyn MediaBackend>,
     http: reqwest::Client,
     limiter: Arc<Mutex<RateLimiter>>,
 }
@@ -50,15 +50,13 @@ impl AccessState {
         config: Arc<Config>,
         store: Store,
         matrix: Matrix,
-        sfu_api_key: String,
-        sfu_api_secret: Secret,
+        media: Arc<dyn MediaBackend>,
     ) -> Self {
         Self {
             config,
             store,
             matrix,
-            sfu_api_key,
-            sfu_api_secret,
+            media,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -274,16 +272,11 @@ async fn join(
                 .and_then(|m| m["displayname"].as_str().map(str::to_owned))
         })
         .unwrap_or_else(|| user.to_string());
-    let token = salon_sfu::token::mint(
-        &state.sfu_api_key,
-        state.sfu_api_secret.expose(),
-        &call.id,
-        user.as_str(),
-        &name,
-        JOIN_TOKEN_TTL,
-    );
+    let grant = state
+        .media
+        .join_grant(&call.id, user.as_str(), &name, JOIN_TOKEN_TTL);
     info!(call_id = %call.id, user = %user, "join token issued");
-    Json(json!({ "url": state.config.sfu_ws_url(), "token": token })).into_response()
+    Json(json!({ "url": grant.url, "token": grant.token })).into_response()
 }
 
 #[cfg(test)]

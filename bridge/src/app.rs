@@ -7,7 +7,7 @@
 //! a bridge that is ready for them.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ruma::{OwnedRoomId, OwnedUserId, UserId};
 use tokio::net::TcpListener;
@@ -15,8 +15,10 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::access;
 use crate::appservice::{self, AppserviceState};
+use crate::clock::now_millis;
 use crate::config::{Config, Secret};
 use crate::matrix::{Matrix, MatrixError};
+use crate::media::{EmbeddedSfu, MediaBackend, MediaEvent};
 use crate::metrics::Metrics;
 use crate::minutes::MinutesQueue;
 use crate::queues::{RoomJob, RoomQueues, RoomWorker};
@@ -24,16 +26,10 @@ use crate::store::Store;
 use crate::transcription::Transcriber;
 use crate::{minutes, transcripts, web};
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// How long handled event ids are remembered.
 const HANDLED_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+/// How long the shutdown waits for transcription, then for the rooms.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 /// How often live calls are checked for timeouts.
 const TIMEOUT_TICK: Duration = Duration::from_secs(5);
 
@@ -44,7 +40,7 @@ pub struct App {
     pub matrix: Matrix,
     pub metrics: Arc<Metrics>,
     pub sender_user_id: OwnedUserId,
-    pub sfu: Arc<salon_sfu::Sfu>,
+    pub media: Arc<dyn MediaBackend>,
     pub transcriber: Arc<Transcriber>,
     pub minutes: MinutesQueue,
     pub summarizer: salon_minutes::Summarizer,
@@ -102,6 +98,7 @@ impl RoomWorker for App {
                     warn!(error = %e, %call_id, "cannot record a participant change");
                 }
             }
+            RoomJob::TranscriptNotice(seq, t) => self.post_transcript_notice(seq, &t).await,
             RoomJob::CheckTimeout => {
                 if let Err(e) = self.check_timeout(&room_id).await {
                     Metrics::inc(&self.metrics.errors);
@@ -167,9 +164,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokens.sender_localpart, config.homeserver.server_name
     ))?;
     let sfu_secret = sfu_secret(&config, &store).await?;
-    let sfu = salon_sfu::Sfu::new(sfu_config(&config, &sfu_secret))?;
+    let media: Arc<dyn MediaBackend> =
+        EmbeddedSfu::start(sfu_config(&config, &sfu_secret), config.sfu_ws_url())?;
     let (transcriber, transcribed) =
-        Transcriber::new(config.transcription.clone(), sfu.clone(), metrics.clone());
+        Transcriber::new(config.transcription.clone(), media.clone(), metrics.clone());
     let (minutes_queue, owed_minutes) = MinutesQueue::new();
     let app = Arc::new(App {
         config: config.clone(),
@@ -177,7 +175,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         matrix: matrix.clone(),
         metrics: metrics.clone(),
         sender_user_id,
-        sfu: sfu.clone(),
+        media: media.clone(),
         transcriber: transcriber.clone(),
         minutes: minutes_queue.clone(),
         summarizer: minutes::summarizer(&config.minutes)?,
@@ -186,8 +184,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let rooms = RoomQueues::default();
     rooms.start(app.clone());
     // Before anything posts: the device's keys are up and its rooms known.
-    let e2ee_sync = crate::crypto::start(&matrix, &store, &rooms).await;
-    let sink = tokio::spawn(transcripts::run_sink(app.clone(), transcribed));
+    let e2ee_sync = crate::matrix::start_sync(&matrix, &store, &rooms).await;
+    let sink = tokio::spawn(transcripts::run_sink(
+        app.clone(),
+        rooms.clone(),
+        transcribed,
+    ));
     let minutes_worker = tokio::spawn(minutes::run_worker(app.clone(), owed_minutes));
     resume_after_restart(&app).await?;
 
@@ -219,11 +221,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.clone(),
         store.clone(),
         matrix.clone(),
-        config.sfu.api_key.clone(),
-        sfu_secret.clone(),
+        media.clone(),
     )))
-    .merge(sfu.router());
-    let participants = follow_participants(&sfu, &store, &rooms, &transcriber);
+    .merge(media.router().unwrap_or_default());
+    let participants = follow_participants(&media, &store, &rooms, &transcriber);
 
     let (shutdown_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut servers = Vec::new();
@@ -282,6 +283,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     shutdown_signal().await;
+    // Stop accepting: the HTTP servers finish their requests and close
+    // (events the homeserver sends meanwhile are resent to the next run).
     let _ = shutdown_tx.send(());
     for server in servers {
         if let Err(e) = server.await {
@@ -290,12 +293,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let _ = ticker.await;
     participants.abort();
+    // What was said is transcribed and handed to the rooms, then the rooms
+    // post what they have; both bounded, so a dead homeserver cannot hold
+    // the shutdown (unfinished events stay in the inbox for the next run).
+    transcriber.shutdown(SHUTDOWN_DRAIN).await;
+    let busy = rooms.shutdown(SHUTDOWN_DRAIN).await;
+    if busy > 0 {
+        warn!(
+            rooms = busy,
+            "rooms still busy at shutdown; their events are replayed at the next start"
+        );
+    }
     if let Some(sync) = e2ee_sync {
         sync.abort();
     }
-    sfu.shutdown().await;
+    media.shutdown().await;
     sink.abort();
     minutes_worker.abort();
+    if let Err(e) = store.flush_now().await {
+        error!(error = %e, "cannot flush the store at shutdown");
+    }
+    info!("stopped");
     Ok(())
 }
 
@@ -334,7 +352,7 @@ async fn sfu_secret(config: &Config, store: &Store) -> anyhow::Result<Secret> {
     if let Some(secret) = store.meta::<String>("sfu_api_secret")? {
         return Ok(Secret::new(secret));
     }
-    let secret = crate::registration::random_token(48);
+    let secret = crate::config::registration::random_token(48);
     store.set_meta("sfu_api_secret", &secret).await?;
     Ok(Secret::new(secret))
 }
@@ -363,32 +381,31 @@ fn sfu_config(config: &Config, secret: &Secret) -> salon_sfu::SfuConfig {
     }
 }
 
-/// Turns the SFU's join and leave events into jobs on the call's room queue.
+/// Turns the media backend's join and leave events into jobs on the call's
+/// room queue.
 fn follow_participants(
-    sfu: &Arc<salon_sfu::Sfu>,
+    media: &Arc<dyn MediaBackend>,
     store: &Store,
     rooms: &RoomQueues,
     transcriber: &Arc<Transcriber>,
 ) -> tokio::task::JoinHandle<()> {
-    use salon_sfu::events::RoomEvent;
     use tokio::sync::broadcast::error::RecvError;
-    let mut events = sfu.events();
+    let mut events = media.events();
     let (store, rooms, transcriber) = (store.clone(), rooms.clone(), transcriber.clone());
     tokio::spawn(async move {
         loop {
             let (call_id, identity, joined) = match events.recv().await {
-                Ok(RoomEvent::ParticipantJoined {
-                    room,
+                Ok(MediaEvent::Joined {
+                    call_id,
                     identity,
                     name,
                 }) => {
-                    transcriber.participant_joined(&room, &identity, &name);
-                    (room, identity, true)
+                    transcriber.participant_joined(&call_id, &identity, &name);
+                    (call_id, identity, true)
                 }
-                Ok(RoomEvent::ParticipantLeft { room, identity }) => (room, identity, false),
-                Ok(_) => continue,
+                Ok(MediaEvent::Left { call_id, identity }) => (call_id, identity, false),
                 Err(RecvError::Lagged(n)) => {
-                    warn!(missed = n, "missed SFU events");
+                    warn!(missed = n, "missed media events");
                     continue;
                 }
                 Err(RecvError::Closed) => break,
@@ -398,8 +415,8 @@ fn follow_participants(
             };
             match store.call(&call_id) {
                 Ok(Some(call)) => rooms.participant(call.room_id, call_id, user, joined),
-                Ok(None) => warn!(%call_id, "SFU event for an unknown call"),
-                Err(e) => warn!(error = %e, "cannot read the call of an SFU event"),
+                Ok(None) => warn!(%call_id, "media event for an unknown call"),
+                Err(e) => warn!(error = %e, "cannot read the call of a media event"),
             }
         }
     })

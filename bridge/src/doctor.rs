@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::{Config, SpeechEngineConfig};
-use crate::registration::random_token;
+use crate::config::registration::random_token;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]

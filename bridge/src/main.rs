@@ -134,7 +134,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let yaml = salon::registration::generate(&config);
+            let yaml = salon::config::registration::generate(&config);
             match output {
                 None => print!("{yaml}"),
                 Some(path) => {

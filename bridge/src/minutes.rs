@@ -1,7 +1,7 @@
 //! Minutes posted to the room when a call ends, exactly once.
 //!
 //! Ending a call marks its minutes as owed in the same sled write that ends
-//! it. A single worker then waits for the call's last utterances to be
+//! it. A task of that call's own then waits for its last utterances to be
 //! transcribed, builds the meeting (times, participants by display name, the
 //! stored transcript), summarises it, uploads the transcript as WebVTT and
 //! Markdown, posts both as `m.file`, and posts the minutes notice with the
@@ -97,56 +97,59 @@ impl MinutesQueue {
     }
 }
 
-/// Posts owed minutes one call at a time.
+/// Posts owed minutes, each call on its own task: a call whose room is
+/// slow, or whose summary takes long, never delays another call's minutes.
 pub async fn run_worker(app: Arc<App>, mut owed: mpsc::UnboundedReceiver<String>) {
     while let Some(call_id) = owed.recv().await {
-        let span = info_span!("minutes", %call_id);
-        async {
-            let delay = app.config.minutes.post_delay;
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            app.transcriber.drain(&call_id, DRAIN_LIMIT).await;
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                match app.post_minutes(&call_id, None).await {
-                    Ok(Some(event_id)) => {
-                        Metrics::inc(&app.metrics.minutes_posted);
-                        info!(%event_id, "minutes posted");
-                        break;
-                    }
-                    Ok(None) => break,
-                    // The homeserver is down: keep trying, then leave them
-                    // owed for the next start rather than drop them.
-                    Err(e) if e.is_transient() => {
-                        if attempt >= UNAVAILABLE_ATTEMPTS {
-                            Metrics::inc(&app.metrics.minutes_failed);
-                            error!(error = %e, "homeserver unavailable; the minutes stay owed until the next start");
-                            break;
-                        }
-                        let wait = Duration::from_secs((5u64 << attempt.min(6)).min(300));
-                        warn!(error = %e, attempt, wait_s = wait.as_secs(), "cannot post the minutes yet; retrying");
-                        tokio::time::sleep(wait).await;
-                    }
-                    Err(e) if attempt < ATTEMPTS => {
-                        let wait = Duration::from_secs(5 * u64::from(attempt));
-                        warn!(error = %e, attempt, wait_s = wait.as_secs(), "the homeserver refused the minutes; retrying");
-                        tokio::time::sleep(wait).await;
-                    }
-                    Err(e) => {
-                        Metrics::inc(&app.metrics.minutes_failed);
-                        error!(error = %e, attempts = attempt, "giving up on the minutes");
-                        app.report_minutes_failure(&call_id, &e).await;
-                        break;
-                    }
-                }
-            }
-            app.minutes.done(&call_id);
-        }
-        .instrument(span)
-        .await
+        let span = info_span!(parent: None, "minutes", %call_id);
+        tokio::spawn(post_owed(app.clone(), call_id).instrument(span));
     }
+}
+
+/// Waits for the call's last utterances, then posts its minutes, retrying
+/// while the homeserver is down.
+async fn post_owed(app: Arc<App>, call_id: String) {
+    let delay = app.config.minutes.post_delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    app.transcriber.drain(&call_id, DRAIN_LIMIT).await;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match app.post_minutes(&call_id, None).await {
+            Ok(Some(event_id)) => {
+                Metrics::inc(&app.metrics.minutes_posted);
+                info!(%event_id, "minutes posted");
+                break;
+            }
+            Ok(None) => break,
+            // The homeserver is down: keep trying, then leave them
+            // owed for the next start rather than drop them.
+            Err(e) if e.is_transient() => {
+                if attempt >= UNAVAILABLE_ATTEMPTS {
+                    Metrics::inc(&app.metrics.minutes_failed);
+                    error!(error = %e, "homeserver unavailable; the minutes stay owed until the next start");
+                    break;
+                }
+                let wait = Duration::from_secs((5u64 << attempt.min(6)).min(300));
+                warn!(error = %e, attempt, wait_s = wait.as_secs(), "cannot post the minutes yet; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) if attempt < ATTEMPTS => {
+                let wait = Duration::from_secs(5 * u64::from(attempt));
+                warn!(error = %e, attempt, wait_s = wait.as_secs(), "the homeserver refused the minutes; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => {
+                Metrics::inc(&app.metrics.minutes_failed);
+                error!(error = %e, attempts = attempt, "giving up on the minutes");
+                app.report_minutes_failure(&call_id, &e).await;
+                break;
+            }
+        }
+    }
+    app.minutes.done(&call_id);
 }
 
 impl App {
@@ -348,7 +351,7 @@ impl App {
             content["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": command } });
         }
         let txn = match repost_for {
-            Some(command) => crate::room::txn_for(command, "minutes"),
+            Some(command) => crate::matrix::txn_for(command, "minutes"),
             None => format!("salon.minutes.{}", call.id),
         };
         let event_id = self

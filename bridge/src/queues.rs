@@ -2,7 +2,8 @@
 //!
 //! Events for one room are handled strictly in order by that room's own task;
 //! different rooms never wait on each other. Timers (a call whose grace period
-//! ran out) go through the same queue, so they never race a command.
+//! ran out), participant changes and transcript notices go through the same
+//! queue, so they never race a command and a slow room delays only itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -12,6 +13,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, info_span};
 
 use crate::store::QueuedEvent;
+use crate::transcription::Transcribed;
 
 /// A unit of work for one room.
 #[derive(Debug)]
@@ -26,6 +28,8 @@ pub enum RoomJob {
         user: ruma::OwnedUserId,
         joined: bool,
     },
+    /// A stored utterance to post in the call's transcript thread.
+    TranscriptNotice(u64, Box<Transcribed>),
 }
 
 /// What runs a room's jobs; implemented by the app.
@@ -45,17 +49,19 @@ type Spawner = Arc<dyn Fn(OwnedRoomId) -> mpsc::UnboundedSender<RoomJob> + Send 
 pub struct RoomQueues {
     senders: Arc<Mutex<Senders>>,
     spawner: Arc<OnceLock<Spawner>>,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl RoomQueues {
     /// Starts serving jobs with `worker`. Jobs sent before are kept in order.
     pub fn start<W: RoomWorker>(&self, worker: Arc<W>) {
+        let tasks = self.tasks.clone();
         let spawner: Spawner = Arc::new(move |room_id: OwnedRoomId| {
             let (tx, mut rx) = mpsc::unbounded_channel::<RoomJob>();
             let worker = worker.clone();
             // A root span: the room outlives the transaction that created its task.
             let span = info_span!(parent: None, "room", room_id = %room_id);
-            tokio::spawn(
+            let task = tokio::spawn(
                 async move {
                     while let Some(job) = rx.recv().await {
                         worker.run(room_id.clone(), job).await;
@@ -63,6 +69,9 @@ impl RoomQueues {
                 }
                 .instrument(span),
             );
+            let mut tasks = tasks.lock().expect("queues lock");
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
             tx
         });
         let _ = self.spawner.set(spawner);
@@ -83,6 +92,25 @@ impl RoomQueues {
             let _ = fresh.send(job);
             senders.insert(room_id, fresh);
         }
+    }
+
+    /// At shutdown: takes no more jobs and waits (up to `limit`) for every
+    /// room to finish the jobs it has. Returns how many rooms were still busy.
+    /// Events not finished stay in the inbox and are replayed at the next start.
+    pub async fn shutdown(&self, limit: std::time::Duration) -> usize {
+        // dropping the senders ends each room's task after its queued jobs
+        self.senders.lock().expect("queues lock").clear();
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("queues lock"));
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut busy = 0;
+        for task in tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+                busy += 1;
+            }
+        }
+        busy
     }
 
     pub fn dispatch_event(&self, seq: u64, event: QueuedEvent) {
@@ -108,6 +136,10 @@ impl RoomQueues {
 
     pub fn check_timeout(&self, room_id: OwnedRoomId) {
         self.send(room_id, RoomJob::CheckTimeout);
+    }
+
+    pub fn transcript_notice(&self, room_id: OwnedRoomId, seq: u64, t: Box<Transcribed>) {
+        self.send(room_id, RoomJob::TranscriptNotice(seq, t));
     }
 }
 
@@ -157,5 +189,24 @@ mod tests {
         let log = recorder.log.lock().unwrap().clone();
         let order: Vec<&str> = log.iter().map(|(_, e)| e.as_str()).collect();
         assert_eq!(order, vec!["$b1", "$a1", "$a2"]);
+    }
+
+    #[tokio::test]
+    async fn shutdown_finishes_queued_jobs_then_stops() {
+        let recorder = Arc::new(Recorder {
+            log: Mutex::new(Vec::new()),
+        });
+        let queues = RoomQueues::default();
+        queues.start(recorder.clone());
+        queues.dispatch_event(1, event("!a:x", "$a1"));
+        queues.dispatch_event(2, event("!a:x", "$a2"));
+        let busy = queues.shutdown(Duration::from_secs(2)).await;
+        assert_eq!(busy, 0);
+        let log = recorder.log.lock().unwrap().clone();
+        assert_eq!(
+            log.len(),
+            2,
+            "the slow first event and the one after it ran"
+        );
     }
 }

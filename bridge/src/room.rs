@@ -11,10 +11,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
-use crate::app::{App, now_millis};
+use crate::app::App;
 use crate::calls::{self, Call, EndReason, Refusal, RoomStateWrite, StartOutcome, StartRequest};
+use crate::clock::now_millis;
 use crate::commands::{self, Command};
-use crate::matrix::MatrixError;
+use crate::matrix::{MatrixError, txn_for};
 use crate::metrics::Metrics;
 use crate::power::{self, PowerLevels};
 use crate::store::QueuedEvent;
@@ -83,17 +84,6 @@ impl HandleError {
     pub fn is_transient(&self) -> bool {
         matches!(self, HandleError::Matrix(e) if e.is_transient())
     }
-}
-
-/// A transaction id for a message caused by `event`: stable across replays, so
-/// the homeserver drops a second copy after a crash.
-pub(crate) fn txn_for(event_id: &OwnedEventId, what: &str) -> String {
-    let hex: String = event_id
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("salon.{what}.{hex}")
 }
 
 pub(crate) fn format_time(ms: u64) -> String {
@@ -165,15 +155,15 @@ fn start_reply(
 impl App {
     /// Handles one event from the room's queue.
     pub async fn handle_event(&self, queued: &QueuedEvent) -> Result<(), HandleError> {
-        // An encrypted event is handled as its decrypted self (crypto.rs).
+        // An encrypted event is handled as its decrypted self (matrix/e2ee).
         let decrypted;
         let queued = match self.matrix.reveal(queued).await? {
-            crate::crypto::Revealed::Plain => queued,
-            crate::crypto::Revealed::Decrypted(event) => {
+            crate::matrix::Revealed::Plain => queued,
+            crate::matrix::Revealed::Decrypted(event) => {
                 decrypted = event;
                 &decrypted
             }
-            crate::crypto::Revealed::Undecryptable => return Ok(()),
+            crate::matrix::Revealed::Undecryptable => return Ok(()),
         };
         let event: Event = match serde_json::from_str(&queued.json) {
             Ok(e) => e,
@@ -642,7 +632,7 @@ impl App {
         if call.end(now_millis(), reason, by) {
             self.store.save_call(&call).await?;
             self.transcriber.stop(&call.id);
-            self.sfu.close_room(&call.id).await;
+            self.media.close_call(&call.id).await;
             Metrics::inc(&self.metrics.calls_ended);
             self.refresh_live_calls();
             info!(call_id = %call.id, ?reason, "call ended");

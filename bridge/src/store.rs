@@ -136,6 +136,11 @@ impl Store {
         })
     }
 
+    /// Writes everything to disk now (at shutdown).
+    pub async fn flush_now(&self) -> Result<(), StoreError> {
+        self.flush().await
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         // Not `flush_async`: it runs on sled's small I/O pool, and enough
         // concurrent flushes (rooms completing events while the appservice and

@@ -18,20 +18,20 @@
 //! captions into the call and posts the transcript notices (see `room.rs`).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ruma::OwnedRoomId;
-use salon_sfu::{AudioTap, Sfu};
 use salon_speech::live::{OpusTrackDecoder, SegmenterConfig, UtteranceSegmenter};
 use salon_speech::{Language, SpeechEngine, TranscribeOptions};
 use tokio::sync::{OnceCell, mpsc, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::app::now_millis;
 use crate::calls::Call;
+use crate::clock::now_millis;
 use crate::config::{SpeechEngineConfig, TranscriptionConfig};
+use crate::media::{AudioTap, Caption, MediaBackend};
 use crate::metrics::Metrics;
 
 /// A participant silent this long while an utterance is open closes it (DTX
@@ -69,6 +69,21 @@ pub struct Transcribed {
     /// When the speech ended (approximately), for the caption latency.
     pub speech_end_at: Instant,
     _pending: Pending,
+}
+
+impl Transcribed {
+    /// The caption this result shows in the call.
+    pub fn caption(&self, is_final: bool) -> Caption<'_> {
+        Caption {
+            call_id: &self.call_id,
+            speaker: &self.speaker,
+            utterance: &self.utterance,
+            text: &self.text,
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            is_final,
+        }
+    }
 }
 
 /// An outstanding final of a session: counted from its queuing until it is
@@ -112,6 +127,8 @@ struct JobQueue {
     capacity: usize,
     workers: usize,
     busy: AtomicUsize,
+    /// Set at shutdown: workers finish what is queued, then exit.
+    closed: AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -136,17 +153,28 @@ impl JobQueue {
         self.ready.notify_one();
     }
 
-    /// Blocks until there is a job; the caller is then busy until `done`.
-    fn pop(&self) -> Job {
+    /// Blocks until there is a job (the caller is then busy until `done`),
+    /// or returns `None` once the queue is closed and empty.
+    fn pop(&self) -> Option<Job> {
         let mut jobs = self.jobs.lock().expect("transcription queue lock");
         loop {
             if let Some(job) = jobs.pop_front() {
                 self.busy.fetch_add(1, Ordering::SeqCst);
                 Metrics::set(&self.metrics.transcription_queue, jobs.len() as u64);
-                return job;
+                return Some(job);
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                return None;
             }
             jobs = self.ready.wait(jobs).expect("transcription queue lock");
         }
+    }
+
+    /// Lets the workers exit once the queue is empty.
+    fn close(&self) {
+        let _jobs = self.jobs.lock().expect("transcription queue lock");
+        self.closed.store(true, Ordering::SeqCst);
+        self.ready.notify_all();
     }
 
     fn done(&self) {
@@ -193,19 +221,20 @@ pub struct EngineUnavailable(String);
 /// The live transcription service of the bridge.
 pub struct Transcriber {
     config: TranscriptionConfig,
-    sfu: Arc<Sfu>,
+    media: Arc<dyn MediaBackend>,
     metrics: Arc<Metrics>,
     engine: OnceCell<Arc<dyn SpeechEngine>>,
     queue: Arc<JobQueue>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     results: mpsc::UnboundedSender<Transcribed>,
+    workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Transcriber {
     /// The service, and the stream of results for the bridge to post.
     pub fn new(
         config: TranscriptionConfig,
-        sfu: Arc<Sfu>,
+        media: Arc<dyn MediaBackend>,
         metrics: Arc<Metrics>,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Transcribed>) {
         let (results, rx) = mpsc::unbounded_channel();
@@ -215,16 +244,18 @@ impl Transcriber {
             capacity: config.queue,
             workers: config.workers,
             busy: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             metrics: metrics.clone(),
         });
         let transcriber = Arc::new(Transcriber {
             config,
-            sfu,
+            media,
             metrics,
             engine: OnceCell::new(),
             queue,
             sessions: Mutex::new(HashMap::new()),
             results,
+            workers: Mutex::new(Vec::new()),
         });
         (transcriber, rx)
     }
@@ -273,8 +304,9 @@ impl Transcriber {
             let spawned = std::thread::Builder::new()
                 .name(format!("salon-asr-{n}"))
                 .spawn(move || run_worker(&*engine, &queue, &results, &metrics, &options));
-            if let Err(e) = spawned {
-                warn!(error = %e, "cannot start a transcription worker");
+            match spawned {
+                Ok(handle) => self.workers.lock().expect("workers lock").push(handle),
+                Err(e) => warn!(error = %e, "cannot start a transcription worker"),
             }
         }
     }
@@ -306,7 +338,7 @@ impl Transcriber {
             }
         };
         info!(call_id = %call.id, language = %session.language, "transcription started");
-        for participant in self.sfu.participants(&call.id) {
+        for participant in self.media.participants(&call.id) {
             self.tap(&session, &participant.identity, &participant.name);
         }
     }
@@ -329,7 +361,7 @@ impl Transcriber {
         if taps.get(identity).is_some_and(|t| !t.is_finished()) {
             return;
         }
-        let Some(tap) = self.sfu.subscribe_audio(&session.call_id, identity) else {
+        let Some(tap) = self.media.subscribe_audio(&session.call_id, identity) else {
             return;
         };
         let span = info_span!("audio_tap", call_id = %session.call_id, speaker = %identity);
@@ -407,6 +439,42 @@ impl Transcriber {
     }
 }
 
+impl Transcriber {
+    /// At shutdown: stops every call's taps, waits (up to `limit` in all)
+    /// for what was said to be transcribed and handed on, then lets the
+    /// worker threads finish and exit. Calls stay marked as transcribed in
+    /// the store, so the next start resumes them.
+    pub async fn shutdown(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        let calls: Vec<String> = self
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .keys()
+            .cloned()
+            .collect();
+        for call_id in &calls {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            self.drain(call_id, left).await;
+        }
+        self.queue.close();
+        let workers = std::mem::take(&mut *self.workers.lock().expect("workers lock"));
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let joined = tokio::time::timeout(
+            left.max(Duration::from_secs(1)),
+            tokio::task::spawn_blocking(move || {
+                for worker in workers {
+                    let _ = worker.join();
+                }
+            }),
+        )
+        .await;
+        if joined.is_err() {
+            warn!("a transcription worker is still busy; leaving it behind");
+        }
+    }
+}
+
 fn load_engine(config: &SpeechEngineConfig) -> Result<Arc<dyn SpeechEngine>, EngineUnavailable> {
     match config {
         SpeechEngineConfig::Builtin { model } => salon_speech::WhisperModel::load(model)
@@ -440,8 +508,7 @@ fn run_worker(
     metrics: &Metrics,
     [final_options, partial_options]: &[TranscribeOptions; 2],
 ) {
-    loop {
-        let job = queue.pop();
+    while let Some(job) = queue.pop() {
         let started = Instant::now();
         let mut options = if job.is_final {
             final_options.clone()
@@ -699,6 +766,7 @@ mod tests {
             capacity,
             workers: 1,
             busy: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             metrics: metrics.clone(),
         }
     }
@@ -729,8 +797,11 @@ mod tests {
         );
         // the dropped final no longer counts as outstanding
         assert_eq!(s.outstanding.load(Ordering::SeqCst), 3);
-        let order: Vec<String> = (0..3).map(|_| q.pop().utterance.clone()).collect();
+        let order: Vec<String> = (0..3).map(|_| q.pop().unwrap().utterance.clone()).collect();
         assert_eq!(order, ["u3", "u4", "u5"]);
+        // closed and empty: a worker exits instead of waiting
+        q.close();
+        assert!(q.pop().is_none());
         assert_eq!(
             s.outstanding.load(Ordering::SeqCst),
             0,
@@ -746,9 +817,9 @@ mod tests {
         q.push(job(&s, "u1", false));
         q.push(job(&s, "u2", false));
         q.push(job(&s, "u1", true));
-        let first = q.pop();
+        let first = q.pop().unwrap();
         assert_eq!((first.utterance.as_str(), first.is_final), ("u2", false));
-        let second = q.pop();
+        let second = q.pop().unwrap();
         assert_eq!((second.utterance.as_str(), second.is_final), ("u1", true));
         q.done();
         q.done();

@@ -22,7 +22,10 @@ use crate::app::App;
 use crate::calls::{self, Call, TranscribeOutcome};
 use crate::commands::Setting;
 use crate::metrics::Metrics;
-use crate::room::{Event, HandleError, html_escape, txn_for};
+use crate::percall::{self, PerCall};
+use crate::queues::RoomQueues;
+use crate::matrix::txn_for;
+use crate::room::{Event, HandleError, html_escape};
 use crate::transcription::Transcribed;
 
 /// The data-packet topic the call page listens on for the banner.
@@ -209,7 +212,7 @@ impl App {
     /// Tells the room state and the call page whether the call is transcribed.
     async fn show_transcription(&self, call: &mut Call) -> Result<(), HandleError> {
         let flag = json!({ "transcription": call.transcribing }).to_string();
-        self.sfu
+        self.media
             .send_data(&call.id, TRANSCRIPTION_TOPIC, flag.as_bytes())
             .await;
         self.show_call_change(call).await
@@ -323,17 +326,7 @@ impl App {
             text: t.text.clone(),
         };
         let stored = self.store.append_segment(&segment).await;
-        self.sfu
-            .send_transcription(
-                &t.call_id,
-                &t.speaker,
-                &t.utterance,
-                &t.text,
-                t.start_ms,
-                t.end_ms,
-                true,
-            )
-            .await;
+        self.media.send_caption(t.caption(true)).await;
         Ok(stored?)
     }
 
@@ -387,39 +380,37 @@ impl App {
     }
 }
 
-/// Takes the engine's results in order: partials become captions, finals
-/// are stored and captioned at once, then posted to the room by a separate
-/// task, so a slow or rate-limiting homeserver never delays the captions.
-pub async fn run_sink(app: Arc<App>, mut results: mpsc::UnboundedReceiver<Transcribed>) {
-    let (to_post, mut posts) = mpsc::unbounded_channel::<(u64, Transcribed)>();
-    let poster = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            // each result holds its call's outstanding count until posted
-            while let Some((seq, t)) = posts.recv().await {
-                if let Err(e) = app.post_transcript(seq, &t).await {
-                    Metrics::inc(&app.metrics.errors);
-                    warn!(call_id = %t.call_id, speaker = %t.speaker, error = %e, "cannot post a transcript segment; it stays in the minutes");
-                }
-            }
-        })
-    };
+/// Takes the engine's results and hands each to its call's own task
+/// ([`PerCall`]): a call whose room is slow never delays another call's
+/// captions or notices.
+pub async fn run_sink(
+    app: Arc<App>,
+    rooms: RoomQueues,
+    mut results: mpsc::UnboundedReceiver<Transcribed>,
+) {
+    let mut calls = PerCall::default();
+    while let Some(t) = results.recv().await {
+        let call_id = t.call_id.clone();
+        let (app, rooms) = (app.clone(), rooms.clone());
+        calls.send(&call_id, t, move |rx| call_sink(app, rooms, rx));
+    }
+}
+
+/// One call's results in order: partials become captions; finals are
+/// stored and captioned at once, then posted to the room through the room's
+/// ordered worker, so a slow or rate-limiting homeserver never delays the
+/// captions, and the notices of one room never wait for another room.
+async fn call_sink(
+    app: Arc<App>,
+    rooms: RoomQueues,
+    mut results: mpsc::UnboundedReceiver<Transcribed>,
+) {
     let mut finalised: HashSet<String> = HashSet::new();
     let mut order: VecDeque<String> = VecDeque::new();
-    while let Some(t) = results.recv().await {
+    while let Some(t) = percall::next(&mut results, percall::IDLE).await {
         if !t.is_final {
             if !finalised.contains(&t.utterance) && !t.text.is_empty() {
-                app.sfu
-                    .send_transcription(
-                        &t.call_id,
-                        &t.speaker,
-                        &t.utterance,
-                        &t.text,
-                        t.start_ms,
-                        t.end_ms,
-                        false,
-                    )
-                    .await;
+                app.media.send_caption(t.caption(false)).await;
                 Metrics::inc(&app.metrics.transcript_partials);
             }
             continue;
@@ -436,15 +427,22 @@ pub async fn run_sink(app: Arc<App>, mut results: mpsc::UnboundedReceiver<Transc
             continue;
         }
         match app.store_and_caption(&t).await {
-            Ok(seq) => {
-                let _ = to_post.send((seq, t));
-            }
+            // each result holds its call's outstanding count until posted
+            Ok(seq) => rooms.transcript_notice(t.room_id.clone(), seq, Box::new(t)),
             Err(e) => {
                 Metrics::inc(&app.metrics.errors);
                 warn!(call_id = %t.call_id, speaker = %t.speaker, error = %e, "cannot store a transcript segment");
             }
         }
     }
-    drop(to_post);
-    let _ = poster.await;
+}
+
+impl App {
+    /// The room worker's side: posts one stored utterance in its thread.
+    pub(crate) async fn post_transcript_notice(&self, seq: u64, t: &Transcribed) {
+        if let Err(e) = self.post_transcript(seq, t).await {
+            Metrics::inc(&self.metrics.errors);
+            warn!(call_id = %t.call_id, speaker = %t.speaker, error = %e, "cannot post a transcript segment; it stays in the minutes");
+        }
+    }
 }

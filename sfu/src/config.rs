@@ -3,7 +3,10 @@
 //! and secret that sign join tokens, and the per-call limits.
 //!
 //! The bridge builds an [`SfuConfig`] from its own TOML `[sfu]` section; nothing
-//! here reads files or the environment.
+//! here reads files or the environment. What a setting must satisfy is written
+//! once, in [`rules`]: [`SfuConfig::validate`] (run by `Sfu::new`) applies it,
+//! and so does the bridge when it reads `[sfu]`, so a config the bridge accepts
+//! is one the SFU starts with.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -79,6 +82,113 @@ impl SfuConfig {
     }
 }
 
+/// A setting the SFU refuses: its key, as in the bridge's `[sfu]` section, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sfu.{key}: {reason}")]
+pub struct InvalidSetting {
+    /// The key at fault, without the `sfu.` prefix.
+    pub key: &'static str,
+    /// What is wrong, in words an admin can act on.
+    pub reason: String,
+}
+
+impl SfuConfig {
+    /// Checks every setting against [`rules`]; the error names the first key at fault.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let at = |key: &'static str| move |reason| InvalidSetting { key, reason };
+        rules::bind_ip(self.bind_ip).map_err(at("bind_ip"))?;
+        rules::udp_ports(self.udp_port_min, self.udp_port_max).map_err(at("udp_port_min"))?;
+        rules::api_key(&self.api_key).map_err(at("api_key"))?;
+        rules::api_secret(&self.api_secret).map_err(at("api_secret"))?;
+        rules::max_participants(self.max_participants).map_err(at("max_participants"))?;
+        rules::max_bitrate_bps(self.max_bitrate_bps).map_err(at("max_bitrate_bps"))?;
+        for server in &self.ice_servers {
+            rules::ice_urls(&server.urls).map_err(at("ice_servers"))?;
+        }
+        Ok(())
+    }
+}
+
+/// What each setting must satisfy, one function a setting, each answering the
+/// reason it is refused. Shared with the bridge's config loader.
+pub mod rules {
+    use std::net::IpAddr;
+
+    /// The shortest API secret accepted. It is the HS256 key of every join
+    /// token: 32 characters is what RFC 7518 asks of an HS256 key (256 bits)
+    /// when each character carries a byte; the bridge generates 48.
+    pub const MIN_API_SECRET_LEN: usize = 32;
+
+    /// The lowest per-track bitrate limit: below it even audio is cut off.
+    pub const MIN_BITRATE_BPS: u64 = 64_000;
+
+    /// A concrete address: `0.0.0.0` or `::` makes the WebRTC stack skip loopback.
+    pub fn bind_ip(ip: IpAddr) -> Result<(), String> {
+        if ip.is_unspecified() {
+            return Err(format!(
+                "{ip} skips loopback in the WebRTC stack: bind the interface's address"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Both ends of the UDP range (min <= max), or neither (ephemeral ports).
+    pub fn udp_ports(min: u16, max: u16) -> Result<(), String> {
+        if (min == 0) != (max == 0) || min > max {
+            return Err(
+                "set both udp_port_min and udp_port_max (min <= max), or neither for ephemeral ports"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The `iss` of join tokens: not empty.
+    pub fn api_key(key: &str) -> Result<(), String> {
+        if key.is_empty() {
+            return Err("must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// At least [`MIN_API_SECRET_LEN`] characters.
+    pub fn api_secret(secret: &str) -> Result<(), String> {
+        if secret.len() < MIN_API_SECRET_LEN {
+            return Err(format!("must be at least {MIN_API_SECRET_LEN} characters"));
+        }
+        Ok(())
+    }
+
+    /// At least one participant per room.
+    pub fn max_participants(max: usize) -> Result<(), String> {
+        if max == 0 {
+            return Err("must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// At least [`MIN_BITRATE_BPS`].
+    pub fn max_bitrate_bps(bps: u64) -> Result<(), String> {
+        if bps < MIN_BITRATE_BPS {
+            return Err(format!("must be at least {} kbps", MIN_BITRATE_BPS / 1000));
+        }
+        Ok(())
+    }
+
+    /// A server's URLs: at least one, each `turn:`, `turns:` or `stun:`.
+    pub fn ice_urls(urls: &[String]) -> Result<(), String> {
+        let known = |u: &String| {
+            ["turn:", "turns:", "stun:"]
+                .iter()
+                .any(|p| u.starts_with(p))
+        };
+        if urls.is_empty() || !urls.iter().all(known) {
+            return Err("each server needs urls starting with turn:, turns: or stun:".into());
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Debug for SfuConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SfuConfig")
@@ -93,5 +203,35 @@ impl fmt::Debug for SfuConfig {
             .field("max_bitrate_bps", &self.max_bitrate_bps)
             .field("ws_url", &self.ws_url)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_the_key_at_fault() {
+        let secret = "s".repeat(rules::MIN_API_SECRET_LEN);
+        assert_eq!(SfuConfig::local("k", &secret).validate(), Ok(()));
+        let short = SfuConfig::local("k", &secret[1..]).validate().unwrap_err();
+        assert_eq!(short.key, "api_secret");
+        assert_eq!(
+            short.to_string(),
+            "sfu.api_secret: must be at least 32 characters"
+        );
+        let mut wildcard = SfuConfig::local("k", &secret);
+        wildcard.bind_ip = "::".parse().expect("ip");
+        assert_eq!(wildcard.validate().unwrap_err().key, "bind_ip");
+        let mut ports = SfuConfig::local("k", &secret);
+        ports.udp_port_max = 50_000;
+        assert_eq!(ports.validate().unwrap_err().key, "udp_port_min");
+        let mut stun = SfuConfig::local("k", &secret);
+        stun.ice_servers = vec![IceServer {
+            urls: vec!["http://x".into()],
+            username: String::new(),
+            credential: String::new(),
+        }];
+        assert_eq!(stun.validate().unwrap_err().key, "ice_servers");
     }
 }

@@ -68,22 +68,9 @@ impl Sfu {
     /// Builds the SFU. Fails on an unusable configuration (the message names
     /// the key). Nothing is bound until participants join.
     pub fn new(config: SfuConfig) -> Result<Arc<Self>, SfuError> {
-        if config.api_key.is_empty() {
-            return Err(SfuError::Config("sfu.api_key is empty".into()));
-        }
-        if config.api_secret.len() < 16 {
-            return Err(SfuError::Config(
-                "sfu.api_secret must be at least 16 characters".into(),
-            ));
-        }
-        if config.max_participants == 0 {
-            return Err(SfuError::Config("sfu.max_participants is 0".into()));
-        }
-        if config.max_bitrate_bps < 64_000 {
-            return Err(SfuError::Config(
-                "sfu.max_bitrate_bps is below 64000".into(),
-            ));
-        }
+        config
+            .validate()
+            .map_err(|e| SfuError::Config(e.to_string()))?;
         let media = MediaSettings::from_config(&config)?;
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new(Self {

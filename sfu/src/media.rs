@@ -41,7 +41,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use crate::config::SfuConfig;
+use crate::config::{SfuConfig, rules};
 use crate::error::SfuError;
 use crate::events::TrackKind;
 
@@ -64,21 +64,11 @@ pub(crate) struct MediaSettings {
 
 impl MediaSettings {
     pub(crate) fn from_config(config: &SfuConfig) -> Result<Self, SfuError> {
-        if config.bind_ip.is_unspecified() {
-            return Err(SfuError::Config(
-                "sfu.bind_ip must be a concrete address, not 0.0.0.0 or ::".into(),
-            ));
-        }
-        if config.udp_port_min > config.udp_port_max {
-            return Err(SfuError::Config(
-                "sfu.udp_port_min is above sfu.udp_port_max".into(),
-            ));
-        }
-        if config.udp_port_min == 0 && config.udp_port_max != 0 {
-            return Err(SfuError::Config(
-                "sfu.udp_port_min must be set when sfu.udp_port_max is".into(),
-            ));
-        }
+        // The same rules as `SfuConfig::validate`, for the two settings used here.
+        rules::bind_ip(config.bind_ip)
+            .map_err(|e| SfuError::Config(format!("sfu.bind_ip: {e}")))?;
+        rules::udp_ports(config.udp_port_min, config.udp_port_max)
+            .map_err(|e| SfuError::Config(format!("sfu.udp_port_min: {e}")))?;
         Ok(Self {
             bind_ip: config.bind_ip,
             port_min: config.udp_port_min,

@@ -612,8 +612,24 @@ impl User {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
+        self.wait_for(what, timeout, || {
+            let holds = check();
+            async move { holds.await.then_some(()) }
+        })
+        .await
+    }
+
+    /// Waits until `find` finds something in the room, and returns it.
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut find: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
         let start = Instant::now();
-        while !check().await {
+        loop {
+            if let Some(found) = find().await {
+                return found;
+            }
             assert!(start.elapsed() < timeout, "timed out waiting for {what}");
             tokio::time::sleep(Duration::from_millis(150)).await;
         }

@@ -1,28 +1,41 @@
-//! The appservice registration that the homeserver reads (`appservice.yaml`).
+//! The appservice registration that the homeserver reads (`appservice.yaml`):
+//! written here, and read back here.
 //!
-//! `salon generate-registration` writes one with fresh random tokens and a random
-//! `sender_localpart`. The bot itself is a *namespaced* user (`@visio:server`),
-//! not the sender: Synapse refuses `/sync` to the sender user, and the bot needs
-//! sync later for end-to-end encryption.
+//! In the flow: `salon generate-registration` calls [`generate`], which writes
+//! one with fresh random tokens and a random `sender_localpart`; the admin
+//! hands it to the homeserver and names it in `[appservice] registration`;
+//! at start-up the config loader calls [`read`] for the tokens. The bot itself
+//! is a *namespaced* user (`@visio:server`), not the sender: Synapse refuses
+//! `/sync` to the sender user, and the bot needs sync for end-to-end encryption.
+
+use std::path::Path;
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use super::{Config, ConfigError, Secret, invalid};
 
+/// The file as [`generate`] writes it.
 #[derive(Debug, Serialize)]
 struct Registration {
     id: String,
     url: String,
-    as_token: String,
-    hs_token: String,
-    sender_localpart: String,
+    #[serde(flatten)]
+    tokens: RegistrationTokens,
     rate_limited: bool,
     receive_ephemeral: bool,
     #[serde(rename = "de.sorunome.msc2409.push_ephemeral")]
     push_ephemeral_unstable: bool,
     namespaces: Namespaces,
+}
+
+/// What Salon reads back from a registration file; other keys are ignored.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct RegistrationTokens {
+    pub(super) as_token: Secret,
+    pub(super) hs_token: Secret,
+    pub(super) sender_localpart: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,10 +83,12 @@ pub fn generate(config: &Config) -> String {
             .as_str()
             .trim_end_matches('/')
             .to_owned(),
-        // 64 alphanumerics is about 381 bits: well over the 32 bytes asked for.
-        as_token: random_token(64),
-        hs_token: random_token(64),
-        sender_localpart: format!("_salon_{}", random_token(12).to_lowercase()),
+        tokens: RegistrationTokens {
+            // 64 alphanumerics is about 381 bits: well over the 32 bytes asked for.
+            as_token: Secret::new(random_token(64)),
+            hs_token: Secret::new(random_token(64)),
+            sender_localpart: format!("_salon_{}", random_token(12).to_lowercase()),
+        },
         rate_limited: false,
         receive_ephemeral: true,
         push_ephemeral_unstable: true,
@@ -94,10 +109,29 @@ pub fn generate(config: &Config) -> String {
     )
 }
 
+/// Reads the tokens and sender from a registration file (`[appservice] registration`).
+pub(super) fn read(path: &Path) -> Result<RegistrationTokens, ConfigError> {
+    const KEY: &str = "appservice.registration";
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        invalid(
+            KEY,
+            format!(
+                "cannot read {}: {e} (create it with `salon generate-registration`)",
+                path.display()
+            ),
+        )
+    })?;
+    serde_yaml::from_str(&text).map_err(|e| {
+        invalid(
+            KEY,
+            format!("{} is not a registration file: {e}", path.display()),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
     fn registration_has_fresh_tokens_and_namespaced_bot() {
@@ -126,5 +160,25 @@ mod tests {
         assert_eq!(a["url"].as_str(), Some("http://127.0.0.1:9100"));
         let regex = a["namespaces"]["users"][0]["regex"].as_str().unwrap();
         assert_eq!(regex, "^@visio:example\\.org$");
+    }
+
+    #[test]
+    fn what_is_written_reads_back() {
+        let cfg = Config::from_toml(
+            "[homeserver]\nurl = \"http://127.0.0.1:8008\"\nserver_name = \"example.org\"\n\
+             [appservice]\n[web]\npublic_url = \"http://localhost\"\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("appservice.yaml");
+        let yaml = generate(&cfg);
+        std::fs::write(&path, &yaml).unwrap();
+        let tokens = read(&path).unwrap();
+        assert!(yaml.contains(tokens.as_token.expose()));
+        assert!(yaml.contains(tokens.hs_token.expose()));
+        assert!(tokens.sender_localpart.starts_with("_salon_"));
+        let missing = read(&dir.path().join("nope.yaml")).unwrap_err();
+        assert!(missing.to_string().contains("generate-registration"));
     }
 }
