@@ -92,19 +92,19 @@ class User:
 def live_call(alice, room):
     """The demo room's call, live and transcribed; starts it if need be."""
     state = alice.call_state(room)
-    if state.get("state") != "active":
-        outcome = alice.command(room, "!visio start").get("org.salon.reply", {}).get("outcome")
-        state = alice.call_state(room)
-        if state.get("state") != "active":
-            sys.exit(f"No live call in the demo room (!visio start: {outcome}).")
-    if not state.get("transcription"):
+    url = state.get("url") if state.get("state") == "active" else None
+    if url is None:
+        reply = alice.command(room, "!visio start").get("org.salon.reply", {})
+        url = reply.get("url") or sys.exit(f"No live call in the demo room (!visio start: {reply.get('outcome')}).")
+    base, call_id = url.split("/call/")
+    if not req("GET", f"/_salon/v1/calls/{call_id}", base=base).get("transcription"):
         alice.command(room, "!visio transcribe on")
         deadline = time.monotonic() + 60
-        while not alice.call_state(room).get("transcription"):
+        while not req("GET", f"/_salon/v1/calls/{call_id}", base=base).get("transcription"):
             if time.monotonic() > deadline:
                 sys.exit("Transcription did not come on (is the model installed? scripts/install-models.sh).")
             time.sleep(0.2)
-    return state["url"]
+    return url
 
 
 def watch_notices(user, room_id, notices):

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ruma::{OwnedRoomId, OwnedUserId, UserId};
+use ruma::UserId;
 use tokio::net::TcpListener;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{error, info, warn};
 
 use crate::access;
 use crate::appservice::{self, AppserviceState};
@@ -20,10 +20,11 @@ use crate::config::{Config, Secret};
 use crate::matrix::{Matrix, MatrixError};
 use crate::media::{EmbeddedSfu, MediaBackend, MediaEvent};
 use crate::metrics::Metrics;
-use crate::minutes::MinutesQueue;
-use crate::queues::{RoomJob, RoomQueues, RoomWorker};
+use crate::owed::MinutesQueue;
+use crate::queues::RoomQueues;
 use crate::store::Store;
 use crate::transcription::Transcriber;
+use crate::worker::Bridge;
 use crate::{minutes, transcripts, web};
 
 /// How long handled event ids are remembered.
@@ -32,82 +33,6 @@ const HANDLED_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 /// How often live calls are checked for timeouts.
 const TIMEOUT_TICK: Duration = Duration::from_secs(5);
-
-/// Everything a room worker needs.
-pub struct App {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub matrix: Matrix,
-    pub metrics: Arc<Metrics>,
-    pub sender_user_id: OwnedUserId,
-    pub media: Arc<dyn MediaBackend>,
-    pub transcriber: Arc<Transcriber>,
-    pub minutes: MinutesQueue,
-    pub summarizer: salon_minutes::Summarizer,
-}
-
-impl App {
-    /// Sets the live-calls gauge from the store.
-    pub fn refresh_live_calls(&self) {
-        match self.store.active_calls() {
-            Ok(calls) => Metrics::set(&self.metrics.live_calls, calls.len() as u64),
-            Err(e) => warn!(error = %e, "cannot count live calls"),
-        }
-    }
-}
-
-impl RoomWorker for App {
-    async fn run(&self, room_id: OwnedRoomId, job: RoomJob) {
-        match job {
-            RoomJob::Event(seq, event) => {
-                let span = info_span!("event", event_id = %event.event_id);
-                async {
-                    let mut attempt = 0u32;
-                    loop {
-                        match self.handle_event(&event).await {
-                            Ok(()) => break,
-                            Err(e) if e.is_transient() && attempt < 8 => {
-                                attempt += 1;
-                                let wait = Duration::from_secs(2u64.pow(attempt).min(60));
-                                warn!(error = %e, attempt, wait_s = wait.as_secs(), "homeserver trouble; will handle this event again");
-                                tokio::time::sleep(wait).await;
-                            }
-                            Err(e) => {
-                                Metrics::inc(&self.metrics.errors);
-                                error!(error = %e, "giving up on this event");
-                                break;
-                            }
-                        }
-                    }
-                    if let Err(e) = self.store.complete(seq, &event.event_id, now_millis()).await {
-                        Metrics::inc(&self.metrics.errors);
-                        error!(error = %e, "cannot mark the event handled");
-                    }
-                    Metrics::inc(&self.metrics.events_handled);
-                }
-                .instrument(span)
-                .await
-            }
-            RoomJob::Participant {
-                call_id,
-                user,
-                joined,
-            } => {
-                if let Err(e) = self.on_participant(&call_id, &user, joined).await {
-                    Metrics::inc(&self.metrics.errors);
-                    warn!(error = %e, %call_id, "cannot record a participant change");
-                }
-            }
-            RoomJob::TranscriptNotice(seq, t) => self.post_transcript_notice(seq, &t).await,
-            RoomJob::CheckTimeout => {
-                if let Err(e) = self.check_timeout(&room_id).await {
-                    Metrics::inc(&self.metrics.errors);
-                    warn!(error = %e, "timeout check failed; will try again");
-                }
-            }
-        }
-    }
-}
 
 /// Connects to the homeserver, waiting while it is down; refusals are fatal.
 async fn connect_matrix(config: &Config, store: &Store) -> anyhow::Result<Matrix> {
@@ -169,7 +94,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (transcriber, transcribed) =
         Transcriber::new(config.transcription.clone(), media.clone(), metrics.clone());
     let (minutes_queue, owed_minutes) = MinutesQueue::new();
-    let app = Arc::new(App {
+    let rooms = RoomQueues::default();
+    let app = Arc::new(Bridge {
         config: config.clone(),
         store: store.clone(),
         matrix: matrix.clone(),
@@ -179,9 +105,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         transcriber: transcriber.clone(),
         minutes: minutes_queue.clone(),
         summarizer: minutes::summarizer(&config.minutes)?,
+        rooms: rooms.clone(),
     });
     app.refresh_live_calls();
-    let rooms = RoomQueues::default();
     rooms.start(app.clone());
     // Before anything posts: the device's keys are up and its rooms known.
     let e2ee_sync = crate::matrix::start_sync(&matrix, &store, &rooms).await;
@@ -319,7 +245,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Picks up what a previous run left: calls being transcribed listen again
 /// (their participants rejoin the new SFU), and owed minutes are posted.
-async fn resume_after_restart(app: &Arc<App>) -> anyhow::Result<()> {
+async fn resume_after_restart(app: &Arc<Bridge>) -> anyhow::Result<()> {
     for call in app.store.active_calls()? {
         if call.transcribing {
             let language = app.store.room_settings(&call.room_id)?.language;

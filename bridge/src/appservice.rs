@@ -1,25 +1,23 @@
 //! The appservice HTTP API that the homeserver calls.
 //!
 //! `PUT /_matrix/app/v1/transactions/{txnId}` is the front door: the bearer
-//! token is checked in constant time, the body is parsed with ruma's
-//! `appservice-api-s` types, the events are queued durably in the store, and
-//! only then does the homeserver get its `200`. Handling happens afterwards,
-//! one ordered queue per room (see `queues.rs`). Also here: ping, user and alias
-//! queries, `/health` and `/metrics`.
+//! token is checked in constant time, the body is read once, straight into
+//! typed events (`store/event.rs`), the events are queued durably in the
+//! store, and only then does the homeserver get its `200`. Handling happens
+//! afterwards, one ordered queue per room (see `queues.rs`), on the same typed
+//! events. Also here: ping, user and alias queries, `/health` and `/metrics`.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use ruma::api::IncomingRequest;
-use ruma::api::appservice::event::push_events;
-use ruma::{OwnedEventId, OwnedRoomId};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tracing::{Instrument, debug, info_span, warn};
@@ -27,7 +25,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::config::Secret;
 use crate::metrics::Metrics;
 use crate::queues::RoomQueues;
-use crate::store::{QueuedEvent, Store};
+use crate::store::{Store, WireEvent};
 
 /// A transaction's body may hold up to 100 PDUs of 64 KiB, plus ephemeral data.
 const MAX_TRANSACTION_BYTES: usize = 16 * 1024 * 1024;
@@ -141,17 +139,28 @@ async fn require_hs_token(
     next.run(request).await
 }
 
-/// Just the routing fields of an event; the rest stays raw.
+/// A transaction's body (the fields Salon reads), read in one pass: each of
+/// its `events` straight into a [`WireEvent`].
 #[derive(Deserialize)]
-struct EventHead {
-    event_id: OwnedEventId,
-    room_id: OwnedRoomId,
+struct Transaction {
+    events: Vec<WireEvent>,
+    /// Read past, but it must be a list, as the spec has it.
+    #[serde(default, rename = "ephemeral")]
+    _ephemeral: Vec<IgnoredAny>,
+}
+
+/// Why a transaction's body is refused.
+#[derive(Debug)]
+enum Malformed {
+    /// `M_NOT_JSON`
+    NotJson,
+    /// `M_BAD_JSON`: JSON, but not a transaction.
+    NotATransaction(String),
 }
 
 async fn transaction(
     State(state): State<AppserviceState>,
     Path(txn_id): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let span = info_span!("transaction", txn_id = %txn_id);
@@ -164,18 +173,17 @@ async fn transaction(
             debug!("transaction seen already");
             return (StatusCode::OK, Json(json!({}))).into_response();
         }
-        if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
-            Metrics::inc(&state.metrics.transactions_rejected);
-            return matrix_error(
-                StatusCode::BAD_REQUEST,
-                "M_NOT_JSON",
-                "the body is not valid JSON",
-            );
-        }
-        let parsed = parse_transaction(&txn_id, &headers, body);
-        let request = match parsed {
-            Ok(request) => request,
-            Err(reason) => {
+        let transaction = match parse_transaction(&body) {
+            Ok(transaction) => transaction,
+            Err(Malformed::NotJson) => {
+                Metrics::inc(&state.metrics.transactions_rejected);
+                return matrix_error(
+                    StatusCode::BAD_REQUEST,
+                    "M_NOT_JSON",
+                    "the body is not valid JSON",
+                );
+            }
+            Err(Malformed::NotATransaction(reason)) => {
                 Metrics::inc(&state.metrics.transactions_rejected);
                 warn!(%reason, "malformed transaction refused");
                 return matrix_error(
@@ -185,17 +193,13 @@ async fn transaction(
                 );
             }
         };
-        let received = request.events.len();
+        let received = transaction.events.len();
         Metrics::add(&state.metrics.events_received, received as u64);
         let mut events = Vec::with_capacity(received);
-        for raw in &request.events {
-            match raw.deserialize_as_unchecked::<EventHead>() {
-                Ok(head) => events.push(QueuedEvent {
-                    room_id: head.room_id,
-                    event_id: head.event_id,
-                    json: raw.json().get().to_owned(),
-                }),
-                Err(e) => warn!(error = %e, "skipping an event without event_id/room_id"),
+        for wire in transaction.events {
+            match wire.into_event(None) {
+                Ok(event) => events.push(event),
+                Err(reason) => warn!(%reason, "skipping an item that is no event"),
             }
         }
         let queued = match state.store.enqueue(events).await {
@@ -233,20 +237,16 @@ fn body_hash(body: &[u8]) -> u64 {
     hasher.finish()
 }
 
-fn parse_transaction(
-    txn_id: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<push_events::v1::Request, String> {
-    let mut builder = axum::http::Request::builder()
-        .method("PUT")
-        .uri(format!("/_matrix/app/v1/transactions/{txn_id}"));
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        builder = builder.header(header::CONTENT_TYPE, ct);
-    }
-    let http_request = builder.body(body).map_err(|e| e.to_string())?;
-    push_events::v1::Request::try_from_http_request(http_request, &[txn_id])
-        .map_err(|e| e.to_string())
+/// The body as a transaction, in one pass. Only when that fails is the body
+/// read again, to tell broken JSON (`M_NOT_JSON`) from JSON of the wrong
+/// shape (`M_BAD_JSON`): the first error serde meets may be either.
+fn parse_transaction(body: &[u8]) -> Result<Transaction, Malformed> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data if serde_json::from_slice::<IgnoredAny>(body).is_ok() => {
+            Malformed::NotATransaction(e.to_string())
+        }
+        _ => Malformed::NotJson,
+    })
 }
 
 async fn ping() -> Response {
@@ -298,32 +298,44 @@ mod tests {
 
     #[test]
     fn synapse_shaped_transaction_parses() {
-        let body = Bytes::from_static(
-            br#"{"events":[{"type":"m.room.message","room_id":"!r:x","event_id":"$e","sender":"@a:x","origin_server_ts":1,"content":{"msgtype":"m.text","body":"!visio"}}],"ephemeral":[]}"#,
-        );
-        let req = parse_transaction("1", &HeaderMap::new(), body).unwrap();
-        assert_eq!(req.events.len(), 1);
-        let head: EventHead = req.events[0].deserialize_as_unchecked().unwrap();
-        assert_eq!(head.event_id.as_str(), "$e");
+        let body = br#"{"events":[{"type":"m.room.message","room_id":"!r:x","event_id":"$e","sender":"@a:x","origin_server_ts":1,"content":{"msgtype":"m.text","body":"!visio"}}],"ephemeral":[]}"#;
+        let transaction = parse_transaction(body).unwrap();
+        assert_eq!(transaction.events.len(), 1);
+        let event = transaction.events.into_iter().next().unwrap();
+        assert_eq!(event.into_event(None).unwrap().event_id.as_str(), "$e");
     }
 
     #[test]
     fn wrong_shapes_are_refused_not_panicked_on() {
-        for body in [&b"{}"[..], br#"{"events":{}}"#, b"[]", br#"{"events":"x"}"#] {
-            let result = parse_transaction("1", &HeaderMap::new(), Bytes::from(body.to_vec()));
-            assert!(result.is_err(), "{}", String::from_utf8_lossy(body));
+        for body in [
+            &b"{}"[..],
+            br#"{"events":{}}"#,
+            b"[]",
+            br#"{"events":"x"}"#,
+            br#"{"events":[],"ephemeral":{}}"#,
+        ] {
+            let result = parse_transaction(body);
+            assert!(
+                matches!(result, Err(Malformed::NotATransaction(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for body in [&b""[..], b"{\"events\": [", br#"{"events":"x""#, b"{} x"] {
+            let result = parse_transaction(body);
+            assert!(
+                matches!(result, Err(Malformed::NotJson)),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
         // A list whose items are not events parses, and each item is then skipped.
-        let req = parse_transaction(
-            "1",
-            &HeaderMap::new(),
-            Bytes::from_static(br#"{"events":[1]}"#),
-        )
-        .unwrap();
+        let transaction = parse_transaction(br#"{"events":[1,{"event_id":"$e"}]}"#).unwrap();
         assert!(
-            req.events[0]
-                .deserialize_as_unchecked::<EventHead>()
-                .is_err()
+            transaction
+                .events
+                .into_iter()
+                .all(|item| item.into_event(None).is_err())
         );
     }
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::{Config, SpeechEngineConfig};
 use crate::config::registration::random_token;
+use crate::config::{Config, SpeechEngineConfig};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,8 +13,7 @@
 //! and the minutes say so; a refused notice is retried a bounded number of
 //! times and then reported in the room.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ruma::{OwnedEventId, RoomId};
@@ -23,12 +22,12 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::app::App;
 use crate::calls::Call;
 use crate::config::{MinutesConfig, SummaryEngineConfig};
 use crate::metrics::Metrics;
 use crate::room::HandleError;
 use crate::store::MinutesProgress;
+use crate::worker::Bridge;
 
 /// How long the minutes wait for the call's last utterances.
 const DRAIN_LIMIT: Duration = Duration::from_secs(90);
@@ -57,49 +56,9 @@ pub fn summarizer(config: &MinutesConfig) -> anyhow::Result<Summarizer> {
     })
 }
 
-/// Asks for a call's minutes: the worker posts them once the call's
-/// transcript is complete.
-#[derive(Clone)]
-pub struct MinutesQueue {
-    tx: mpsc::UnboundedSender<String>,
-    queued: Arc<Mutex<HashSet<String>>>,
-}
-
-impl MinutesQueue {
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<String>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (
-            MinutesQueue {
-                tx,
-                queued: Arc::new(Mutex::new(HashSet::new())),
-            },
-            rx,
-        )
-    }
-
-    /// Queues a call once (a second request while it waits is a no-op).
-    pub fn owe(&self, call_id: &str) {
-        if self
-            .queued
-            .lock()
-            .expect("minutes queue lock")
-            .insert(call_id.to_owned())
-        {
-            let _ = self.tx.send(call_id.to_owned());
-        }
-    }
-
-    fn done(&self, call_id: &str) {
-        self.queued
-            .lock()
-            .expect("minutes queue lock")
-            .remove(call_id);
-    }
-}
-
 /// Posts owed minutes, each call on its own task: a call whose room is
 /// slow, or whose summary takes long, never delays another call's minutes.
-pub async fn run_worker(app: Arc<App>, mut owed: mpsc::UnboundedReceiver<String>) {
+pub async fn run_worker(app: Arc<Bridge>, mut owed: mpsc::UnboundedReceiver<String>) {
     while let Some(call_id) = owed.recv().await {
         let span = info_span!(parent: None, "minutes", %call_id);
         tokio::spawn(post_owed(app.clone(), call_id).instrument(span));
@@ -108,7 +67,7 @@ pub async fn run_worker(app: Arc<App>, mut owed: mpsc::UnboundedReceiver<String>
 
 /// Waits for the call's last utterances, then posts its minutes, retrying
 /// while the homeserver is down.
-async fn post_owed(app: Arc<App>, call_id: String) {
+async fn post_owed(app: Arc<Bridge>, call_id: String) {
     let delay = app.config.minutes.post_delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -152,7 +111,7 @@ async fn post_owed(app: Arc<App>, call_id: String) {
     app.minutes.done(&call_id);
 }
 
-impl App {
+impl Bridge {
     /// Builds the meeting of an ended call from the store and the room.
     async fn meeting(&self, call: &Call) -> Result<Meeting, HandleError> {
         let room_name = self
@@ -227,8 +186,9 @@ impl App {
                 file
             }
         };
-        let snapshot = progress.clone();
-        self.store.set_minutes_progress(&call.id, &snapshot).await?;
+        self.store
+            .set_minutes_progress(&call.id, &without_keys(progress))
+            .await?;
         let mut content = json!({
             "msgtype": "m.file",
             "body": filename,
@@ -251,8 +211,9 @@ impl App {
             "webvtt" => progress.webvtt_event = Some(event_id.clone()),
             _ => progress.markdown_event = Some(event_id.clone()),
         }
-        let snapshot = progress.clone();
-        self.store.set_minutes_progress(&call.id, &snapshot).await?;
+        self.store
+            .set_minutes_progress(&call.id, &without_keys(progress))
+            .await?;
         Ok(event_id)
     }
 
@@ -337,7 +298,7 @@ impl App {
         if let Some(reason) = &files_failed {
             let note = format!("The transcript files could not be uploaded: {reason}");
             body.push_str(&format!("\n\n⚠ {note}"));
-            html.push_str(&format!("<p>⚠ {}</p>", crate::room::html_escape(&note)));
+            html.push_str(&format!("<p>⚠ {}</p>", salon_minutes::render::html(&note)));
         }
         let mut content = json!({
             "msgtype": "m.notice",
@@ -445,10 +406,43 @@ impl App {
 }
 
 /// A matrix.to link to an event, which every client opens.
+/// What of the progress may go to disk: an encrypted room's upload (`file`)
+/// carries its media key, which never reaches disk unencrypted. Without
+/// it, a restart between the upload and its `m.file` event uploads again
+/// (one orphaned encrypted blob), and minutes posted after a restart link the
+/// `m.file` events, which carry the keys inside the encrypted room.
+fn without_keys(progress: &MinutesProgress) -> MinutesProgress {
+    let mut kept = progress.clone();
+    for upload in [&mut kept.webvtt, &mut kept.markdown] {
+        if upload.as_ref().is_some_and(|f| f.get("file").is_some()) {
+            *upload = None;
+        }
+    }
+    kept
+}
+
 fn permalink(room_id: &RoomId, event_id: &OwnedEventId) -> String {
     let link = format!("https://matrix.to/#/{room_id}/{event_id}");
     match room_id.server_name() {
         Some(server) => format!("{link}?via={server}"),
         None => link,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_keys_never_go_to_disk() {
+        let progress = MinutesProgress {
+            webvtt: Some(json!({ "file": { "url": "mxc://x/1", "key": { "k": "secret" } } })),
+            markdown: Some(json!({ "url": "mxc://x/2" })),
+            ..MinutesProgress::default()
+        };
+        let stored = without_keys(&progress);
+        assert_eq!(stored.webvtt, None);
+        assert_eq!(stored.markdown, progress.markdown);
+        assert!(!serde_json::to_string(&stored).unwrap().contains("secret"));
     }
 }

@@ -171,7 +171,10 @@ mod tests {
         QueuedEvent {
             room_id: room.try_into().unwrap(),
             event_id: id.try_into().unwrap(),
-            json: "{}".into(),
+            sender: "@a:x".try_into().unwrap(),
+            kind: crate::store::EventKind::Other {
+                event_type: "m.room.message".into(),
+            },
         }
     }
 

@@ -6,19 +6,19 @@
 //! structured `org.salon.reply` field next to its human `body`, so that other
 //! programs can read outcomes without scraping text.
 
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
-use serde::Deserialize;
+use ruma::{OwnedEventId, OwnedRoomId, RoomId, UserId};
 use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
-use crate::app::App;
 use crate::calls::{self, Call, EndReason, Refusal, RoomStateWrite, StartOutcome, StartRequest};
 use crate::clock::now_millis;
 use crate::commands::{self, Command};
 use crate::matrix::{MatrixError, txn_for};
 use crate::metrics::Metrics;
 use crate::power::{self, PowerLevels};
-use crate::store::QueuedEvent;
+use crate::store::{EventKind, QueuedEvent};
+use crate::worker::Bridge;
+use salon_minutes::render::html as escape_html;
 
 /// The call-state event type, and the widget events Element reads.
 pub const CALL_EVENT: &str = "org.salon.call";
@@ -57,18 +57,8 @@ fn room_state_field(call: &Call) -> &'static str {
     }
 }
 
-/// The fields of an event the bot looks at.
-#[derive(Debug, Deserialize)]
-pub(crate) struct Event {
-    #[serde(rename = "type")]
-    pub(crate) kind: String,
-    pub(crate) sender: OwnedUserId,
-    pub(crate) event_id: OwnedEventId,
-    #[serde(default)]
-    pub(crate) state_key: Option<String>,
-    #[serde(default)]
-    pub(crate) content: Value,
-}
+/// An event the bot handles: typed once where it came in (`store/event.rs`).
+pub(crate) type Event = QueuedEvent;
 
 /// Why handling an event failed.
 #[derive(Debug, thiserror::Error)]
@@ -94,13 +84,6 @@ pub(crate) fn format_time(ms: u64) -> String {
         .unwrap_or_else(|| "an unknown time".to_owned())
 }
 
-pub(crate) fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// The reply to `!visio start`: body, HTML and `org.salon.reply`. `hidden`:
 /// the level the bot needs to show a call just started in the room's state,
 /// said once, in this reply.
@@ -115,13 +98,13 @@ fn start_reply(
             format!("📞 Call started. Join here: {url}"),
             format!(
                 "📞 Call started. <a href=\"{0}\">Join the call</a>: {0}",
-                html_escape(url)
+                escape_html(url)
             ),
         );
         if let Some(need) = hidden {
             let remark = hidden_call_remark(need);
             body = format!("{body}\n{remark}");
-            html = format!("{html}<br>{}", html_escape(&remark));
+            html = format!("{html}<br>{}", escape_html(&remark));
         }
         (body, html)
     } else {
@@ -134,8 +117,8 @@ fn start_reply(
             format!("{intro} Join here: {url}"),
             format!(
                 "{} <a href=\"{1}\">Join the call</a>: {1}",
-                html_escape(&intro),
-                html_escape(url)
+                escape_html(&intro),
+                escape_html(url)
             ),
         )
     };
@@ -152,12 +135,12 @@ fn start_reply(
     (body, html, structured)
 }
 
-impl App {
+impl Bridge {
     /// Handles one event from the room's queue.
     pub async fn handle_event(&self, queued: &QueuedEvent) -> Result<(), HandleError> {
         // An encrypted event is handled as its decrypted self (matrix/e2ee).
         let decrypted;
-        let queued = match self.matrix.reveal(queued).await? {
+        let event = match self.matrix.reveal(queued).await? {
             crate::matrix::Revealed::Plain => queued,
             crate::matrix::Revealed::Decrypted(event) => {
                 decrypted = event;
@@ -165,34 +148,22 @@ impl App {
             }
             crate::matrix::Revealed::Undecryptable => return Ok(()),
         };
-        let event: Event = match serde_json::from_str(&queued.json) {
-            Ok(e) => e,
-            Err(e) => {
-                warn!(event_id = %queued.event_id, error = %e, "ignoring an event we cannot read");
-                return Ok(());
-            }
-        };
         let bot = self.matrix.bot_user_id();
         if event.sender == bot || event.sender == self.sender_user_id {
             return Ok(());
         }
-        match event.kind.as_str() {
-            "m.room.member"
-                if event.state_key.as_deref() == Some(bot.as_str())
-                    && event.content.get("membership").and_then(Value::as_str)
-                        == Some("invite") =>
-            {
-                self.on_invite(&queued.room_id, &event).await?;
+        match &event.kind {
+            EventKind::Member {
+                state_key,
+                membership,
+            } if state_key == bot.as_str() && membership == "invite" => {
+                self.on_invite(&event.room_id, event).await?;
             }
-            "m.room.message" => {
-                let msgtype = event.content.get("msgtype").and_then(Value::as_str);
-                let body = event.content.get("body").and_then(Value::as_str);
-                if let (Some("m.text"), Some(body)) = (msgtype, body)
-                    && let Some(command) = commands::parse(body)
-                {
+            EventKind::Text { body } => {
+                if let Some(command) = commands::parse(body) {
                     self.metrics.command(command.name());
                     info!(command = command.name(), sender = %event.sender, event_id = %event.event_id, "command");
-                    self.on_command(&queued.room_id, &event, command).await?;
+                    self.on_command(&event.room_id, event, command).await?;
                 }
             }
             _ => {}

@@ -18,15 +18,16 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::app::App;
 use crate::calls::{self, Call, TranscribeOutcome};
 use crate::commands::Setting;
+use crate::matrix::txn_for;
 use crate::metrics::Metrics;
 use crate::percall::{self, PerCall};
 use crate::queues::RoomQueues;
-use crate::matrix::txn_for;
-use crate::room::{Event, HandleError, html_escape};
+use crate::room::{Event, HandleError};
 use crate::transcription::Transcribed;
+use crate::worker::Bridge;
+use salon_minutes::render::html as escape_html;
 
 /// The data-packet topic the call page listens on for the banner.
 pub const TRANSCRIPTION_TOPIC: &str = "salon.transcription";
@@ -39,7 +40,7 @@ enum TurnedOnBy<'a> {
     RoomSetting,
 }
 
-impl App {
+impl Bridge {
     /// `!visio transcribe on|off`.
     pub(crate) async fn transcribe_command(
         &self,
@@ -342,9 +343,9 @@ impl App {
             "format": "org.matrix.custom.html",
             "formatted_body": format!(
                 "<b><a href=\"https://matrix.to/#/{}\">{}</a></b>: {}",
-                html_escape(&t.speaker),
-                html_escape(&t.speaker_name),
-                html_escape(&t.text)
+                escape_html(&t.speaker),
+                escape_html(&t.speaker_name),
+                escape_html(&t.text)
             ),
             "org.salon.transcript": {
                 "call_id": t.call_id,
@@ -384,7 +385,7 @@ impl App {
 /// ([`PerCall`]): a call whose room is slow never delays another call's
 /// captions or notices.
 pub async fn run_sink(
-    app: Arc<App>,
+    app: Arc<Bridge>,
     rooms: RoomQueues,
     mut results: mpsc::UnboundedReceiver<Transcribed>,
 ) {
@@ -401,7 +402,7 @@ pub async fn run_sink(
 /// ordered worker, so a slow or rate-limiting homeserver never delays the
 /// captions, and the notices of one room never wait for another room.
 async fn call_sink(
-    app: Arc<App>,
+    app: Arc<Bridge>,
     rooms: RoomQueues,
     mut results: mpsc::UnboundedReceiver<Transcribed>,
 ) {
@@ -437,7 +438,7 @@ async fn call_sink(
     }
 }
 
-impl App {
+impl Bridge {
     /// The room worker's side: posts one stored utterance in its thread.
     pub(crate) async fn post_transcript_notice(&self, seq: u64, t: &Transcribed) {
         if let Err(e) = self.post_transcript(seq, t).await {

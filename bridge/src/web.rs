@@ -31,13 +31,6 @@ pub fn router(state: WebState) -> Router {
         .with_state(state)
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 async fn call_page(State(state): State<WebState>, Path(call_id): Path<String>) -> Response {
     let assets = &state.config.web.assets;
     if assets.join("dist/call.js").exists()
@@ -56,7 +49,7 @@ async fn call_page(State(state): State<WebState>, Path(call_id): Path<String>) -
             "Visio — call in progress".to_owned(),
             format!(
                 "This call is live in room {}.",
-                escape(call.room_id.as_str())
+                salon_minutes::render::html(call.room_id.as_str())
             ),
         ),
         Some(_) => (

@@ -10,23 +10,29 @@
 //!   undecryptable, posts [`undecryptable_notice`] once;
 //! - the background sync (`e2ee/mod.rs`) decrypts it too, and
 //!   [`route_synced_messages`] puts it in the inbox and its room's queue.
+//!
+//! Either way the decrypted event becomes a typed `QueuedEvent` once, here:
+//! [`decrypt`] reads the decrypted JSON with `store::event_from_json`, and the
+//! sync's messages arrive typed by matrix-sdk and are only copied across.
+//! The encrypted event itself comes from the inbox typed too; the event the
+//! device decrypts is written back from it, not parsed.
 
 use std::time::{Duration, Instant};
 
 use matrix_sdk::deserialized_responses::{EncryptionInfo, TimelineEventKind};
-use matrix_sdk::event_handler::RawEvent;
 use matrix_sdk::{Client, Room};
 use ruma::events::room::encrypted::OriginalSyncRoomEncryptedEvent;
-use ruma::events::room::message::OriginalSyncRoomMessageEvent;
+use ruma::events::room::message::{MessageType, OriginalSyncRoomMessageEvent};
 use ruma::serde::Raw;
-use ruma::{EventId, OwnedEventId, OwnedUserId, RoomId, UInt, UserId};
-use serde::Deserialize;
+use ruma::{EventId, OwnedUserId, RoomId, UInt, UserId};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tracing::{debug, error, warn};
 
 use crate::matrix::retry::MatrixError;
 use crate::queues::RoomQueues;
-use crate::store::{QueuedEvent, Store};
+use crate::store::{EventKind, QueuedEvent, Store, event_from_json};
 
 /// How long a worker waits for the room key of an encrypted event.
 const KEY_WAIT: Duration = Duration::from_secs(10);
@@ -48,27 +54,49 @@ pub enum Revealed {
     Undecryptable,
 }
 
-#[derive(Deserialize)]
-struct Head {
-    #[serde(rename = "type")]
-    kind: String,
-    sender: OwnedUserId,
+/// The `m.room.encrypted` event for the device, written from its typed
+/// self in the inbox.
+fn encrypted_event(
+    queued: &QueuedEvent,
+    origin_server_ts: &RawValue,
+    content: &RawValue,
+) -> Result<Raw<OriginalSyncRoomEncryptedEvent>, serde_json::Error> {
+    #[derive(Serialize)]
+    struct Encrypted<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        event_id: &'a EventId,
+        sender: &'a UserId,
+        room_id: &'a RoomId,
+        origin_server_ts: &'a RawValue,
+        content: &'a RawValue,
+    }
+    let event = Encrypted {
+        kind: "m.room.encrypted",
+        event_id: &queued.event_id,
+        sender: &queued.sender,
+        room_id: &queued.room_id,
+        origin_server_ts,
+        content,
+    };
+    Ok(Raw::from_json(serde_json::value::to_raw_value(&event)?))
 }
 
-/// A sync event (no `room_id`) as the inbox keeps events.
-fn as_queued(
-    room_id: &RoomId,
-    raw: &serde_json::value::RawValue,
-) -> Result<QueuedEvent, serde_json::Error> {
-    let mut event: serde_json::Map<String, Value> = serde_json::from_str(raw.get())?;
-    event.insert("room_id".into(), json!(room_id));
-    let event_id: OwnedEventId =
-        serde_json::from_value(event.get("event_id").cloned().unwrap_or(Value::Null))?;
-    Ok(QueuedEvent {
+/// A text message the sync decrypted (and matrix-sdk typed), as the inbox
+/// keeps events.
+fn synced_message(room_id: &RoomId, event: OriginalSyncRoomMessageEvent) -> QueuedEvent {
+    let kind = match event.content.msgtype {
+        MessageType::Text(text) => EventKind::Text { body: text.body },
+        _ => EventKind::Other {
+            event_type: "m.room.message".to_owned(),
+        },
+    };
+    QueuedEvent {
         room_id: room_id.to_owned(),
-        event_id,
-        json: serde_json::to_string(&event)?,
-    })
+        event_id: event.event_id,
+        sender: event.sender,
+        kind,
+    }
 }
 
 /// Decrypts an `m.room.encrypted` event from the inbox; other events, and
@@ -80,21 +108,25 @@ pub(crate) async fn decrypt(
     bot: &UserId,
     queued: &QueuedEvent,
 ) -> Result<Revealed, MatrixError> {
-    let Ok(head) = serde_json::from_str::<Head>(&queued.json) else {
+    let EventKind::Encrypted {
+        origin_server_ts,
+        content,
+    } = &queued.kind
+    else {
         return Ok(Revealed::Plain);
     };
-    if head.kind != "m.room.encrypted" || head.sender == bot {
+    if queued.sender == bot {
         return Ok(Revealed::Plain);
     }
-    let raw: Raw<OriginalSyncRoomEncryptedEvent> = Raw::from_json_string(queued.json.clone())
-        .map_err(|e| MatrixError::other("read an encrypted event", e))?;
+    let raw = encrypted_event(queued, origin_server_ts, content)
+        .map_err(|e| MatrixError::other("write an encrypted event", e))?;
     let deadline = Instant::now() + KEY_WAIT;
     let mut why = String::from("the room is not synced yet");
     loop {
         if let Some(room) = client.get_room(&queued.room_id) {
             match room.decrypt_event(&raw, None).await {
                 Ok(event) if !event.kind.is_utd() => {
-                    let decrypted = as_queued(&queued.room_id, event.raw().json())
+                    let decrypted = event_from_json(event.raw().json().get(), &queued.room_id)
                         .map_err(|e| MatrixError::other("read a decrypted event", e))?;
                     debug!(event_id = %queued.event_id, "decrypted an event");
                     return Ok(Revealed::Decrypted(decrypted));
@@ -115,7 +147,7 @@ pub(crate) async fn decrypt(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    warn!(event_id = %queued.event_id, sender = %head.sender, reason = %why, "cannot decrypt an event; telling the sender");
+    warn!(event_id = %queued.event_id, sender = %queued.sender, reason = %why, "cannot decrypt an event; telling the sender");
     Ok(Revealed::Undecryptable)
 }
 
@@ -141,8 +173,7 @@ pub(crate) fn route_synced_messages(
     client.add_event_handler(
         move |event: OriginalSyncRoomMessageEvent,
               room: Room,
-              encryption: Option<EncryptionInfo>,
-              raw: RawEvent| {
+              encryption: Option<EncryptionInfo>| {
             let (store, rooms, bot) = (inbox.clone(), rooms.clone(), bot.clone());
             async move {
                 if encryption.is_none() || event.sender == bot {
@@ -155,7 +186,7 @@ pub(crate) fn route_synced_messages(
                     debug!(event_id = %event.event_id, "ignoring an old decrypted message");
                     return;
                 }
-                route_decrypted(&store, &rooms, room.room_id(), &raw).await;
+                route_decrypted(&store, &rooms, synced_message(room.room_id(), event)).await;
             }
         },
     );
@@ -163,19 +194,7 @@ pub(crate) fn route_synced_messages(
 
 /// Puts a message the sync decrypted into the inbox and its room's queue,
 /// unless the appservice already brought it (same event id).
-async fn route_decrypted(
-    store: &Store,
-    rooms: &RoomQueues,
-    room_id: &RoomId,
-    raw: &serde_json::value::RawValue,
-) {
-    let event = match as_queued(room_id, raw) {
-        Ok(event) => event,
-        Err(e) => {
-            warn!(error = %e, "cannot read a decrypted event");
-            return;
-        }
-    };
+async fn route_decrypted(store: &Store, rooms: &RoomQueues, event: QueuedEvent) {
     let event_id = event.event_id.clone();
     match store.enqueue(vec![event]).await {
         Ok(queued) => {
@@ -195,20 +214,41 @@ mod tests {
 
     #[test]
     fn a_synced_event_enters_the_inbox_with_its_room_and_id() {
-        let raw = serde_json::value::RawValue::from_string(
-            r#"{"type":"m.room.message","sender":"@a:x","event_id":"$e1","origin_server_ts":1,"content":{"msgtype":"m.text","body":"!visio start"}}"#.to_owned(),
+        let event: OriginalSyncRoomMessageEvent = serde_json::from_str(
+            r#"{"type":"m.room.message","sender":"@a:x","event_id":"$e1","origin_server_ts":1,"content":{"msgtype":"m.text","body":"!visio start"}}"#,
         )
         .unwrap();
-        let queued = as_queued(room_id!("!r:x"), &raw).unwrap();
+        let queued = synced_message(room_id!("!r:x"), event);
         assert_eq!(queued.event_id, owned_event_id!("$e1"));
         assert_eq!(queued.room_id.as_str(), "!r:x");
-        let event: Value = serde_json::from_str(&queued.json).unwrap();
-        assert_eq!(event["room_id"], "!r:x");
-        assert_eq!(event["content"]["body"], "!visio start");
+        assert_eq!(queued.sender.as_str(), "@a:x");
+        assert!(matches!(queued.kind, EventKind::Text { ref body } if body == "!visio start"));
 
-        let no_id =
-            serde_json::value::RawValue::from_string(r#"{"type":"m.room.message"}"#.to_owned())
-                .unwrap();
-        assert!(as_queued(room_id!("!r:x"), &no_id).is_err());
+        let notice: OriginalSyncRoomMessageEvent = serde_json::from_str(
+            r#"{"type":"m.room.message","sender":"@a:x","event_id":"$e2","origin_server_ts":1,"content":{"msgtype":"m.notice","body":"!visio start"}}"#,
+        )
+        .unwrap();
+        let queued = synced_message(room_id!("!r:x"), notice);
+        assert!(matches!(queued.kind, EventKind::Other { .. }));
+    }
+
+    #[test]
+    fn the_device_gets_the_encrypted_event_as_it_was_sent() {
+        let sent = r#"{"type":"m.room.encrypted","sender":"@a:x","event_id":"$c","room_id":"!r:x","origin_server_ts":42,"content":{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"AwgA","sender_key":"k","device_id":"D","session_id":"s"}}"#;
+        let queued = event_from_json(sent, room_id!("!r:x")).unwrap();
+        let EventKind::Encrypted {
+            origin_server_ts,
+            content,
+        } = &queued.kind
+        else {
+            panic!("{queued:?}");
+        };
+        let raw = encrypted_event(&queued, origin_server_ts, content).unwrap();
+        let event = raw.deserialize().unwrap();
+        assert_eq!(event.event_id, owned_event_id!("$c"));
+        assert_eq!(event.sender.as_str(), "@a:x");
+        assert_eq!(u64::from(event.origin_server_ts.get()), 42);
+        let written: Value = serde_json::from_str(raw.json().get()).unwrap();
+        assert_eq!(written, serde_json::from_str::<Value>(sent).unwrap());
     }
 }
