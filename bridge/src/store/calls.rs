@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{Store, StoreError, decode, encode, tx_error};
+use super::{Store, StoreError, decode, encode, read, tx_error};
 use crate::calls::Call;
 
 /// Per-room settings that outlive calls.
@@ -54,10 +54,7 @@ impl Store {
     }
 
     pub fn call(&self, id: &str) -> Result<Option<Call>, StoreError> {
-        self.calls
-            .get(id.as_bytes())?
-            .map(|v| decode("calls", &v))
-            .transpose()
+        read(&self.calls, "calls", id.as_bytes())
     }
 
     /// The room's current or last call.
@@ -89,12 +86,7 @@ impl Store {
     }
 
     pub fn room_settings(&self, room_id: &RoomId) -> Result<RoomSettings, StoreError> {
-        Ok(self
-            .rooms
-            .get(room_id.as_bytes())?
-            .map(|v| decode("room_settings", &v))
-            .transpose()?
-            .unwrap_or_default())
+        Ok(read(&self.rooms, "room_settings", room_id.as_bytes())?.unwrap_or_default())
     }
 
     /// Changes the room's settings (not its current call); flushes.

@@ -8,7 +8,7 @@
 use ruma::OwnedEventId;
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, decode, encode};
+use super::{Store, StoreError, encode, read};
 use crate::calls::Call;
 
 /// How far the posting of a call's minutes got, so a restart resumes it
@@ -34,12 +34,7 @@ impl Store {
     }
 
     pub fn minutes_progress(&self, call_id: &str) -> Result<MinutesProgress, StoreError> {
-        Ok(self
-            .minutes
-            .get(call_id.as_bytes())?
-            .map(|v| decode("minutes_progress", &v))
-            .transpose()?
-            .unwrap_or_default())
+        Ok(read(&self.minutes, "minutes_progress", call_id.as_bytes())?.unwrap_or_default())
     }
 
     pub async fn set_minutes_progress(

@@ -65,6 +65,15 @@ fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, St
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
 }
 
+/// The record under `key` in `tree` (`name` in errors), if there is one.
+fn read<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+    key: &[u8],
+) -> Result<Option<T>, StoreError> {
+    tree.get(key)?.map(|v| decode(name, &v)).transpose()
+}
+
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("our records always serialise")
 }
@@ -129,10 +138,7 @@ impl Store {
 
     /// A small JSON value under `key` in the `meta` tree (e.g. the bot's session).
     pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        self.meta
-            .get(key.as_bytes())?
-            .map(|v| decode("meta", &v))
-            .transpose()
+        read(&self.meta, "meta", key.as_bytes())
     }
 
     pub async fn set_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {

@@ -262,18 +262,14 @@ async fn an_inbox_left_by_an_older_bridge_is_replayed_typed() {
     {
         let store = Store::open(dir.path()).unwrap();
         let json = r#"{"type":"m.room.message","event_id":"$old","sender":"@a:x","room_id":"!a:x","content":{"msgtype":"m.text","body":"!visio status"}}"#;
-        let legacy = serde_json::json!({"room_id": "!a:x", "event_id": "$old", "json": json});
-        store
-            .inbox
-            .insert(1u64.to_be_bytes(), encode(&legacy))
-            .unwrap();
-        store.pending.insert("$old", &1u64.to_be_bytes()).unwrap();
-        let unreadable = serde_json::json!({"room_id": "!a:x", "event_id": "$bad", "json": "{}"});
-        store
-            .inbox
-            .insert(2u64.to_be_bytes(), encode(&unreadable))
-            .unwrap();
-        store.pending.insert("$bad", &2u64.to_be_bytes()).unwrap();
+        for (seq, id, json) in [(1u64, "$old", json), (2, "$bad", "{}")] {
+            let record = serde_json::json!({"room_id": "!a:x", "event_id": id, "json": json});
+            store
+                .inbox
+                .insert(seq.to_be_bytes(), encode(&record))
+                .unwrap();
+            store.pending.insert(id, &seq.to_be_bytes()).unwrap();
+        }
         store.flush_now().await.unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
@@ -281,8 +277,20 @@ async fn an_inbox_left_by_an_older_bridge_is_replayed_typed() {
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0].1.event_id, owned_event_id!("$old"));
     assert!(matches!(&inbox[0].1.kind, EventKind::Text { body } if body == "!visio status"));
-    assert_eq!(store.inbox().unwrap().len(), 1, "the unreadable record left");
+    assert_eq!(
+        store.inbox().unwrap().len(),
+        1,
+        "the unreadable record left"
+    );
     let again = |id: &'static str| store.enqueue(vec![event("!a:x", id)]);
-    assert_eq!(again("$old").await.unwrap().len(), 0, "still owed, not queued twice");
-    assert_eq!(again("$bad").await.unwrap().len(), 1, "dropped, not handled");
+    assert_eq!(
+        again("$old").await.unwrap().len(),
+        0,
+        "still owed, not queued twice"
+    );
+    assert_eq!(
+        again("$bad").await.unwrap().len(),
+        1,
+        "dropped, not handled"
+    );
 }
