@@ -203,6 +203,7 @@ async def main():
         voiced = [speech(t, tmp) for t in texts]
     caption_lat, notice_lat, missed = [], [], 0
     for i, (text, samples) in enumerate(zip(texts, voiced)):
+        said_at = time.monotonic()
         end = await voice.say(samples)
         # The sentence's window: from its end until a final caption and a
         # notice have come and nothing more for SETTLE s. Its last caption and
@@ -214,7 +215,7 @@ async def main():
             if cs and ns and time.monotonic() - max(cs[-1][0], ns[-1][0]) > SETTLE:
                 break
             await asyncio.sleep(0.05)
-        heard = " ".join(c[1].strip() for c in cs)
+        heard = " ".join(c[1].strip() for c in captions if c[0] > said_at)
         if not (cs and ns):
             missed += 1
             print(f"  {i:2}  {'caption' if not cs else 'notice'} missing after {WAIT:.0f} s  said {text!r}", flush=True)
