@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ruma::{OwnedUserId, UserId};
+use ruma::{OwnedUserId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use crate::appservice::matrix_error;
 use crate::calls::Call;
 use crate::config::Config;
-use crate::matrix::Matrix;
+use crate::matrix::{Matrix, MatrixError};
 use crate::media::MediaBackend;
 use crate::store::Store;
 
@@ -64,6 +64,87 @@ impl AccessState {
             limiter: Arc::new(Mutex::new(RateLimiter::default())),
         }
     }
+
+    /// Counts one attempt from `ip`; false once it made more than
+    /// [`ATTEMPTS_PER_MINUTE`] this minute.
+    pub(crate) fn allow_attempt(&self, ip: IpAddr) -> bool {
+        self.limiter
+            .lock()
+            .expect("limiter lock")
+            .allow(ip, Instant::now())
+    }
+
+    /// Asks the homeserver who an OpenID token belongs to
+    /// (`/_matrix/federation/v1/openid/userinfo`). Only tokens of this
+    /// bridge's homeserver, for its users, are vouched for.
+    pub(crate) async fn verify_openid(
+        &self,
+        access_token: &str,
+        matrix_server_name: &str,
+    ) -> Verification {
+        let homeserver = &self.config.homeserver;
+        if matrix_server_name != homeserver.server_name.as_str() {
+            return Verification::Rejected;
+        }
+        let url = match url::Url::parse_with_params(
+            &format!(
+                "{}/_matrix/federation/v1/openid/userinfo",
+                homeserver.url.as_str().trim_end_matches('/')
+            ),
+            [("access_token", access_token)],
+        ) {
+            Ok(url) => url,
+            Err(_) => return Verification::Rejected,
+        };
+        let response = match self.http.get(url).send().await {
+            Ok(r) => r,
+            Err(e) => return Verification::Unavailable(e.without_url().to_string()),
+        };
+        if response.status().is_server_error() {
+            return Verification::Unavailable(response.status().to_string());
+        }
+        if !response.status().is_success() {
+            return Verification::Rejected;
+        }
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        match body["sub"].as_str().map(UserId::parse) {
+            Some(Ok(user)) if user.server_name() == homeserver.server_name => {
+                Verification::User(user)
+            }
+            _ => Verification::Rejected,
+        }
+    }
+
+    /// Whether `user` is joined to `room_id`, as the bot reads the room.
+    pub(crate) async fn membership(&self, room_id: &RoomId, user: &UserId) -> Membership {
+        match self
+            .matrix
+            .state(room_id, "m.room.member", user.as_str())
+            .await
+        {
+            Ok(Some(member)) if member["membership"].as_str() == Some("join") => {
+                Membership::Joined(member)
+            }
+            Ok(_) => Membership::NotJoined,
+            Err(e) => Membership::Unknown(e),
+        }
+    }
+}
+
+/// Whether the homeserver vouched for an OpenID token.
+pub(crate) enum Verification {
+    User(OwnedUserId),
+    Rejected,
+    Unavailable(String),
+}
+
+/// A user's membership of a room.
+pub(crate) enum Membership {
+    /// Joined; the `m.room.member` content (display name…).
+    Joined(Value),
+    NotJoined,
+    /// The bot could not read it.
+    Unknown(MatrixError),
 }
 
 /// A fixed-window counter per client address.
@@ -145,58 +226,13 @@ struct OpenIdToken {
     matrix_server_name: String,
 }
 
-/// Why the homeserver did not vouch for a token.
-enum Verification {
-    User(OwnedUserId),
-    Rejected,
-    Unavailable(String),
-}
-
-async fn verify_openid(state: &AccessState, token: &OpenIdToken) -> Verification {
-    if token.matrix_server_name != state.config.homeserver.server_name.as_str() {
-        return Verification::Rejected;
-    }
-    let url = match url::Url::parse_with_params(
-        &format!(
-            "{}/_matrix/federation/v1/openid/userinfo",
-            state.config.homeserver.url.as_str().trim_end_matches('/')
-        ),
-        [("access_token", &token.access_token)],
-    ) {
-        Ok(url) => url,
-        Err(_) => return Verification::Rejected,
-    };
-    let response = match state.http.get(url).send().await {
-        Ok(r) => r,
-        Err(e) => return Verification::Unavailable(e.without_url().to_string()),
-    };
-    if response.status().is_server_error() {
-        return Verification::Unavailable(response.status().to_string());
-    }
-    if !response.status().is_success() {
-        return Verification::Rejected;
-    }
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    match body["sub"].as_str().map(UserId::parse) {
-        Some(Ok(user)) if user.server_name() == state.config.homeserver.server_name => {
-            Verification::User(user)
-        }
-        _ => Verification::Rejected,
-    }
-}
-
 async fn join(
     State(state): State<AccessState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(call_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if !state
-        .limiter
-        .lock()
-        .expect("limiter lock")
-        .allow(peer.ip(), Instant::now())
-    {
+    if !state.allow_attempt(peer.ip()) {
         return matrix_error(
             StatusCode::TOO_MANY_REQUESTS,
             "M_LIMIT_EXCEEDED",
@@ -216,7 +252,11 @@ async fn join(
             );
         }
     };
-    let user = match verify_openid(&state, &request.openid_token).await {
+    let token = &request.openid_token;
+    let user = match state
+        .verify_openid(&token.access_token, &token.matrix_server_name)
+        .await
+    {
         Verification::User(user) => user,
         Verification::Rejected => {
             warn!(call_id = %call.id, "join refused: the homeserver did not vouch for the OpenID token");
@@ -235,13 +275,17 @@ async fn join(
             );
         }
     };
-    let membership = match state
-        .matrix
-        .state(&call.room_id, "m.room.member", user.as_str())
-        .await
-    {
-        Ok(m) => m,
-        Err(e) => {
+    let membership = match state.membership(&call.room_id, &user).await {
+        Membership::Joined(member) => member,
+        Membership::NotJoined => {
+            info!(call_id = %call.id, user = %user, "join refused: not a member of the room");
+            return matrix_error(
+                StatusCode::FORBIDDEN,
+                "M_FORBIDDEN",
+                "only members of the room can join its call",
+            );
+        }
+        Membership::Unknown(e) => {
             warn!(call_id = %call.id, error = %e, "cannot read room membership");
             return matrix_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -250,27 +294,11 @@ async fn join(
             );
         }
     };
-    let joined = membership
-        .as_ref()
-        .and_then(|m| m["membership"].as_str())
-        .is_some_and(|m| m == "join");
-    if !joined {
-        info!(call_id = %call.id, user = %user, "join refused: not a member of the room");
-        return matrix_error(
-            StatusCode::FORBIDDEN,
-            "M_FORBIDDEN",
-            "only members of the room can join its call",
-        );
-    }
     let name = request
         .display_name
         .map(|n| n.trim().chars().take(80).collect::<String>())
         .filter(|n| !n.is_empty())
-        .or_else(|| {
-            membership
-                .as_ref()
-                .and_then(|m| m["displayname"].as_str().map(str::to_owned))
-        })
+        .or_else(|| membership["displayname"].as_str().map(str::to_owned))
         .unwrap_or_else(|| user.to_string());
     let grant = state
         .media

@@ -149,6 +149,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         matrix.clone(),
         media.clone(),
     )))
+    .merge(crate::focus::router(
+        crate::focus::BASE_PATH,
+        access::AccessState::new(config.clone(), store.clone(), matrix.clone(), media.clone()),
+    ))
     .merge(media.router().unwrap_or_default());
     let participants = follow_participants(&media, &store, &rooms, &transcriber);
 

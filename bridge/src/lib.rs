@@ -5,9 +5,10 @@
 //! [`commands`], decides with the pure [`calls`] state machine and [`power`]
 //! levels, and acts through [`matrix`]. [`app`] wires it together with the
 //! embedded SFU (`salon-sfu`); [`web`] serves the call page and [`access`]
-//! decides who may join. [`transcription`] turns each participant's audio into
-//! text on this machine, [`transcripts`] posts it to the room, and [`minutes`]
-//! posts the minutes when a call ends. See `docs/architecture.md`.
+//! decides who may join; [`focus`] gives Element Call its tokens, as
+//! lk-jwt-service would. [`transcription`] turns each participant's audio
+//! into text on this machine, [`transcripts`] posts it to the room, and
+//! [`minutes`] posts the minutes when a call ends. See `docs/architecture.md`.
 
 pub mod access;
 pub mod app;
@@ -17,6 +18,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod doctor;
+pub mod focus;
 pub mod matrix;
 pub mod media;
 pub mod metrics;

@@ -32,6 +32,10 @@ pub struct VideoGrant {
     /// Whether the holder may send data packets (absent means yes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub can_publish_data: Option<bool>,
+    /// Whether the holder may change its own name and metadata (Element
+    /// Call expects it, as lk-jwt-service grants it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_update_own_metadata: Option<bool>,
 }
 
 /// The claims of a LiveKit token.
@@ -122,6 +126,7 @@ pub fn mint(
             can_publish: Some(true),
             can_subscribe: Some(true),
             can_publish_data: Some(true),
+            can_update_own_metadata: Some(true),
         },
     };
     encode(api_secret, &claims)
@@ -217,6 +222,7 @@ mod tests {
         assert_eq!(value["video"]["roomJoin"], true);
         assert_eq!(value["video"]["canPublish"], true);
         assert_eq!(value["video"]["canSubscribe"], true);
+        assert_eq!(value["video"]["canUpdateOwnMetadata"], true);
         assert_eq!(value["video"]["room"], "r");
         assert_eq!(value["sub"], "bob");
     }
