@@ -121,24 +121,24 @@ async fn element_call_gets_a_token_from_salon_and_joins_its_sfu() {
     };
 
     // The homeserver accepts the documented settings and advertises the transport.
-    let transports: Value = env
-        .http
-        .get(format!(
-            "{}/_matrix/client/unstable/org.matrix.msc4143/rtc/transports",
-            env.hs_url
-        ))
-        .bearer_auth(&alice.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let homeserver = |path: &str| {
+        let request = env.http.get(format!("{}{path}", env.hs_url));
+        async { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let transports = homeserver(&format!(
+        "/_matrix/client/unstable/org.matrix.msc4143/rtc/transports?access_token={}",
+        alice.token
+    ))
+    .await;
     assert_eq!(
         transports["rtc_transports"][0]["livekit_service_url"],
         "http://salon.test.invalid/livekit/jwt",
         "{transports}"
     );
+    let versions = homeserver("/_matrix/client/versions").await;
+    for feature in ["org.matrix.msc4143", "org.matrix.msc4140"] {
+        assert_eq!(versions["unstable_features"][feature], true, "{feature}");
+    }
 
     // The browser's preflight is answered, with CORS.
     let preflight = env
