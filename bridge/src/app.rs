@@ -93,7 +93,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         EmbeddedSfu::start(sfu_config(&config, &sfu_secret), config.sfu_ws_url())?;
     let (transcriber, transcribed) =
         Transcriber::new(config.transcription.clone(), media.clone(), metrics.clone());
-    let (minutes_queue, owed_minutes) = MinutesQueue::new();
+    let (minutes_queue, owed_minutes) = MinutesQueue::new(metrics.clone());
     let rooms = RoomQueues::default();
     let app = Arc::new(Bridge {
         config: config.clone(),

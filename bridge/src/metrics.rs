@@ -19,6 +19,8 @@ pub struct Metrics {
     pub events_handled: AtomicU64,
     pub errors: AtomicU64,
     pub live_calls: AtomicU64,
+    /// Calls whose minutes are queued or being written.
+    pub minutes_owed: AtomicU64,
     pub calls_started: AtomicU64,
     pub calls_ended: AtomicU64,
     /// Final transcript segments posted to rooms.
@@ -182,6 +184,12 @@ impl Metrics {
             "Calls live now.",
             "gauge",
             get(&self.live_calls),
+        );
+        counter(
+            "salon_minutes_owed",
+            "Calls whose minutes are queued or being written.",
+            "gauge",
+            get(&self.minutes_owed),
         );
         for (name, help, kind, value) in [
             (

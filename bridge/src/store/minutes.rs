@@ -21,8 +21,6 @@ pub struct MinutesProgress {
     /// The `m.file` events.
     pub webvtt_event: Option<OwnedEventId>,
     pub markdown_event: Option<OwnedEventId>,
-    /// Failed attempts so far.
-    pub attempts: u32,
 }
 
 impl Store {
