@@ -168,15 +168,7 @@ async fn staff_start_a_call_see_its_status_and_stop_it() {
     bob.command(&room, "!visio status").await;
     assert!(bob.replies_to(&room, &chat).await.is_empty());
 
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", env.as_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     assert!(metrics.contains("salon_calls_started_total 2"), "{metrics}");
     assert!(metrics.contains("salon_live_calls 0"), "{metrics}");
     assert!(

@@ -349,15 +349,7 @@ async fn two_speakers_are_transcribed_captioned_and_summarised() {
         .count();
     assert_eq!(all_minutes, 2, "the original and the re-post");
 
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", env.as_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     assert!(metrics.contains("salon_transcript_segments_total"));
     for line in metrics
         .lines()
@@ -408,15 +400,7 @@ async fn minutes_owed_at_a_crash_are_posted_once_after_restart() {
     // them would count in salon_minutes_owed: zero proves none is on its way.
     env.kill_bridge();
     env.start_bridge().await;
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", env.as_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     assert!(
         metrics.contains("\nsalon_minutes_owed 0\n"),
         "minutes owed after the second restart:\n{metrics}"

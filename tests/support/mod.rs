@@ -336,6 +336,18 @@ rc_invites:
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The bridge's Prometheus text (`/metrics`).
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.as_url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn as_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.as_port)
     }
