@@ -139,6 +139,18 @@ async fn element_call_gets_a_token_from_salon_and_joins_its_sfu() {
     for feature in ["org.matrix.msc4143", "org.matrix.msc4140"] {
         assert_eq!(versions["unstable_features"][feature], true, "{feature}");
     }
+    // doctor sees MatrixRTC and delayed events on, and names the transport
+    // URL this bridge needs (the one configured above points elsewhere)
+    let (ok, out) = env.doctor(&env.config_path);
+    assert!(ok, "{out}");
+    assert!(out.contains("✓ the homeserver has delayed events"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "! matrix_rtc.transports does not list Salon: add `- type: livekit` with `livekit_service_url: http://127.0.0.1:{}/livekit/jwt`",
+            env.web_port
+        )),
+        "{out}"
+    );
 
     // The browser's preflight is answered, with CORS.
     let preflight = env

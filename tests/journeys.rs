@@ -616,6 +616,11 @@ async fn doctor_says_what_is_wrong_in_plain_words() {
     assert!(out.contains("the homeserver accepts the as_token"), "{out}");
     assert!(out.contains("speech model base"), "{out}");
     assert!(out.contains("reaches the bridge"), "{out}");
+    // MatrixRTC is optional: without it, a warning that says what to add
+    assert!(
+        out.contains("! Element Call's call button cannot use Salon"),
+        "{out}"
+    );
     env.start_bridge().await;
     let (ok, out) = env.doctor(&env.config_path);
     assert!(ok, "with the bridge running: {out}");

@@ -3,8 +3,10 @@
 //! It checks, in order: the config, the storage folder, the speech model (when
 //! transcription uses the built-in engine), the homeserver URL,
 //! the `as_token` (whoami as the appservice sender), and the homeserver's route
-//! back to the bridge with the `hs_token` (the appservice ping). If the bridge
-//! is not running, doctor answers the ping itself on the appservice address.
+//! back to the bridge with the `hs_token` (the appservice ping), and whether
+//! Element Call's call button can use Salon as its MatrixRTC focus (a warning
+//! when not: it is optional). If the bridge is not running, doctor answers
+//! the ping itself on the appservice address.
 
 use std::path::Path;
 use std::time::Duration;
@@ -121,6 +123,8 @@ pub async fn run(config_path: &Path) -> Vec<Check> {
         .await,
     );
 
+    checks.extend(check_matrix_rtc(&http, hs, &config, tokens.as_token.expose()).await);
+
     let public = &config.web.public_url;
     if public.scheme() == "http"
         && !matches!(public.host_str(), Some("localhost" | "127.0.0.1" | "::1"))
@@ -131,6 +135,94 @@ pub async fn run(config_path: &Path) -> Vec<Check> {
     } else {
         checks.push(Check::Ok(format!("join links will point to {public}")));
     }
+    checks
+}
+
+/// Whether Element Call's call button can use Salon as its MatrixRTC focus:
+/// the homeserver advertises MatrixRTC transports (MSC4143) and delayed
+/// events (MSC4140), and its transports list Salon's focus URL. Optional
+/// (Salon's own call page needs none of it), so a gap is a warning that says
+/// what to add to `homeserver.yaml` (`docs/element-call.md`).
+async fn check_matrix_rtc(
+    http: &reqwest::Client,
+    hs: &str,
+    config: &Config,
+    as_token: &str,
+) -> Vec<Check> {
+    let focus = format!(
+        "{}{}",
+        config.web.public_url.as_str().trim_end_matches('/'),
+        crate::focus::BASE_PATH
+    );
+    let versions: Value = match http
+        .get(format!("{hs}/_matrix/client/versions"))
+        .send()
+        .await
+    {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => Value::Null,
+    };
+    let advertised = |feature: &str| versions["unstable_features"][feature] == true;
+    let mut checks = Vec::new();
+    if !advertised("org.matrix.msc4143") {
+        checks.push(Check::Warn(format!(
+            "Element Call's call button cannot use Salon: the homeserver does not advertise \
+             MatrixRTC transports (org.matrix.msc4143). In homeserver.yaml set \
+             experimental_features: {{msc4143_enabled: true}} and list {focus} under \
+             matrix_rtc.transports (docs/element-call.md)"
+        )));
+        return checks;
+    }
+    if advertised("org.matrix.msc4140") {
+        checks.push(Check::Ok(
+            "the homeserver has delayed events (MSC4140)".into(),
+        ));
+    } else {
+        checks.push(Check::Warn(
+            "delayed events are off: Element Call members whose browser crashes stay in the \
+             call. In homeserver.yaml set max_event_delay_duration: 24h"
+                .into(),
+        ));
+    }
+    let transports: Value = match http
+        .get(format!(
+            "{hs}/_matrix/client/unstable/org.matrix.msc4143/rtc/transports"
+        ))
+        .bearer_auth(as_token)
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
+        Ok(r) => {
+            checks.push(Check::Warn(format!(
+                "the homeserver answered {} to /rtc/transports: is matrix_rtc configured?",
+                r.status()
+            )));
+            return checks;
+        }
+        Err(e) => {
+            checks.push(Check::Warn(format!("cannot read /rtc/transports: {e}")));
+            return checks;
+        }
+    };
+    let listed = transports["rtc_transports"].as_array().is_some_and(|all| {
+        all.iter().any(|t| {
+            t["type"] == "livekit"
+                && t["livekit_service_url"]
+                    .as_str()
+                    .is_some_and(|url| url.trim_end_matches('/') == focus)
+        })
+    });
+    checks.push(if listed {
+        Check::Ok(format!(
+            "Element Call's call button uses Salon: matrix_rtc.transports lists {focus}"
+        ))
+    } else {
+        Check::Warn(format!(
+            "matrix_rtc.transports does not list Salon: add `- type: livekit` with \
+             `livekit_service_url: {focus}` to matrix_rtc.transports in homeserver.yaml"
+        ))
+    });
     checks
 }
 
