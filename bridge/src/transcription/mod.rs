@@ -228,6 +228,8 @@ impl Transcriber {
         if taps.get(identity).is_some_and(|t| !t.is_finished()) {
             return;
         }
+        // people who left: their taps ended; do not keep them for the call's life
+        taps.retain(|_, t| !t.is_finished());
         let Some(tap) = self.media.subscribe_audio(&session.call_id, identity) else {
             return;
         };
@@ -273,7 +275,7 @@ impl Transcriber {
             warn!(
                 call_id,
                 outstanding = session.outstanding.load(Ordering::SeqCst),
-                "transcription still busy; writing the minutes without the rest"
+                "transcription still busy after the wait; going on without the rest (the minutes, or the shutdown)"
             );
         }
         let mut sessions = self.sessions.lock().expect("sessions lock");
