@@ -587,6 +587,45 @@ struct Negotiation {
     pending: bool,
 }
 
+/// The `TrackInfo` announced for an `add_track`. `mime_type` is always set
+/// (livekit-client's E2EE receiver needs it, audio included) and `encryption`
+/// is the publisher's, so subscribers know to decrypt: the SFU forwards the
+/// payloads untouched.
+fn track_info(request: &proto::AddTrackRequest, sid: String) -> proto::TrackInfo {
+    let kind = proto::TrackType::try_from(request.r#type).unwrap_or(proto::TrackType::Audio);
+    let mime_type = match kind {
+        proto::TrackType::Video => request
+            .simulcast_codecs
+            .iter()
+            .find(|c| !c.codec.is_empty())
+            .map(|c| format!("video/{}", c.codec.to_ascii_lowercase()))
+            .unwrap_or_else(|| default_mime_type(TrackKind::Video).to_owned()),
+        _ => default_mime_type(TrackKind::Audio).to_owned(),
+    };
+    proto::TrackInfo {
+        sid,
+        r#type: kind as i32,
+        name: request.name.chars().take(256).collect(),
+        muted: request.muted,
+        width: request.width,
+        height: request.height,
+        source: request.source,
+        mime_type,
+        disable_red: request.disable_red,
+        stream: request.stream.chars().take(256).collect(),
+        encryption: request.encryption,
+        ..Default::default()
+    }
+}
+
+/// The codec assumed when none was negotiated or announced.
+fn default_mime_type(kind: TrackKind) -> &'static str {
+    match kind {
+        TrackKind::Video => "video/vp8",
+        TrackKind::Audio => "audio/opus",
+    }
+}
+
 /// A track announced by `add_track` whose media has not arrived yet.
 struct PendingTrack {
     cid: String,
@@ -749,29 +788,7 @@ impl Participant {
         if count >= MAX_TRACKS_PER_PARTICIPANT {
             return Err("too many tracks");
         }
-        let kind = proto::TrackType::try_from(request.r#type).unwrap_or(proto::TrackType::Audio);
-        let mime_type = match kind {
-            proto::TrackType::Video => request
-                .simulcast_codecs
-                .iter()
-                .find(|c| !c.codec.is_empty())
-                .map(|c| format!("video/{}", c.codec.to_ascii_lowercase()))
-                .unwrap_or_else(|| "video/vp8".to_owned()),
-            _ => "audio/opus".to_owned(),
-        };
-        let info = proto::TrackInfo {
-            sid: new_sid("TR_"),
-            r#type: kind as i32,
-            name: request.name.chars().take(256).collect(),
-            muted: request.muted,
-            width: request.width,
-            height: request.height,
-            source: request.source,
-            mime_type,
-            disable_red: request.disable_red,
-            stream: request.stream.chars().take(256).collect(),
-            ..Default::default()
-        };
+        let info = track_info(&request, new_sid("TR_"));
         let cid: String = request.cid.chars().take(256).collect();
         self.send(signal_response::Message::TrackPublished(
             proto::TrackPublishedResponse {
@@ -851,6 +868,10 @@ impl Participant {
         };
         if !up.mime_type.is_empty() {
             info.mime_type = up.mime_type.clone();
+        }
+        if info.mime_type.is_empty() {
+            // livekit-client cannot set up an E2EE receiver without it.
+            info.mime_type = default_mime_type(up.kind).to_owned();
         }
         let codec = up.codec().await;
         let track = Arc::new(PublishedTrack {
@@ -1496,6 +1517,50 @@ pub(crate) async fn handle_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn add_track_info_carries_mime_type_and_encryption() {
+        let audio = track_info(
+            &proto::AddTrackRequest {
+                cid: "mic".into(),
+                r#type: proto::TrackType::Audio as i32,
+                encryption: proto::encryption::Type::Gcm as i32,
+                ..Default::default()
+            },
+            "TR_a".into(),
+        );
+        assert_eq!(audio.sid, "TR_a");
+        assert_eq!(audio.mime_type, "audio/opus");
+        assert_eq!(audio.encryption, proto::encryption::Type::Gcm as i32);
+
+        let video = track_info(
+            &proto::AddTrackRequest {
+                r#type: proto::TrackType::Video as i32,
+                simulcast_codecs: vec![proto::SimulcastCodec {
+                    codec: "VP9".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            "TR_v".into(),
+        );
+        assert_eq!(video.mime_type, "video/vp9");
+        assert_eq!(video.encryption, proto::encryption::Type::None as i32);
+
+        let bare_video = track_info(
+            &proto::AddTrackRequest {
+                r#type: proto::TrackType::Video as i32,
+                encryption: proto::encryption::Type::Custom as i32,
+                ..Default::default()
+            },
+            "TR_w".into(),
+        );
+        assert_eq!(bare_video.mime_type, "video/vp8");
+        assert_eq!(
+            bare_video.encryption,
+            proto::encryption::Type::Custom as i32
+        );
+    }
 
     #[test]
     fn a_packet_received_twice_is_forwarded_once() {

@@ -590,6 +590,18 @@ impl TestClient {
     /// Publishes an Opus microphone track (or a VP8 camera track when
     /// `audio` is false): `add_track`, wait for `track_published`, offer.
     pub async fn publish(&self, audio: bool) -> Result<TrackSender, ClientError> {
+        self.publish_encrypted(audio, proto::encryption::Type::None)
+            .await
+    }
+
+    /// As [`TestClient::publish`], with `encryption` in the `add_track`, as
+    /// livekit-client sends it for an end-to-end encrypted track. The payloads
+    /// sent are the test's own, so they stand for ciphertext.
+    pub async fn publish_encrypted(
+        &self,
+        audio: bool,
+        encryption: proto::encryption::Type,
+    ) -> Result<TrackSender, ClientError> {
         let cid = format!("TR_client_{}", rand::random::<u32>());
         let ssrc: u32 = rand::random();
         let (codec, payload_type, clock_step, kind) = if audio {
@@ -653,6 +665,7 @@ impl TestClient {
             } as i32,
             width: if audio { 0 } else { 640 },
             height: if audio { 0 } else { 360 },
+            encryption: encryption as i32,
             ..Default::default()
         }));
         let wanted = cid.clone();

@@ -693,3 +693,133 @@ async fn joining_twice_with_one_identity_replaces_the_first_session() {
     assert_eq!(people.len(), 1);
     assert_eq!(people[0].sid, second.sid());
 }
+
+/// What an end-to-end encrypted frame looks like to the SFU: bytes it cannot
+/// read (here a counter, then noise, then a GCM-style IV and trailer).
+fn ciphertext(n: u32) -> Vec<u8> {
+    let mut frame = n.to_be_bytes().to_vec();
+    let mut x = n.wrapping_mul(2_654_435_761).wrapping_add(0xdead_beef);
+    for _ in 0..48 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        frame.push(x as u8);
+    }
+    frame.extend_from_slice(&[0xff; 12]);
+    frame.extend_from_slice(&[12, 0]);
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_tracks_are_announced_as_such_with_mime_types_and_forwarded_unchanged() {
+    let server = common::start().await;
+    let alice = TestClient::connect(&server.ws, &common::token("e2ee", "alice"))
+        .await
+        .expect("alice joins");
+    let bob = TestClient::connect(&server.ws, &common::token("e2ee", "bob"))
+        .await
+        .expect("bob joins");
+    let gcm = proto::encryption::Type::Gcm as i32;
+    let mic = Arc::new(
+        alice
+            .publish_encrypted(true, proto::encryption::Type::Gcm)
+            .await
+            .expect("encrypted microphone"),
+    );
+    let camera = Arc::new(
+        alice
+            .publish_encrypted(false, proto::encryption::Type::Gcm)
+            .await
+            .expect("encrypted camera"),
+    );
+    // The publisher's own track_published says so too.
+    let published: Vec<proto::TrackInfo> = alice
+        .signals()
+        .into_iter()
+        .filter_map(|m| match m {
+            signal_response::Message::TrackPublished(p) => p.track,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(published.len(), 2);
+    assert!(
+        published.iter().all(|t| t.encryption == gcm),
+        "{published:?}"
+    );
+
+    let pumps: Vec<_> = [mic.clone(), camera.clone()]
+        .into_iter()
+        .map(|sender| {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(20));
+                for n in 0u32.. {
+                    tick.tick().await;
+                    sender.send(&ciphertext(n), 30).await;
+                }
+            })
+        })
+        .collect();
+
+    // Bob, already in the room, learns of both tracks: encrypted, with codecs.
+    let tracks = bob
+        .wait_signal("alice's two tracks", WAIT, |m| match m {
+            signal_response::Message::Update(u) => u
+                .participants
+                .iter()
+                .find(|p| p.identity == "alice" && p.tracks.len() == 2)
+                .map(|p| p.tracks.clone()),
+            _ => None,
+        })
+        .await
+        .expect("bob sees alice's tracks");
+    let kinds_and_mimes = |tracks: &[proto::TrackInfo]| {
+        let mut seen: Vec<(i32, String, i32)> = tracks
+            .iter()
+            .map(|t| (t.r#type, t.mime_type.clone(), t.encryption))
+            .collect();
+        seen.sort();
+        seen
+    };
+    let expected = vec![
+        (proto::TrackType::Audio as i32, "audio/opus".to_owned(), gcm),
+        (proto::TrackType::Video as i32, "video/vp8".to_owned(), gcm),
+    ];
+    assert_eq!(kinds_and_mimes(&tracks), expected);
+
+    // So does a late joiner, in its join response.
+    let carol = TestClient::connect(&server.ws, &common::token("e2ee", "carol"))
+        .await
+        .expect("carol joins");
+    let at_join = carol
+        .join
+        .other_participants
+        .iter()
+        .find(|p| p.identity == "alice")
+        .expect("alice in carol's join")
+        .tracks
+        .clone();
+    assert_eq!(kinds_and_mimes(&at_join), expected);
+
+    // The SFU never touches the payload: every byte arrives as sent.
+    for _ in 0..2 {
+        let mut track = bob.next_track(WAIT).await.expect("bob gets a track");
+        let mut checked = 0;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while checked < 20 {
+            let packet = tokio::time::timeout_at(deadline, track.packets.recv())
+                .await
+                .expect("packets in time")
+                .expect("track open");
+            let n = u32::from_be_bytes(packet.payload[..4].try_into().expect("counter"));
+            assert_eq!(
+                packet.payload.as_ref(),
+                ciphertext(n).as_slice(),
+                "payload {n} rewritten"
+            );
+            checked += 1;
+        }
+    }
+    for pump in pumps {
+        pump.abort();
+    }
+}

@@ -261,11 +261,13 @@ async fn hostile_frames_close_only_their_session_and_other_calls_keep_flowing() 
     pumping.abort();
 }
 
-async fn http_get(base: &str, path: &str) -> (u16, String) {
+/// One raw HTTP/1.1 request from a page at another origin; the status and
+/// the whole response (headers and body).
+async fn http(base: &str, method: &str, path: &str, extra: &str) -> (u16, String) {
     let addr = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://page.example\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://page.example\r\n{extra}Connection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut response = String::new();
@@ -278,28 +280,111 @@ async fn http_get(base: &str, path: &str) -> (u16, String) {
     (status, response)
 }
 
+async fn http_get(base: &str, path: &str) -> (u16, String) {
+    http(base, "GET", path, "").await
+}
+
+fn assert_cors(path: &str, response: &str) {
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("access-control-allow-origin: *"),
+        "{path} lacks CORS: {response}"
+    );
+}
+
+/// livekit-client >= 2.17 tries `/rtc/v1` first and falls back to `/rtc` only
+/// if the upgrade fails and `/rtc/v1/validate` answers a CORS-readable 404
+/// (a 401 there would stop it), so the token must not matter on those paths.
 #[tokio::test]
-async fn single_peer_connection_endpoints_answer_404_with_cors() {
+async fn single_peer_connection_endpoints_answer_404_with_cors_whatever_the_token() {
     let server = common::start().await;
-    for path in [
-        "/rtc/v1/validate?access_token=x",
-        "/rtc/v1?join_request=abc",
-    ] {
+    let good = common::token("room", "alice");
+    for token in [good.as_str(), "bad"] {
+        for path in [
+            format!("/rtc/v1/validate?access_token={token}&join_request=abc%3D"),
+            format!("/rtc/v1?access_token={token}&join_request=abc"),
+        ] {
+            let (status, response) = http_get(&server.http, &path).await;
+            assert_eq!(status, 404, "{path}: {response}");
+            assert_cors(&path, &response);
+            assert!(
+                !response.contains("requested room does not exist"),
+                "that body would stop the fallback: {response}"
+            );
+        }
+    }
+    let (status, response) = http_get(&server.http, "/rtc/v1/validate").await;
+    assert_eq!(status, 404, "no token: {response}");
+    assert_cors("/rtc/v1/validate", &response);
+
+    // A real WebSocket upgrade at /rtc/v1, with a valid token, is refused.
+    let url = format!("{}/rtc/v1?access_token={good}&join_request=abc", server.ws);
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 404);
+            assert_eq!(
+                response
+                    .headers()
+                    .get("access-control-allow-origin")
+                    .map(|v| v.as_bytes()),
+                Some(&b"*"[..])
+            );
+        }
+        Err(other) => panic!("upgrade refused the wrong way: {other}"),
+        Ok(_) => panic!("/rtc/v1 must not upgrade"),
+    }
+    // The fallback path is still served.
+    raw_join(&server.ws, "room", "alice").await;
+}
+
+#[tokio::test]
+async fn rtc_validate_answers_with_cors() {
+    let server = common::start().await;
+    let token = common::token("room", "alice");
+    let path = format!("/rtc/validate?access_token={token}");
+    let (status, response) = http_get(&server.http, &path).await;
+    assert_eq!(status, 200, "{response}");
+    assert_cors(&path, &response);
+    let (status, response) = http(
+        &server.http,
+        "GET",
+        "/rtc/validate",
+        &format!("Authorization: Bearer {token}\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200, "bearer header: {response}");
+    assert_cors("/rtc/validate (bearer)", &response);
+    for path in ["/rtc/validate?access_token=bad", "/rtc/validate"] {
         let (status, response) = http_get(&server.http, path).await;
-        assert_eq!(status, 404, "{path}");
+        assert_eq!(status, 401, "{path}: {response}");
+        assert_cors(path, &response);
+    }
+}
+
+#[tokio::test]
+async fn cors_preflights_are_answered() {
+    let server = common::start().await;
+    for path in ["/rtc/validate", "/rtc/v1", "/rtc/v1/validate"] {
+        let (status, response) = http(
+            &server.http,
+            "OPTIONS",
+            &format!("{path}?access_token=x"),
+            "Access-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization\r\n",
+        )
+        .await;
+        assert!((200..300).contains(&status), "{path}: {response}");
+        assert_cors(path, &response);
+        let lower = response.to_ascii_lowercase();
         assert!(
-            response
-                .to_ascii_lowercase()
-                .contains("access-control-allow-origin: *"),
-            "{path} lacks CORS: {response}"
+            lower.contains("access-control-allow-methods:") && lower.contains("get"),
+            "{path}: {response}"
+        );
+        assert!(
+            lower.contains("access-control-allow-headers:") && lower.contains("authorization"),
+            "{path}: {response}"
         );
     }
-    let token = common::token("room", "alice");
-    let (status, response) =
-        http_get(&server.http, &format!("/rtc/validate?access_token={token}")).await;
-    assert_eq!(status, 200, "{response}");
-    let (status, _) = http_get(&server.http, "/rtc/validate?access_token=bad").await;
-    assert_eq!(status, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
