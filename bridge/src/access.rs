@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -65,9 +65,10 @@ impl AccessState {
         }
     }
 
-    /// Counts one attempt from `ip`; false once it made more than
-    /// [`ATTEMPTS_PER_MINUTE`] this minute.
-    pub(crate) fn allow_attempt(&self, ip: IpAddr) -> bool {
+    /// Counts one attempt from the client behind `peer`; false once it made
+    /// more than [`ATTEMPTS_PER_MINUTE`] this minute.
+    pub(crate) fn allow_attempt(&self, peer: SocketAddr, headers: &HeaderMap) -> bool {
+        let ip = client_ip(peer.ip(), headers, &self.config.web.trusted_proxies);
         self.limiter
             .lock()
             .expect("limiter lock")
@@ -229,10 +230,11 @@ struct OpenIdToken {
 async fn join(
     State(state): State<AccessState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path(call_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if !state.allow_attempt(peer.ip()) {
+    if !state.allow_attempt(peer, &headers) {
         return matrix_error(
             StatusCode::TOO_MANY_REQUESTS,
             "M_LIMIT_EXCEEDED",
@@ -307,9 +309,52 @@ async fn join(
     Json(json!({ "url": grant.url, "token": grant.token })).into_response()
 }
 
+/// The client's address: the connecting peer, or, when the peer is a
+/// trusted reverse proxy, the right-most `X-Forwarded-For` hop that is not one
+/// (hops left of it are whatever the client chose to send).
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse().ok())
+        .collect();
+    hops.into_iter()
+        .rev()
+        .find(|hop| !trusted.contains(hop))
+        .unwrap_or(peer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_behind_a_trusted_proxy_is_the_forwarded_one() {
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let trusted = [proxy];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "198.51.100.7, 192.0.2.1".parse().unwrap(),
+        );
+        assert_eq!(
+            client_ip(proxy, &headers, &trusted),
+            "192.0.2.1".parse::<IpAddr>().unwrap(),
+            "the hop the proxy added, not what the client claimed"
+        );
+        let stranger: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(
+            client_ip(stranger, &headers, &trusted),
+            stranger,
+            "untrusted peers cannot pick their address"
+        );
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
 
     #[test]
     fn the_limiter_allows_a_burst_then_refuses_until_the_minute_passes() {

@@ -363,10 +363,11 @@ fn grant(state: &AccessState, room: &str, identity: &str) -> Result<Response, Re
 async fn admit<T: DeserializeOwned>(
     state: &AccessState,
     peer: SocketAddr,
+    headers: &axum::http::HeaderMap,
     body: Body,
     expected: &str,
 ) -> Result<T, Refusal> {
-    if !state.allow_attempt(peer.ip()) {
+    if !state.allow_attempt(peer, headers) {
         return Err(Refusal(
             StatusCode::TOO_MANY_REQUESTS,
             "M_LIMIT_EXCEEDED",
@@ -379,10 +380,17 @@ async fn admit<T: DeserializeOwned>(
 async fn sfu_get(
     State(state): State<AccessState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
-    let request: LegacyRequest =
-        admit(&state, peer, body, "{room, openid_token, device_id}").await?;
+    let request: LegacyRequest = admit(
+        &state,
+        peer,
+        &headers,
+        body,
+        "{room, openid_token, device_id}",
+    )
+    .await?;
     let room_id = request.validate()?;
     let user = joined_user(&state, &request.openid_token, &room_id, None).await?;
     let room = livekit_room(room_id.as_str(), ROOM_SLOT);
@@ -395,11 +403,13 @@ async fn sfu_get(
 async fn get_token(
     State(state): State<AccessState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
     let request: TokenRequest = admit(
         &state,
         peer,
+        &headers,
         body,
         "{room_id, slot_id, openid_token, member}",
     )

@@ -119,6 +119,9 @@ pub struct WebConfig {
     pub bind: SocketAddr,
     /// The call page's folder (`call.html`, `dist/`).
     pub assets: PathBuf,
+    /// Reverse proxies trusted to name the client in `X-Forwarded-For`
+    /// (for the per-client rate limits of the join and token APIs).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone)]

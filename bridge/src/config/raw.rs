@@ -92,6 +92,16 @@ pub(super) struct RawWeb {
     pub(super) bind: String,
     #[serde(default = "default_web_assets")]
     pub(super) assets: PathBuf,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    #[serde(default = "default_trusted_proxies")]
+    pub(super) trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+fn default_trusted_proxies() -> Vec<std::net::IpAddr> {
+    vec![
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ]
 }
 
 fn default_web_bind() -> String {

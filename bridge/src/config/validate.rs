@@ -123,6 +123,7 @@ pub(super) fn validate(
             public_url,
             bind: web_bind,
             assets: base.join(raw.web.assets),
+            trusted_proxies: raw.web.trusted_proxies,
         },
         bot: BotConfig {
             displayname: raw.bot.displayname,
