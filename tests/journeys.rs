@@ -867,7 +867,9 @@ async fn the_bot_declines_invites_from_outside_the_autojoin_lists() {
 
     let eves_room = eve.create_room(json!({})).await;
     eve.invite(&eves_room, &bot).await;
-    eve.wait_until("the bot to decline eve's invite", WAIT, || async {
+    // Twice the usual wait: once, with the browser journey loading both cores
+    // beside it, the decline took longer than 30 s to show.
+    eve.wait_until("the bot to decline eve's invite", 2 * WAIT, || async {
         eve.state(&eves_room, "m.room.member", &bot)
             .await
             .is_some_and(|m| m["membership"] == "leave")
