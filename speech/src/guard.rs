@@ -28,8 +28,9 @@ use crate::transcript::{Segment, TranscribeOptions, Transcript};
 
 /// VAD frame: 20 ms.
 const FRAME_MS: u64 = 20;
-/// A frame is voiced when it is this loud (dBFS) …
-const VOICED_MIN_DB: f32 = -50.0;
+/// A frame is voiced when it is this loud (dBFS) … (low: a quiet microphone
+/// or recording still has its speech judged, only digital near-silence not)
+const VOICED_MIN_DB: f32 = -65.0;
 /// … and no more than this far below the loudest frame of the audio.
 const VOICED_BELOW_PEAK_DB: f32 = 40.0;
 /// Voiced stretches closer than this are one stretch (pauses between words).
@@ -323,6 +324,16 @@ mod tests {
         );
         assert_eq!(kept.len(), 2, "{kept:?}");
         assert_eq!(dropped, vec![DropReason::Repetitive]);
+    }
+
+    #[test]
+    fn a_quiet_recording_keeps_its_speech() {
+        // speech at about -55 dBFS, silence around it
+        let mut pcm = silence(1000);
+        pcm.extend(tone(2000, 0.0025));
+        pcm.extend(silence(1000));
+        let (kept, _) = kept(vec![segment(900, 3100, "We agreed.")], &pcm);
+        assert_eq!(kept, vec!["We agreed."]);
     }
 
     #[test]
