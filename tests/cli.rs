@@ -261,3 +261,34 @@ fn transcribe_invents_nothing_around_french_speech() {
         "{heard:?}"
     );
 }
+
+/// No speech, no words: noise, a tone, a chord of music and silence give an
+/// empty transcript (Whisper says "The" or "Thank you." over such sounds).
+#[test]
+fn transcribe_hears_no_words_in_noise_tones_music_or_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let sounds: [(&str, &[&str]); 4] = [
+        ("noise", &["synth", "5", "whitenoise", "vol", "0.05"]),
+        ("tone", &["synth", "3", "sine", "440", "vol", "0.3"]),
+        (
+            "chord",
+            &[
+                "synth", "4", "sine", "261", "sine", "329", "sine", "392", "remix", "-", "vol",
+                "0.3",
+            ],
+        ),
+        ("silence", &["trim", "0", "5"]),
+    ];
+    for (name, effects) in sounds {
+        let wav = dir.path().join(format!("{name}.wav"));
+        let ok = Command::new("sox")
+            .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
+            .arg(&wav)
+            .args(effects)
+            .status()
+            .expect("sox is installed (scripts/setup.sh)");
+        assert!(ok.success());
+        let heard = transcribe_text("base", "en", &wav);
+        assert!(heard.trim().is_empty(), "{name}: heard {heard:?}");
+    }
+}

@@ -51,6 +51,10 @@ const LOOP_REPEATS: usize = 4;
 /// speech is 4 to 5), plus a couple of words for timestamps that cut short.
 const MAX_WORDS_PER_VOICED_SECOND: f32 = 7.0;
 const SPARE_WORDS: f32 = 2.0;
+/// A segment this short, unlikely, with this no-speech probability, is
+/// treated as silence (real one-word answers, "Yes.", decode confidently).
+const FEW_WORDS: usize = 2;
+const FEW_WORDS_NO_SPEECH: f32 = 0.4;
 
 /// Why a segment was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,8 +182,14 @@ pub fn apply(
 
 /// The reason to drop `segment`, if any.
 fn judge(segment: &Segment, spans: &[(u64, u64)], opts: &TranscribeOptions) -> Option<DropReason> {
+    let words = segment.text.split_whitespace().count();
     if segment.no_speech_prob > opts.certain_silence_threshold
         || segment.no_speech_prob > opts.no_speech_threshold
+            && segment.avg_logprob < opts.logprob_threshold
+        // a word or two the model is unsure of, over sound it half thinks is
+        // not speech: "The" on a chord of music (no-speech 0.53, -1.79)
+        || words <= FEW_WORDS
+            && segment.no_speech_prob > FEW_WORDS_NO_SPEECH
             && segment.avg_logprob < opts.logprob_threshold
     {
         return Some(DropReason::LikelySilence);
@@ -199,7 +209,7 @@ fn judge(segment: &Segment, spans: &[(u64, u64)], opts: &TranscribeOptions) -> O
     {
         return Some(DropReason::Repetitive);
     }
-    let words = segment.text.split_whitespace().count() as f32;
+    let words = words as f32;
     if words > SPARE_WORDS + voiced as f32 / 1000.0 * MAX_WORDS_PER_VOICED_SECOND {
         return Some(DropReason::TooManyWords);
     }
@@ -324,6 +334,24 @@ mod tests {
         );
         assert_eq!(kept.len(), 2, "{kept:?}");
         assert_eq!(dropped, vec![DropReason::Repetitive]);
+    }
+
+    #[test]
+    fn an_unsure_word_over_music_is_dropped_a_sure_one_is_kept() {
+        let pcm = padded_voice();
+        let music = Segment {
+            no_speech_prob: 0.53,
+            avg_logprob: -1.79,
+            ..segment(1000, 3000, "The")
+        };
+        let answer = Segment {
+            no_speech_prob: 0.53,
+            avg_logprob: -0.3,
+            ..segment(1000, 3000, "Yes.")
+        };
+        let (kept, dropped) = kept(vec![music, answer], &pcm);
+        assert_eq!(kept, vec!["Yes."]);
+        assert_eq!(dropped, vec![DropReason::LikelySilence]);
     }
 
     #[test]
