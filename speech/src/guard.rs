@@ -183,6 +183,10 @@ pub fn apply(
 /// The reason to drop `segment`, if any.
 fn judge(segment: &Segment, spans: &[(u64, u64)], opts: &TranscribeOptions) -> Option<DropReason> {
     let words = segment.text.split_whitespace().count();
+    // ". . ." or "♪": nothing was said
+    if !segment.text.chars().any(char::is_alphanumeric) {
+        return Some(DropReason::LikelySilence);
+    }
     if segment.no_speech_prob > opts.certain_silence_threshold
         || segment.no_speech_prob > opts.no_speech_threshold
             && segment.avg_logprob < opts.logprob_threshold
@@ -349,9 +353,10 @@ mod tests {
             avg_logprob: -0.3,
             ..segment(1000, 3000, "Yes.")
         };
-        let (kept, dropped) = kept(vec![music, answer], &pcm);
+        let dots = segment(1000, 3000, ". . .");
+        let (kept, dropped) = kept(vec![music, answer, dots], &pcm);
         assert_eq!(kept, vec!["Yes."]);
-        assert_eq!(dropped, vec![DropReason::LikelySilence]);
+        assert_eq!(dropped, vec![DropReason::LikelySilence; 2]);
     }
 
     #[test]
