@@ -178,13 +178,19 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn rooms_are_ordered_and_independent() {
+    /// Queues served by a fresh recorder.
+    fn started() -> (Arc<Recorder>, RoomQueues) {
         let recorder = Arc::new(Recorder {
             log: Mutex::new(Vec::new()),
         });
         let queues = RoomQueues::default();
         queues.start(recorder.clone());
+        (recorder, queues)
+    }
+
+    #[tokio::test]
+    async fn rooms_are_ordered_and_independent() {
+        let (recorder, queues) = started();
         queues.dispatch_event(1, event("!a:x", "$a1"));
         queues.dispatch_event(2, event("!a:x", "$a2"));
         queues.dispatch_event(3, event("!b:x", "$b1"));
@@ -196,11 +202,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_finishes_queued_jobs_then_stops() {
-        let recorder = Arc::new(Recorder {
-            log: Mutex::new(Vec::new()),
-        });
-        let queues = RoomQueues::default();
-        queues.start(recorder.clone());
+        let (recorder, queues) = started();
         queues.dispatch_event(1, event("!a:x", "$a1"));
         queues.dispatch_event(2, event("!a:x", "$a2"));
         let busy = queues.shutdown(Duration::from_secs(2)).await;
