@@ -58,6 +58,8 @@ pub enum RoomEvent {
         kind: TrackKind,
         /// Codec MIME type, e.g. `audio/opus`.
         mime_type: String,
+        /// End-to-end encryption the publisher announced for it.
+        encryption: Encryption,
     },
     /// A room's last participant left and the room was removed.
     RoomClosed {
@@ -75,6 +77,39 @@ pub enum TrackKind {
     Video,
 }
 
+/// End-to-end encryption of a track's media, as its publisher announced it in
+/// `AddTrackRequest.encryption` (LiveKit's `Encryption.Type`). The SFU never
+/// decrypts or rewrites payloads: for an encrypted track, [`AudioPacket::payload`]
+/// is the sender's ciphertext frame (e.g. Element Call's per-participant
+/// AES-GCM), and a transcriber needs the keys to hear it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Encryption {
+    /// Plain media.
+    #[default]
+    None,
+    /// LiveKit's AES-GCM frame encryption (livekit-client, Element Call).
+    Gcm,
+    /// An application-defined scheme.
+    Custom,
+}
+
+impl Encryption {
+    /// From the protocol's `Encryption.Type` value (unknown values count as
+    /// `Custom`: encrypted somehow, so not plain).
+    pub(crate) fn from_proto(value: i32) -> Self {
+        match value {
+            0 => Self::None,
+            1 => Self::Gcm,
+            _ => Self::Custom,
+        }
+    }
+
+    /// True unless the media is plain.
+    pub fn is_encrypted(self) -> bool {
+        self != Self::None
+    }
+}
+
 /// One audio packet of a participant, as published (Opus, 48 kHz clock).
 #[derive(Clone, Debug)]
 pub struct AudioPacket {
@@ -90,6 +125,24 @@ pub struct AudioPacket {
     pub received_at: Instant,
     /// Audio level in -dBov (0 loudest, 127 silence) if the sender reported it.
     pub level_dbov: Option<u8>,
+    /// The publisher's SSRC for this track.
+    pub ssrc: u32,
+    /// The track's end-to-end encryption: when encrypted, `payload` is
+    /// ciphertext, not Opus.
+    pub encryption: Encryption,
+}
+
+/// The audio track an [`AudioTap`] currently carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TappedTrack {
+    /// `TR_…` sid.
+    pub sid: String,
+    /// The publisher's SSRC for it.
+    pub ssrc: u32,
+    /// Codec MIME type, e.g. `audio/opus`.
+    pub mime_type: String,
+    /// End-to-end encryption the publisher announced for it.
+    pub encryption: Encryption,
 }
 
 /// A stream of a participant's audio packets. Ends (`None`) when the
@@ -97,6 +150,9 @@ pub struct AudioPacket {
 #[derive(Debug)]
 pub struct AudioTap {
     pub(crate) identity: String,
+    /// The participant's first audio track, once published (shared with the
+    /// participant, which sets it).
+    pub(crate) track: std::sync::Arc<std::sync::Mutex<Option<TappedTrack>>>,
     pub(crate) receiver: broadcast::Receiver<AudioPacket>,
     pub(crate) skipped: u64,
 }
@@ -105,6 +161,25 @@ impl AudioTap {
     /// The identity whose audio this is.
     pub fn identity(&self) -> &str {
         &self.identity
+    }
+
+    /// The audio track this tap carries: the participant's first published
+    /// audio track, or `None` while they have published none. Each
+    /// [`AudioPacket`] also says its own track, SSRC and encryption.
+    pub fn track(&self) -> Option<TappedTrack> {
+        self.track.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The encryption of [`AudioTap::track`]; `None` (plain) while no audio
+    /// track is published.
+    pub fn encryption(&self) -> Encryption {
+        self.track().map(|t| t.encryption).unwrap_or_default()
+    }
+
+    /// Whether the tapped audio is end-to-end encrypted (its payloads are
+    /// ciphertext that cannot be decoded without the participant's keys).
+    pub fn is_encrypted(&self) -> bool {
+        self.encryption().is_encrypted()
     }
 
     /// The next packet, or `None` once the participant has left.
@@ -153,4 +228,6 @@ pub struct TrackSummary {
     pub mime_type: String,
     /// Muted by its publisher.
     pub muted: bool,
+    /// End-to-end encryption the publisher announced for it.
+    pub encryption: Encryption,
 }

@@ -44,7 +44,8 @@ use tokio::sync::{broadcast, watch};
 pub use config::{IceServer, SfuConfig};
 pub use error::SfuError;
 pub use events::{
-    AudioPacket, AudioTap, ParticipantInfoSummary, RoomEvent, TrackKind, TrackSummary,
+    AudioPacket, AudioTap, Encryption, ParticipantInfoSummary, RoomEvent, TappedTrack, TrackKind,
+    TrackSummary,
 };
 pub use signal::{MAX_FRAME_BYTES, SERVER_VERSION};
 

@@ -26,7 +26,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::config::SfuConfig;
 use crate::error::SfuError;
 use crate::events::{
-    AudioPacket, AudioTap, ParticipantInfoSummary, RoomEvent, TrackKind, TrackSummary,
+    AudioPacket, AudioTap, Encryption, ParticipantInfoSummary, RoomEvent, TappedTrack, TrackKind,
+    TrackSummary,
 };
 use crate::media::{
     DataLink, DownTrack, KeyframeHandle, MediaSettings, PeerEvent, PeerLink, PeerRole, UpTrack,
@@ -200,6 +201,7 @@ impl Rooms {
             negotiation: Mutex::new(Negotiation::default()),
             offer_id: AtomicU32::new(0),
             audio_tap: Mutex::new(Some(audio_tap)),
+            tapped_track: Arc::new(Mutex::new(None)),
             closed: AtomicBool::new(false),
             removed: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
@@ -349,6 +351,7 @@ impl Room {
                             kind: t.kind,
                             mime_type: info.mime_type.clone(),
                             muted: info.muted,
+                            encryption: Encryption::from_proto(info.encryption),
                         }
                     })
                     .collect(),
@@ -653,6 +656,8 @@ pub(crate) struct Participant {
     negotiation: Mutex<Negotiation>,
     offer_id: AtomicU32,
     audio_tap: Mutex<Option<broadcast::Sender<AudioPacket>>>,
+    /// The audio track the taps carry (the first published audio track).
+    tapped_track: Arc<Mutex<Option<TappedTrack>>>,
     /// Asked to end (stuck outbox, room closing): the session notices.
     closed: AtomicBool,
     /// Already removed from its room.
@@ -744,6 +749,7 @@ impl Participant {
         let tap = lock(&self.audio_tap);
         tap.as_ref().map(|sender| AudioTap {
             identity: self.identity.clone(),
+            track: self.tapped_track.clone(),
             receiver: sender.subscribe(),
             skipped: 0,
         })
@@ -878,6 +884,7 @@ impl Participant {
             sid: info.sid.clone(),
             kind: up.kind,
             publisher_sid: self.sid.clone(),
+            ssrc: up.ssrc,
             media_id: up.track_id.clone(),
             codec,
             info: Mutex::new(info.clone()),
@@ -887,14 +894,22 @@ impl Participant {
             ended: AtomicBool::new(false),
             forwarded: AtomicU64::new(0),
         });
+        let encryption = Encryption::from_proto(info.encryption);
         lock(&self.published).push(track.clone());
-        info!(track_sid = %track.sid, kind = ?track.kind, mime = %info.mime_type, "track published");
+        if track.kind == TrackKind::Audio {
+            let mut tapped = lock(&self.tapped_track);
+            if tapped.is_none() {
+                *tapped = Some(track.tapped());
+            }
+        }
+        info!(track_sid = %track.sid, kind = ?track.kind, mime = %info.mime_type, ?encryption, "track published");
         room.emit(RoomEvent::TrackPublished {
             room: room.name.clone(),
             identity: self.identity.clone(),
             track_sid: track.sid.clone(),
             kind: track.kind,
             mime_type: info.mime_type.clone(),
+            encryption,
         });
         self.bump_and_broadcast();
 
@@ -905,6 +920,7 @@ impl Participant {
             participant: Arc::downgrade(self),
             audio_level_id: self.publisher.audio_level_id(),
             max_bitrate_bps,
+            encryption,
         };
         self.spawn(forwarder.run(up));
 
@@ -1122,6 +1138,18 @@ impl Participant {
         }
     }
 
+    /// The taps follow the next audio track when the tapped one is removed.
+    fn retap_if_gone(&self, track_sid: &str) {
+        let mut tapped = lock(&self.tapped_track);
+        if tapped.as_ref().is_none_or(|t| t.sid != track_sid) {
+            return;
+        }
+        *tapped = lock(&self.published)
+            .iter()
+            .find(|t| t.kind == TrackKind::Audio)
+            .map(|t| t.tapped());
+    }
+
     /// Removes a published track (its media ended) and tells the room.
     async fn unpublish(self: &Arc<Self>, track: &Arc<PublishedTrack>) {
         let removed = {
@@ -1134,6 +1162,7 @@ impl Participant {
             return;
         }
         track.ended.store(true, Ordering::Release);
+        self.retap_if_gone(&track.sid);
         self.send(signal_response::Message::TrackUnpublished(
             proto::TrackUnpublishedResponse {
                 track_sid: track.sid.clone(),
@@ -1156,6 +1185,8 @@ pub(crate) struct PublishedTrack {
     pub(crate) sid: String,
     pub(crate) kind: TrackKind,
     publisher_sid: String,
+    /// The publisher's first SSRC for it.
+    ssrc: u32,
     /// The track id the publisher's SDP names it by (`a=msid:<stream> <id>`).
     media_id: String,
     codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec,
@@ -1168,6 +1199,16 @@ pub(crate) struct PublishedTrack {
 }
 
 impl PublishedTrack {
+    fn tapped(&self) -> TappedTrack {
+        let info = lock(&self.info);
+        TappedTrack {
+            sid: self.sid.clone(),
+            ssrc: self.ssrc,
+            mime_type: info.mime_type.clone(),
+            encryption: Encryption::from_proto(info.encryption),
+        }
+    }
+
     /// Asks the publisher for a keyframe, at most once per gap.
     async fn request_keyframe(&self) {
         {
@@ -1189,6 +1230,7 @@ struct Forwarder {
     participant: Weak<Participant>,
     audio_level_id: Option<u8>,
     max_bitrate_bps: u64,
+    encryption: Encryption,
 }
 
 impl Forwarder {
@@ -1261,6 +1303,8 @@ impl Forwarder {
                             sequence: packet.sequence(),
                             received_at: Instant::now(),
                             level_dbov: level,
+                            ssrc: packet.ssrc(),
+                            encryption: self.encryption,
                         });
                     }
                 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use livekit_protocol as proto;
 use livekit_protocol::{signal_request, signal_response};
-use salon_sfu::RoomEvent;
 use salon_sfu::testing::{ReceivedTrack, TestClient, TrackSender, WAIT};
+use salon_sfu::{Encryption, RoomEvent};
 use tokio::sync::broadcast;
 
 /// Sends `label:N` payloads every 20 ms until the returned handle is aborted.
@@ -278,9 +278,17 @@ async fn audio_tap_mute_data_and_captions_reach_their_audience() {
             .expect("tap open");
         assert_eq!(packet.track_sid, mic.sid);
         assert_eq!(packet.level_dbov, Some(20));
+        assert_eq!(packet.ssrc, mic.ssrc());
+        assert_eq!(packet.encryption, Encryption::None);
         seen.push(String::from_utf8(packet.payload.to_vec()).expect("utf8"));
     }
     assert_all_from(&seen, "alice");
+    let tapped = tap.track().expect("the tap names its track");
+    assert_eq!(
+        (tapped.sid.as_str(), tapped.ssrc, tapped.mime_type.as_str()),
+        (mic.sid.as_str(), mic.ssrc(), "audio/opus")
+    );
+    assert!(!tap.is_encrypted());
 
     // Mute is announced to the others and to the embedder.
     alice.send(signal_request::Message::Mute(proto::MuteTrackRequest {
@@ -720,6 +728,14 @@ async fn encrypted_tracks_are_announced_as_such_with_mime_types_and_forwarded_un
         .await
         .expect("bob joins");
     let gcm = proto::encryption::Type::Gcm as i32;
+    let mut tap = server
+        .sfu
+        .subscribe_audio("e2ee", "alice")
+        .expect("alice is in the room");
+    assert!(
+        tap.track().is_none() && !tap.is_encrypted(),
+        "nothing published yet"
+    );
     let mic = Arc::new(
         alice
             .publish_encrypted(true, proto::encryption::Type::Gcm)
@@ -799,6 +815,28 @@ async fn encrypted_tracks_are_announced_as_such_with_mime_types_and_forwarded_un
         .tracks
         .clone();
     assert_eq!(kinds_and_mimes(&at_join), expected);
+
+    // The embedder's tap says the audio is ciphertext, and hands it over as sent.
+    assert_eq!(tap.encryption(), Encryption::Gcm);
+    assert!(tap.is_encrypted());
+    assert_eq!(tap.track().map(|t| t.ssrc), Some(mic.ssrc()));
+    let tapped = tokio::time::timeout(WAIT, tap.recv())
+        .await
+        .expect("tap packet in time")
+        .expect("tap open");
+    assert_eq!(
+        (tapped.encryption, tapped.ssrc, tapped.track_sid.as_str()),
+        (Encryption::Gcm, mic.ssrc(), mic.sid.as_str())
+    );
+    let n = u32::from_be_bytes(tapped.payload[..4].try_into().expect("counter"));
+    assert_eq!(tapped.payload.as_ref(), ciphertext(n).as_slice());
+    let summary = server.sfu.participants("e2ee");
+    let alice_tracks = &summary
+        .iter()
+        .find(|p| p.identity == "alice")
+        .expect("alice")
+        .tracks;
+    assert!(alice_tracks.iter().all(|t| t.encryption == Encryption::Gcm));
 
     // The SFU never touches the payload: every byte arrives as sent.
     for _ in 0..2 {
