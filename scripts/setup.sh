@@ -15,7 +15,9 @@
 #     demo's config points at models/base);
 #   - the call page's npm packages and bundle (web/build.sh), rebuilt only when
 #     its sources changed;
-#   - for the tests, LiveKit's Python SDK in a venv (scripts/setup-python-sdk.sh).
+#   - for the tests, LiveKit's Python SDK in a venv (scripts/setup-python-sdk.sh)
+#     and Element Call with its widget host's npm packages in .cache/element-call
+#     (scripts/setup-element-call.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -43,6 +45,9 @@ fi
 ./scripts/setup-synapse.sh
 ./scripts/install-models.sh
 [ "$DEMO_ONLY" = 1 ] || ./scripts/setup-python-sdk.sh
+[ "$DEMO_ONLY" = 1 ] || ./scripts/setup-livekit-server.sh
+# The real Element Call for tests/element_call.rs (AGPL: into .cache, never committed).
+[ "$DEMO_ONLY" = 1 ] || ./scripts/setup-element-call.sh
 
 # npm ci takes tens of seconds even with nothing to do: rebuild the bundle only
 # when it is missing or older than what it is built from.
