@@ -1,0 +1,673 @@
+//! The real, unmodified Element Call 0.26.1 on Salon, on a real Synapse set up
+//! as `docs/element-call.md` says, in headless Chromium.
+//!
+//! `tests/element_call/run.mjs` runs Element Call under a minimal widget host
+//! (matrix-widget-api's `ClientWidgetApi` with a driver backed by a real
+//! matrix-js-sdk client logged in with a password, as Element Web hosts it),
+//! each person in their own Chromium whose fake microphone plays an espeak-ng
+//! sentence. The packages come from `scripts/setup-element-call.sh` (into
+//! `.cache/element-call`; Element Call is AGPL and is never committed or
+//! served by Salon).
+//!
+//! - Two members press the call button in an unencrypted room: each hears the
+//!   other at a real level; their `call.member` events name Salon as the
+//!   focus; Element Call's console shows the LiveKit connection succeeding.
+//!   The time from the call button to hearing the other is printed.
+//! - The MatrixRTC session is a Salon call: `!visio status` lists both,
+//!   `!visio start` links the same call, a third member on Salon's page hears
+//!   both and is heard, `!visio transcribe on` attributes each sentence to
+//!   its speaker, and the minutes come once everyone has left.
+//! - livekit-client 2.22.3 with its default options (Element Call's
+//!   signalling: `/rtc/v1` first) falls back to `/rtc` and is heard.
+
+#[path = "support/score.rs"]
+mod score;
+mod support;
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Env, User, room_with_bot};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+/// One test at a time: each runs two or three Chromiums beside Synapse, the
+/// bridge and Whisper, and two cores do not carry two such tests at once.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// An inbound audio level (0..1, linear) clearly above silence: silence (or
+/// nothing arriving) reads 0.
+const HEARD_LEVEL: f64 = 0.05;
+/// The RMS over a listening window, from the receiver's energy counters,
+/// that speech reaches and silence does not.
+const HEARD_RMS: f64 = 0.005;
+const LISTEN_MS: u64 = 5000;
+const TRANSCRIPT_WAIT: Duration = Duration::from_secs(120);
+
+const ALICE_SAYS: &str = "The budget for the new school library is ready for review.";
+const BOB_SAYS: &str = "I will send the final report to the minister on Friday.";
+const CAROL_SAYS: &str = "The workers need two more weeks to paint the walls.";
+
+/// What `docs/element-call.md` tells the admin to add to `homeserver.yaml`,
+/// naming this test's bridge as the transport. Delayed-event management is
+/// unthrottled: two Element Calls restart their delayed leave every 4 s.
+fn matrix_rtc_yaml(web_port: u16) -> String {
+    format!(
+        r#"
+experimental_features:
+  msc4143_enabled: true
+  msc4222_enabled: true
+max_event_delay_duration: 24h
+matrix_rtc:
+  transports:
+    - type: livekit
+      livekit_service_url: "http://127.0.0.1:{web_port}/livekit/jwt"
+rc_delayed_event_mgmt: {{per_second: 1000, burst_count: 1000}}
+"#
+    )
+}
+
+/// A Synapse with MatrixRTC on and this test's bridge as its transport; the
+/// bridge runs. `bridge_config` is added to the bridge's config.
+async fn matrix_rtc_env(bridge_config: &str) -> Env {
+    let web_port = Cell::new(0u16);
+    let mut env = Env::start_full(
+        |config| {
+            // [appservice] bind comes first, [web] bind last
+            let web = config
+                .lines()
+                .filter_map(|l| l.strip_prefix("bind = \"127.0.0.1:"))
+                .filter_map(|rest| rest.trim_end_matches('"').parse().ok())
+                .last();
+            web_port.set(web.unwrap_or_else(|| panic!("no [web] bind in {config}")));
+            config.push_str(bridge_config);
+        },
+        |homeserver| homeserver.push_str(&matrix_rtc_yaml(web_port.get())),
+    )
+    .await;
+    assert_eq!(web_port.get(), env.web_port);
+    env.start_bridge().await;
+    env
+}
+
+/// A room made by `owner` with the bot and `others`, unencrypted, where
+/// members may send `org.matrix.msc3401.call.member` (as Element Call's own
+/// rooms allow).
+async fn call_room(env: &Env, owner: &User, others: &[&User]) -> String {
+    let room = room_with_bot(env, owner, others).await;
+    owner
+        .set_power_levels(&room, |levels| {
+            levels["events"]["org.matrix.msc3401.call.member"] = json!(0);
+        })
+        .await;
+    assert!(
+        owner.state(&room, "m.room.encryption", "").await.is_none(),
+        "the room must be unencrypted"
+    );
+    room
+}
+
+/// `text` spoken by espeak-ng in `voice`, then 1.5 s of silence: Chromium
+/// loops the file as the microphone.
+fn speech_wav(dir: &Path, name: &str, text: &str, voice: &str) -> PathBuf {
+    let raw = dir.join(format!("{name}-speech.wav"));
+    let ok = std::process::Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "150", "-w"])
+        .arg(&raw)
+        .arg(text)
+        .status()
+        .expect("espeak-ng is installed (scripts/setup.sh)")
+        .success();
+    assert!(ok, "espeak-ng failed");
+    let path = dir.join(format!("{name}.wav"));
+    let ok = std::process::Command::new("sox")
+        .arg(&raw)
+        .arg(&path)
+        .args(["pad", "0", "1.5"])
+        .status()
+        .expect("sox is installed (scripts/setup.sh)")
+        .success();
+    assert!(ok, "sox failed");
+    path
+}
+
+/// `tests/element_call/run.mjs`, spoken to one JSON line at a time.
+struct Browsers {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    stderr: PathBuf,
+}
+
+impl Browsers {
+    async fn start(dir: &Path) -> Browsers {
+        let script = support::workspace_root().join("tests/element_call/run.mjs");
+        let stderr = dir.join("run.mjs.stderr");
+        let mut child = tokio::process::Command::new("node")
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node is installed (scripts/setup.sh)");
+        let stdin = child.stdin.take().unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut browsers = Browsers {
+            child,
+            stdin,
+            lines,
+            stderr,
+        };
+        let ready = browsers.read(Duration::from_secs(60)).await;
+        assert_eq!(
+            ready["ready"], true,
+            "run.mjs did not start (run scripts/setup-element-call.sh?): {ready}"
+        );
+        browsers
+    }
+
+    async fn read(&mut self, timeout: Duration) -> Value {
+        let line = tokio::time::timeout(timeout, self.lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("run.mjs gave no answer in {timeout:?}{}", self.log()))
+            .unwrap()
+            .unwrap_or_else(|| panic!("run.mjs ended{}", self.log()));
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("run.mjs said {line}"))
+    }
+
+    fn log(&self) -> String {
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        format!("\n--- run.mjs stderr ---\n{text}")
+    }
+
+    /// Sends a command; returns the answer, whatever it says.
+    async fn try_ask(&mut self, command: Value, timeout: Duration) -> Value {
+        let line = format!("{command}\n");
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+        self.read(timeout).await
+    }
+
+    /// Sends a command and panics, with the browsers' consoles, unless it succeeded.
+    async fn ask(&mut self, command: Value, timeout: Duration) -> Value {
+        let what = command["cmd"].clone();
+        let answer = self.try_ask(command, timeout).await;
+        assert!(
+            answer["ok"] == true,
+            "{what} failed: {}\n{}{}",
+            answer["error"],
+            serde_json::to_string_pretty(&answer["consoles"]).unwrap_or_default(),
+            self.log()
+        );
+        answer
+    }
+}
+
+impl Drop for Browsers {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn person(name: &str, wav: &Path) -> Value {
+    json!({"name": name, "login": name, "password": support::PASSWORD, "wav": wav})
+}
+
+/// The inbound audio streams of one person's `listen` that were heard: a
+/// level clearly above silence, bytes arriving and speech-like energy.
+fn heard_streams(listen: &Value) -> Vec<(String, Value)> {
+    listen["streams"]
+        .as_object()
+        .map(|streams| {
+            streams
+                .iter()
+                .filter(|(_, s)| {
+                    s["max"].as_f64().unwrap_or(0.0) > HEARD_LEVEL
+                        && s["rms"].as_f64().unwrap_or(0.0) > HEARD_RMS
+                        && s["bytes"].as_u64().unwrap_or(0) > 0
+                })
+                .map(|(id, s)| (id.clone(), s.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Two members, each in Element Call, in a call on Salon: the homeserver,
+/// alice, bob, their room, the browsers, and run.mjs's `ec_join` answer by name.
+async fn element_call_pair(bridge_config: &str) -> (Env, User, User, String, Browsers, Value) {
+    let env = matrix_rtc_env(bridge_config).await;
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    let room = call_room(&env, &alice, &[&bob]).await;
+    let dir = env.dir.path().to_owned();
+    let alice_wav = speech_wav(&dir, "alice", ALICE_SAYS, "en-us");
+    let bob_wav = speech_wav(&dir, "bob", BOB_SAYS, "en-gb");
+    let mut browsers = Browsers::start(&dir).await;
+    let answer = browsers
+        .ask(
+            json!({
+                "cmd": "ec_join", "hs": env.hs_url, "room": room,
+                "people": [person("alice", &alice_wav), person("bob", &bob_wav)],
+                "expect_heard": 1, "timeout_ms": 120_000,
+            }),
+            Duration::from_secs(200),
+        )
+        .await;
+    let joined = answer["people"].clone();
+    (env, alice, bob, room, browsers, joined)
+}
+
+/// What each person heard over `LISTEN_MS`.
+async fn listen(browsers: &mut Browsers) -> Value {
+    browsers
+        .ask(
+            json!({"cmd": "listen", "ms": LISTEN_MS}),
+            Duration::from_secs(60),
+        )
+        .await["people"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn element_call_members_hear_each_other_through_salon() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (env, alice, bob, room, mut browsers, joined) = element_call_pair("").await;
+    let focus = format!("http://127.0.0.1:{}/livekit/jwt", env.web_port);
+
+    // The call button to hearing the other person: for the closing note.
+    for name in ["alice", "bob"] {
+        let p = &joined[name];
+        eprintln!(
+            "element call timing: {name}: call button → widget ready {} ms, → LiveKit connected {} ms, → first audio bytes {} ms, → hears the other {} ms",
+            p["ready_ms"], p["connected_ms"], p["first_bytes_ms"], p["first_heard_ms"]
+        );
+    }
+
+    // 1. Each hears the other at a real level.
+    let heard = listen(&mut browsers).await;
+    eprintln!("element call listening: {heard}");
+    for name in ["alice", "bob"] {
+        let streams = heard_streams(&heard[name]);
+        assert_eq!(
+            streams.len(),
+            1,
+            "{name} must hear exactly the other member (level > {HEARD_LEVEL}, RMS > {HEARD_RMS}): {}",
+            heard[name]
+        );
+    }
+
+    // 2. Both call.member state events, in the shape Element Call 0.26 writes,
+    // naming Salon as the focus.
+    for (user, name) in [(&alice, "alice"), (&bob, "bob")] {
+        let device = joined[name]["device_id"].as_str().unwrap();
+        assert_eq!(joined[name]["user_id"], user.user_id.as_str());
+        let key = format!("_{}_{device}_m.call", user.user_id);
+        let member = user
+            .state(&room, "org.matrix.msc3401.call.member", &key)
+            .await
+            .unwrap_or_else(|| panic!("no call.member event {key}"));
+        assert_eq!(member["application"], "m.call", "{member}");
+        assert_eq!(member["scope"], "m.room", "{member}");
+        assert_eq!(member["device_id"], device, "{member}");
+        assert_eq!(member["focus_active"]["type"], "livekit", "{member}");
+        assert_eq!(
+            member["focus_active"]["focus_selection"], "multi_sfu",
+            "{member}"
+        );
+        let preferred = &member["foci_preferred"][0];
+        assert_eq!(preferred["type"], "livekit", "{member}");
+        assert_eq!(preferred["livekit_service_url"], focus.as_str(), "{member}");
+    }
+
+    // 3. Element Call's console: connected to Salon's SFU, no missing
+    // transport, no failed connection.
+    for name in ["alice", "bob"] {
+        let console: Vec<&str> = joined[name]["console"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let ws = format!("ws://127.0.0.1:{}", env.web_port);
+        assert!(
+            console
+                .iter()
+                .any(|l| l.contains("livekitRoom.connect SUCCESS") && l.contains(&ws)),
+            "{name}: no 'livekitRoom.connect SUCCESS {ws}' in {console:#?}"
+        );
+        for bad in [
+            "MatrixRTCTransportMissingError",
+            "livekitRoom.connect FAILED",
+        ] {
+            assert!(
+                !console.iter().any(|l| l.contains(bad)),
+                "{name}: {bad} in {console:#?}"
+            );
+        }
+    }
+    browsers
+        .ask(
+            json!({"cmd": "hang_up", "names": ["alice", "bob"]}),
+            Duration::from_secs(60),
+        )
+        .await;
+    // Hanging up ends the membership (its content becomes {}).
+    for (user, name) in [(&alice, "alice"), (&bob, "bob")] {
+        let key = format!(
+            "_{}_{}_m.call",
+            user.user_id,
+            joined[name]["device_id"].as_str().unwrap()
+        );
+        user.wait_until(
+            &format!("{name}'s membership to end"),
+            support::WAIT,
+            || async {
+                user.state(&room, "org.matrix.msc3401.call.member", &key)
+                    .await
+                    .is_some_and(|m| m.as_object().is_some_and(|o| o.is_empty()))
+            },
+        )
+        .await;
+    }
+}
+
+/// Everything `speaker` was heard saying in `notices`, in order.
+fn heard_from(notices: &[Value], speaker: &str) -> String {
+    notices
+        .iter()
+        .filter(|e| e["content"]["org.salon.transcript"]["speaker"] == speaker)
+        .filter_map(|e| e["content"]["org.salon.transcript"]["text"].as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The share of the words heard that are not in what was said: the
+/// microphones loop one sentence, so repeats are fine and inventions are not.
+fn invented_share(said: &str, heard: &str) -> f64 {
+    let said = score::words(said);
+    let heard = score::words(heard);
+    let invented = heard.iter().filter(|w| !said.contains(w)).count();
+    invented as f64 / heard.len().max(1) as f64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_element_call_is_a_salon_call_joined_from_salons_page_transcribed_and_minuted() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (env, alice, bob, room, mut browsers, joined) =
+        element_call_pair("\n[calls]\nempty_grace_seconds = 5\n").await;
+    let carol = env.user("carol").await;
+    alice.invite(&room, &carol.user_id).await;
+    carol.join(&room).await;
+
+    // `!visio status` names both Element Call members as in the call.
+    let start = Instant::now();
+    let status = loop {
+        let status = bob.command(&room, "!visio status").await;
+        let body = status["body"].as_str().unwrap_or("").to_owned();
+        if body.contains(&alice.user_id) && body.contains(&bob.user_id) {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "!visio status does not name both Element Call members: {status}"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
+    assert_eq!(status["msgtype"], "m.notice", "{status}");
+    assert_eq!(status["org.salon.reply"]["outcome"], "live", "{status}");
+    let call_id = status["org.salon.reply"]["call_id"]
+        .as_str()
+        .expect("the live call's id")
+        .to_owned();
+
+    // `!visio start` while the MatrixRTC call is live links the same call.
+    let started = carol.command(&room, "!visio start").await;
+    assert_eq!(
+        started["org.salon.reply"]["call_id"],
+        call_id.as_str(),
+        "{started}"
+    );
+    let link = started["org.salon.reply"]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a call link: {started}"))
+        .to_owned();
+
+    // The room speaks English: no per-sentence guessing.
+    let saved = alice.command(&room, "!visio settings language=en").await;
+    assert_eq!(saved["org.salon.reply"]["language"], "en", "{saved}");
+    let on = alice.command(&room, "!visio transcribe on").await;
+    assert_eq!(on["org.salon.reply"]["outcome"], "on", "{on}");
+    let thread_root = alice
+        .timeline(&room)
+        .await
+        .into_iter()
+        .find(|e| e["content"]["org.salon.transcription"]["state"] == "on")
+        .expect("a 'transcription started' notice")["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Carol joins from Salon's page and hears both; both hear her.
+    let carol_wav = speech_wav(env.dir.path(), "carol", CAROL_SAYS, "en");
+    let carol_joined = browsers
+        .ask(
+            json!({"cmd": "salon_join", "person": person("carol", &carol_wav), "url": link,
+                   "expect_heard": 2, "timeout_ms": 90_000}),
+            Duration::from_secs(150),
+        )
+        .await;
+    eprintln!("salon page: {}", carol_joined["person"]);
+    let heard = listen(&mut browsers).await;
+    eprintln!("three-way listening: {heard}");
+    for (name, user) in [("alice", &alice), ("bob", &bob)] {
+        assert_eq!(
+            heard_streams(&heard[name]).len(),
+            2,
+            "{name} (Element Call) must hear the other member and carol: {}",
+            heard[name]
+        );
+        let device = joined[name]["device_id"].as_str().unwrap();
+        let identity = format!("{}:{device}", user.user_id);
+        let level = heard["carol"]["by_identity"][&identity].as_f64();
+        assert!(
+            level.is_some_and(|l| l > 0.01) || heard_streams(&heard["carol"]).len() == 2,
+            "carol (Salon's page) must hear {identity}: {}",
+            heard["carol"]
+        );
+        assert!(
+            level.is_some(),
+            "Salon's page does not list {identity}: {}",
+            heard["carol"]
+        );
+    }
+    assert_eq!(
+        heard_streams(&heard["carol"]).len(),
+        2,
+        "carol must hear alice and bob: {}",
+        heard["carol"]
+    );
+
+    // Each sentence arrives in the thread, attributed to its speaker.
+    let said = [
+        (&alice, ALICE_SAYS, ["budget", "library"]),
+        (&bob, BOB_SAYS, ["report", "minister"]),
+    ];
+    let deadline = Instant::now() + TRANSCRIPT_WAIT;
+    let notices = loop {
+        let notices: Vec<Value> = alice
+            .timeline(&room)
+            .await
+            .into_iter()
+            .filter(|e| e["content"]["org.salon.transcript"].is_object())
+            .collect();
+        let all_heard = said.iter().all(|(user, _, words)| {
+            let heard = score::words(&heard_from(&notices, &user.user_id));
+            words.iter().all(|w| heard.contains(&w.to_string()))
+        });
+        if all_heard || Instant::now() > deadline {
+            break notices;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    for (user, sentence, words) in &said {
+        let heard = heard_from(&notices, &user.user_id);
+        let heard_words = score::words(&heard);
+        for word in words {
+            assert!(
+                heard_words.contains(&word.to_string()),
+                "{} said {sentence:?}; the transcript attributed to them is {heard:?} (all notices: {:#?})",
+                user.user_id,
+                notices
+                    .iter()
+                    .map(|e| &e["content"]["org.salon.transcript"])
+                    .collect::<Vec<_>>()
+            );
+        }
+        let invented = invented_share(sentence, &heard);
+        assert!(
+            invented <= 0.25,
+            "{:.0}% of the words attributed to {} were never said by them: {heard:?}",
+            invented * 100.0,
+            user.user_id
+        );
+    }
+    for e in &notices {
+        assert_eq!(e["sender"], env.bot_id());
+        assert_eq!(e["content"]["m.relates_to"]["rel_type"], "m.thread", "{e}");
+        assert_eq!(
+            e["content"]["m.relates_to"]["event_id"],
+            thread_root.as_str(),
+            "{e}"
+        );
+    }
+
+    // Everyone hangs up: the minutes come.
+    browsers
+        .ask(
+            json!({"cmd": "hang_up", "names": ["alice", "bob", "carol"]}),
+            Duration::from_secs(60),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let minutes = loop {
+        if let Some(e) = alice
+            .timeline(&room)
+            .await
+            .into_iter()
+            .find(|e| e["content"]["org.salon.minutes"].is_object())
+        {
+            break e["content"]["org.salon.minutes"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no minutes after everyone left:\n{}",
+            env.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(minutes["call_id"], call_id.as_str(), "{minutes}");
+    let people: Vec<&str> = minutes["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["mxid"].as_str())
+        .collect();
+    for user in [&alice, &bob, &carol] {
+        assert!(
+            people.contains(&user.user_id.as_str()),
+            "{} missing from the minutes' participants {people:?}",
+            user.user_id
+        );
+    }
+}
+
+/// Asks Salon for a LiveKit token as Element Call does (`/sfu/get`).
+async fn sfu_grant(env: &Env, user: &User, room: &str, device: &str) -> Value {
+    let response = env
+        .http
+        .post(format!(
+            "http://127.0.0.1:{}/livekit/jwt/sfu/get",
+            env.web_port
+        ))
+        .json(
+            &json!({"room": room, "openid_token": user.openid_token().await, "device_id": device}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn livekit_client_with_element_calls_signalling_falls_back_to_rtc_and_is_heard() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = matrix_rtc_env("").await;
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    let room = room_with_bot(&env, &alice, &[&bob]).await;
+    let dir = env.dir.path().to_owned();
+    let mut people = Vec::new();
+    for (user, name, says, voice) in [
+        (&alice, "alice", ALICE_SAYS, "en-us"),
+        (&bob, "bob", BOB_SAYS, "en-gb"),
+    ] {
+        let grant = sfu_grant(&env, user, &room, &format!("{}DEV", name.to_uppercase())).await;
+        people.push(json!({
+            "name": name, "url": grant["url"], "token": grant["jwt"],
+            "wav": speech_wav(&dir, name, says, voice),
+        }));
+    }
+    let mut browsers = Browsers::start(&dir).await;
+    let joined = browsers
+        .ask(
+            json!({"cmd": "lk_join", "people": people, "expect_heard": 1, "timeout_ms": 60_000}),
+            Duration::from_secs(120),
+        )
+        .await["people"]
+        .clone();
+    let heard = listen(&mut browsers).await;
+    eprintln!("livekit-client listening: {heard}");
+    let rtc = format!("ws://127.0.0.1:{}/rtc", env.web_port);
+    for (name, other) in [
+        ("alice", "@bob:salon.test:BOBDEV"),
+        ("bob", "@alice:salon.test:ALICEDEV"),
+    ] {
+        let p = &joined[name];
+        eprintln!(
+            "livekit-client timing: {name}: page opened → first audio bytes {} ms, → hears the other {} ms",
+            p["first_bytes_ms"], p["first_heard_ms"]
+        );
+        assert_eq!(p["remotes"], json!([other]), "{p}");
+        assert_eq!(
+            heard_streams(&heard[name]).len(),
+            1,
+            "{name} must hear {other}: {}",
+            heard[name]
+        );
+        // The signalling: /rtc/v1 first, refused, then /rtc, which opened.
+        let sockets: Vec<(String, bool)> = p["sockets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["url"].as_str().unwrap().to_owned(), s["opened"] == true))
+            .collect();
+        assert!(
+            sockets.len() >= 2
+                && sockets[0].0.starts_with(&format!("{rtc}/v1?"))
+                && !sockets[0].1
+                && sockets[1].0.starts_with(&format!("{rtc}?"))
+                && sockets[1].1,
+            "{name}'s signalling sockets: {sockets:#?}"
+        );
+        let console = p["console"].to_string();
+        assert!(
+            console.contains("v1 RTC path not found"),
+            "{name}: {console}"
+        );
+    }
+}
