@@ -302,9 +302,18 @@ async fn join(
         .filter(|n| !n.is_empty())
         .or_else(|| membership["displayname"].as_str().map(str::to_owned))
         .unwrap_or_else(|| user.to_string());
+    let media_room = call.media_room();
+    if let Err(e) = state.store.record_media_room(&media_room, &call.room_id) {
+        warn!(call_id = %call.id, error = %e, "cannot record the call's media room");
+        return matrix_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "M_UNAVAILABLE",
+            "Salon's storage failed; try again shortly",
+        );
+    }
     let grant = state
         .media
-        .join_grant(&call.id, user.as_str(), &name, JOIN_TOKEN_TTL);
+        .join_grant(&media_room, user.as_str(), &name, JOIN_TOKEN_TTL);
     info!(call_id = %call.id, user = %user, "join token issued");
     Json(json!({ "url": grant.url, "token": grant.token })).into_response()
 }

@@ -91,8 +91,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let sfu_secret = sfu_secret(&config, &store).await?;
     let media: Arc<dyn MediaBackend> =
         EmbeddedSfu::start(sfu_config(&config, &sfu_secret), config.sfu_ws_url())?;
-    let (transcriber, transcribed) =
-        Transcriber::new(config.transcription.clone(), media.clone(), metrics.clone());
+    let (transcriber, transcribed) = Transcriber::new(
+        config.transcription.clone(),
+        media.clone(),
+        store.clone(),
+        metrics.clone(),
+    );
     let (minutes_queue, owed_minutes) = MinutesQueue::new(metrics.clone());
     let rooms = RoomQueues::default();
     let app = Arc::new(Bridge {
@@ -326,11 +330,9 @@ fn follow_participants(
         loop {
             let (call_id, identity, joined) = match events.recv().await {
                 Ok(MediaEvent::Joined {
-                    call_id,
-                    identity,
-                    name,
+                    call_id, identity, ..
                 }) => {
-                    transcriber.participant_joined(&call_id, &identity, &name);
+                    transcriber.participant_joined(&call_id, &identity);
                     (call_id, identity, true)
                 }
                 Ok(MediaEvent::Left { call_id, identity }) => (call_id, identity, false),
@@ -340,13 +342,13 @@ fn follow_participants(
                 }
                 Err(RecvError::Closed) => break,
             };
-            let Ok(user) = UserId::parse(identity.as_str()) else {
-                continue;
-            };
-            match store.call(&call_id) {
-                Ok(Some(call)) => rooms.participant(call.room_id, call_id, user, joined),
-                Ok(None) => warn!(%call_id, "media event for an unknown call"),
-                Err(e) => warn!(error = %e, "cannot read the call of a media event"),
+            // `call_id` names the LiveKit room: the Matrix room's (rtc.rs).
+            match store.media_room(&call_id) {
+                Ok(Some(room_id)) => rooms.participant(room_id, identity, joined),
+                Ok(None) => {
+                    warn!(media_room = %call_id, "media event for a room Salon did not name")
+                }
+                Err(e) => warn!(error = %e, "cannot read the room of a media event"),
             }
         }
     })

@@ -79,6 +79,22 @@ pub struct Call {
     /// shows; the store is the call's truth, the room state only displays it.
     #[serde(default)]
     pub room_view: RoomView,
+    /// How the call began: `!visio start`, or a MatrixRTC session (the call
+    /// button of Element or Tchap).
+    #[serde(default)]
+    pub origin: CallOrigin,
+}
+
+/// How a call began.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOrigin {
+    /// `!visio start`.
+    #[default]
+    Command,
+    /// A call membership (Element Call): Element shows the call itself, so
+    /// the room's state gets no widget for it.
+    MatrixRtc,
 }
 
 /// How much of a call the room's state shows. Writing it needs the bot to
@@ -139,6 +155,12 @@ pub enum Refusal {
 }
 
 impl Call {
+    /// The LiveKit room the call's media runs in: the Matrix room's own
+    /// (the one Element Call joins), so every way in meets in one room.
+    pub fn media_room(&self) -> String {
+        crate::rtc::room_media_name(self.room_id.as_str())
+    }
+
     /// The room's call, if it is live.
     pub fn is_active(&self) -> bool {
         self.state == CallState::Active
@@ -283,8 +305,17 @@ pub fn start(
             actual: req.by_power,
         });
     }
-    Ok(StartOutcome::Started(Call {
-        id: new_id(),
+    Ok(StartOutcome::Started(fresh_call(
+        req,
+        new_id(),
+        CallOrigin::Command,
+    )))
+}
+
+/// A call that has just begun.
+fn fresh_call(req: StartRequest<'_>, id: String, origin: CallOrigin) -> Call {
+    Call {
+        id,
         room_id: req.room_id.clone(),
         state: CallState::Active,
         started_by: req.by.to_owned(),
@@ -304,7 +335,23 @@ pub fn start(
         minutes_owed: false,
         // nothing is in the room until the caller publishes it
         room_view: RoomView::Missing,
-    }))
+        origin,
+    }
+}
+
+/// Decides what a MatrixRTC session beginning in a room makes of it: its
+/// call, started by the member who joined first, unless a call is live
+/// (which the session then is). No power check: the homeserver let them
+/// write the membership, and Element already shows the call.
+pub fn start_from_session(
+    current: Option<&Call>,
+    req: StartRequest<'_>,
+    new_id: impl FnOnce() -> String,
+) -> StartOutcome {
+    match current.filter(|c| c.is_active()) {
+        Some(call) => StartOutcome::AlreadyLive(call.clone()),
+        None => StartOutcome::Started(fresh_call(req, new_id(), CallOrigin::MatrixRtc)),
+    }
 }
 
 /// What `!visio transcribe on|off` changes.
@@ -727,5 +774,33 @@ mod tests {
         hidden.join(&ruma::owned_user_id!("@bob:example.org"));
         assert!(hidden.end(3_000, EndReason::Failed, None));
         assert!(!hidden.minutes_owed);
+    }
+
+    #[test]
+    fn a_matrixrtc_session_starts_a_call_unless_one_is_live() {
+        let room = owned_room_id!("!r:hs");
+        let alice = owned_user_id!("@alice:hs");
+        let req = || StartRequest {
+            room_id: &room,
+            by: &alice,
+            by_power: 0,
+            event: None,
+            now: 5,
+        };
+        let StartOutcome::Started(call) = start_from_session(None, req(), || "c1".into()) else {
+            panic!("a session in a room without a call starts one");
+        };
+        assert_eq!(call.origin, CallOrigin::MatrixRtc);
+        assert_eq!(call.started_by, alice);
+        assert_eq!(call.media_room(), crate::rtc::room_media_name("!r:hs"));
+        // the session joins a live call, whoever started it
+        let live = start_from_session(Some(&call), req(), || "c2".into());
+        assert_eq!(live, StartOutcome::AlreadyLive(call.clone()));
+        let mut ended = call;
+        ended.end(6, EndReason::Stopped, None);
+        assert!(matches!(
+            start_from_session(Some(&ended), req(), || "c3".into()),
+            StartOutcome::Started(c) if c.id == "c3"
+        ));
     }
 }

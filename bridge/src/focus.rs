@@ -38,23 +38,20 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use base64::Engine;
 use ruma::{OwnedRoomId, OwnedUserId, RoomId};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use crate::access::{AccessState, Membership, Verification};
 use crate::appservice::matrix_error;
 use crate::matrix::MatrixError;
+pub use crate::rtc::{ROOM_SLOT, hashed_identity, legacy_identity, livekit_room};
+use crate::store::MediaIdentity;
 
 /// Where the focus API is served on the web listener, by default.
 pub const BASE_PATH: &str = "/livekit/jwt";
-/// The slot of a room's one call: what `/sfu/get` always joins, so that both
-/// endpoints meet in the same LiveKit room.
-pub const ROOM_SLOT: &str = "m.call#ROOM";
 /// How long a focus token is valid (lk-jwt-service's hour: Element Call
 /// reconnects with the same token).
 pub const FOCUS_TOKEN_TTL: Duration = Duration::from_secs(3600);
@@ -101,41 +98,6 @@ async fn cors(request: Request, next: Next) -> Response {
         ),
     );
     response
-}
-
-/// The LiveKit room of a MatrixRTC slot (MSC4195):
-/// `unpaddedStdBase64(SHA-256(JSON [room_id, slot_id]))`.
-pub fn livekit_room(room_id: &str, slot_id: &str) -> String {
-    hash_of_strings(&[room_id, slot_id])
-}
-
-/// The LiveKit identity of a MatrixRTC member (MSC4195), as `/get_token`
-/// gives it: `unpaddedStdBase64(SHA-256(JSON [mxid, device_id, member_id]))`.
-pub fn hashed_identity(user_id: &str, device_id: &str, member_id: &str) -> String {
-    hash_of_strings(&[user_id, device_id, member_id])
-}
-
-/// The LiveKit identity `/sfu/get` gives: `{mxid}:{device_id}`, what Element
-/// Call expects of members announced by `call.member` state events.
-pub fn legacy_identity(user_id: &str, device_id: &str) -> String {
-    format!("{user_id}:{device_id}")
-}
-
-/// The hash of a JSON list of strings, written as Go's `json.Marshal` writes
-/// it (compact; `<`, `>`, `&`, U+2028 and U+2029 escaped), so that the names
-/// match lk-jwt-service's for every input.
-fn hash_of_strings(parts: &[&str]) -> String {
-    let compact = serde_json::to_string(parts).expect("a list of strings serialises");
-    let mut go = String::with_capacity(compact.len());
-    for c in compact.chars() {
-        match c {
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                go.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => go.push(c),
-        }
-    }
-    base64::engine::general_purpose::STANDARD_NO_PAD.encode(Sha256::digest(go.as_bytes()))
 }
 
 /// A refusal, as `{errcode, error}`.
@@ -270,13 +232,14 @@ impl TokenRequest {
     }
 }
 
-/// Who the token belongs to, and that they are joined to `room_id`.
+/// Who the token belongs to (and their display name in the room), and that
+/// they are joined to `room_id`.
 async fn joined_user(
     state: &AccessState,
     token: &OpenIdToken,
     room_id: &RoomId,
     claimed_user_id: Option<&str>,
-) -> Result<OwnedUserId, Refusal> {
+) -> Result<(OwnedUserId, String), Refusal> {
     let unauthorized = || {
         Refusal(
             StatusCode::UNAUTHORIZED,
@@ -307,7 +270,13 @@ async fn joined_user(
         return Err(unauthorized());
     }
     match state.membership(room_id, &user).await {
-        Membership::Joined(_) => Ok(user),
+        Membership::Joined(member) => {
+            let name = member["displayname"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            Ok((user, name))
+        }
         Membership::NotJoined => {
             info!(%room_id, %user, "focus token refused: not a member of the room");
             Err(Refusal(
@@ -347,8 +316,28 @@ fn readable_by_atob(jwt: &str) -> bool {
         .is_some_and(|payload| !payload.contains(['-', '_']))
 }
 
-/// The answer `{url, jwt}`, for `identity` in the LiveKit room `room`.
-fn grant(state: &AccessState, room: &str, identity: &str) -> Result<Response, Refusal> {
+/// The answer `{url, jwt}`, for `identity` (`who`) in the LiveKit room
+/// `room`. The room's call, when it is the Matrix room's (`room_id`), and
+/// who the identity is, are recorded first, so that the bridge can name the
+/// participant when the SFU reports the join.
+fn grant(
+    state: &AccessState,
+    (room, room_id): (&str, Option<&OwnedRoomId>),
+    identity: &str,
+    who: &MediaIdentity,
+) -> Result<Response, Refusal> {
+    let recorded = room_id
+        .map(|room_id| state.store.record_media_room(room, room_id))
+        .transpose()
+        .and_then(|_| state.store.record_identity(identity, who));
+    if let Err(e) = recorded {
+        warn!(error = %e, "cannot record who a focus token is for");
+        return Err(Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "M_UNAVAILABLE",
+            "Salon's storage failed; try again shortly".into(),
+        ));
+    }
     // No `name`: claims stay ASCII (Element Call shows the Matrix name).
     let grant = state.media.join_grant(room, identity, "", FOCUS_TOKEN_TTL);
     if !readable_by_atob(&grant.token) {
@@ -392,10 +381,14 @@ async fn sfu_get(
     )
     .await?;
     let room_id = request.validate()?;
-    let user = joined_user(&state, &request.openid_token, &room_id, None).await?;
+    let (user, name) = joined_user(&state, &request.openid_token, &room_id, None).await?;
     let room = livekit_room(room_id.as_str(), ROOM_SLOT);
     let identity = legacy_identity(user.as_str(), &request.device_id);
-    let answer = grant(&state, &room, &identity)?;
+    let who = MediaIdentity {
+        user_id: user.clone(),
+        name,
+    };
+    let answer = grant(&state, (&room, Some(&room_id)), &identity, &who)?;
     info!(%room_id, %user, %identity, livekit_room = %room, "focus token issued (sfu/get)");
     Ok(answer)
 }
@@ -416,7 +409,7 @@ async fn get_token(
     .await?;
     let room_id = request.validate()?;
     let member = &request.member;
-    let user = joined_user(
+    let (user, name) = joined_user(
         &state,
         &request.openid_token,
         &room_id,
@@ -425,7 +418,13 @@ async fn get_token(
     .await?;
     let room = livekit_room(room_id.as_str(), &request.slot_id);
     let identity = hashed_identity(user.as_str(), &member.claimed_device_id, &member.id);
-    let answer = grant(&state, &room, &identity)?;
+    let who = MediaIdentity {
+        user_id: user.clone(),
+        name,
+    };
+    // another slot than the room's call is a call Salon does not run
+    let room_call = (request.slot_id == ROOM_SLOT).then_some(&room_id);
+    let answer = grant(&state, (&room, room_call), &identity, &who)?;
     info!(%room_id, %user, %identity, livekit_room = %room, "focus token issued (get_token)");
     Ok(answer)
 }
@@ -456,35 +455,6 @@ mod tests {
             Ok(_) => panic!("expected a refusal"),
             Err(Refusal(status, errcode, _)) => (status.as_u16(), errcode),
         }
-    }
-
-    #[test]
-    fn names_match_lk_jwt_services_test_vectors() {
-        assert_eq!(
-            livekit_room("!roomid:example.com", "slot1234"),
-            "O8437W3+jmzMVjoIP3tNwbm+XxHQk2iKpOA7aqw3qSc"
-        );
-        assert_eq!(
-            hashed_identity("@alice:example.com", "DEVICE123", "memberABC"),
-            "J+T45tGruxc+HrUOqJJlyQSV33m728Cme4+vt8/SWrU"
-        );
-        assert_eq!(
-            legacy_identity("@alice:example.org", "ABCDEF"),
-            "@alice:example.org:ABCDEF"
-        );
-    }
-
-    #[test]
-    fn names_hash_the_json_go_writes() {
-        // Go's json.Marshal escapes these; serde_json does not.
-        let expected = base64::engine::general_purpose::STANDARD_NO_PAD.encode(Sha256::digest(
-            br#"["!a\u003cb\u003e\u0026c:hs","\u2028\u2029"]"#,
-        ));
-        assert_eq!(livekit_room("!a<b>&c:hs", "\u{2028}\u{2029}"), expected);
-        // Plain ids hash their compact JSON.
-        let plain = base64::engine::general_purpose::STANDARD_NO_PAD
-            .encode(Sha256::digest(br#"["!r:hs","m.call#ROOM"]"#));
-        assert_eq!(livekit_room("!r:hs", ROOM_SLOT), plain);
     }
 
     #[test]
@@ -556,6 +526,7 @@ mod tests {
 
     #[test]
     fn the_embedded_sfus_token_is_what_element_call_reads() {
+        use base64::Engine;
         use base64::engine::general_purpose::STANDARD_NO_PAD;
         let room = livekit_room("!roomid:example.com", ROOM_SLOT);
         for identity in [

@@ -28,6 +28,7 @@ pub mod percall;
 pub mod power;
 pub mod queues;
 pub mod room;
+pub mod rtc;
 pub mod store;
 pub mod transcription;
 pub mod transcripts;

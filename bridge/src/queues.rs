@@ -22,12 +22,9 @@ pub enum RoomJob {
     Event(u64, QueuedEvent),
     /// Check whether the room's call should end by itself.
     CheckTimeout,
-    /// Someone joined (`true`) or left the call's media session.
-    Participant {
-        call_id: String,
-        user: ruma::OwnedUserId,
-        joined: bool,
-    },
+    /// Someone (a LiveKit identity) joined (`true`) or left the room's
+    /// media session.
+    Participant { identity: String, joined: bool },
     /// A stored utterance to post in the call's transcript thread.
     TranscriptNotice(u64, Box<Transcribed>),
 }
@@ -117,21 +114,8 @@ impl RoomQueues {
         self.send(event.room_id.clone(), RoomJob::Event(seq, event));
     }
 
-    pub fn participant(
-        &self,
-        room_id: OwnedRoomId,
-        call_id: String,
-        user: ruma::OwnedUserId,
-        joined: bool,
-    ) {
-        self.send(
-            room_id,
-            RoomJob::Participant {
-                call_id,
-                user,
-                joined,
-            },
-        );
+    pub fn participant(&self, room_id: OwnedRoomId, identity: String, joined: bool) {
+        self.send(room_id, RoomJob::Participant { identity, joined });
     }
 
     pub fn check_timeout(&self, room_id: OwnedRoomId) {

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::calls::{self, Call, TranscribeOutcome};
+use crate::clock::now_millis;
 use crate::commands::Setting;
 use crate::matrix::txn_for;
 use crate::metrics::Metrics;
@@ -33,6 +34,8 @@ use salon_minutes::render::html as escape_html;
 pub const TRANSCRIPTION_TOPIC: &str = "salon.transcription";
 /// Captions already finalised, remembered so a late partial cannot replace them.
 const FINALISED_MEMORY: usize = 4096;
+/// What the room is told when Element Call encrypts the call's media.
+const ENCRYPTED_MEDIA: &str = "This call's audio is end-to-end encrypted by Element Call (the room is encrypted), and Salon cannot hear encrypted media yet, so nothing is transcribed. Transcription stays off.";
 
 /// How transcription was turned on.
 enum TurnedOnBy<'a> {
@@ -78,6 +81,17 @@ impl Bridge {
             Ok(_) => current.expect("set_transcription accepts only a live call"),
         };
         match outcome {
+            Ok(TranscribeOutcome::TurnedOn) if self.media_is_encrypted(&call).await? => {
+                info!(call_id = %call.id, "transcription asked for, but Element Call encrypts this call's media");
+                self.reply(
+                    room_id,
+                    event,
+                    ENCRYPTED_MEDIA,
+                    None,
+                    json!({ "command": "transcribe", "outcome": "encrypted_media", "call_id": call.id }),
+                )
+                .await?;
+            }
             Ok(TranscribeOutcome::TurnedOn) => {
                 if let Err(e) = self.transcriber.ensure_engine().await {
                     warn!(error = %e, "transcription asked for, but the engine is unavailable");
@@ -140,12 +154,42 @@ impl Bridge {
         Ok(())
     }
 
+    /// Whether Element Call encrypts the call's media end to end: it does in
+    /// an encrypted room, and someone is in the call through it (a MatrixRTC
+    /// membership). Salon forwards that media untouched and cannot hear it.
+    async fn media_is_encrypted(&self, call: &Call) -> Result<bool, HandleError> {
+        let settings = self.store.room_settings(&call.room_id)?;
+        if settings.rtc_members.active(now_millis()).next().is_none() {
+            return Ok(false);
+        }
+        Ok(self
+            .matrix
+            .state(&call.room_id, "m.room.encryption", "")
+            .await?
+            .is_some())
+    }
+
     /// Turns transcription on at the start of a call when the room says
     /// `transcription=auto`.
     pub(crate) async fn auto_transcribe(&self, call: &mut Call) -> Result<(), HandleError> {
         if !self.config.transcription.enabled
             || !self.store.room_settings(&call.room_id)?.transcription_auto
         {
+            return Ok(());
+        }
+        if self.media_is_encrypted(call).await? {
+            let content = json!({
+                "msgtype": "m.notice",
+                "body": format!("This room asks for transcription. {ENCRYPTED_MEDIA}"),
+                "org.salon.transcription": { "call_id": call.id, "state": "encrypted_media" },
+            });
+            self.matrix
+                .send_message(
+                    &call.room_id,
+                    &format!("salon.transcription.{}.encrypted", call.id),
+                    &content,
+                )
+                .await?;
             return Ok(());
         }
         if let Err(e) = self.transcriber.ensure_engine().await {

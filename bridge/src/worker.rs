@@ -92,14 +92,10 @@ impl RoomWorker for Bridge {
                 .instrument(span)
                 .await
             }
-            RoomJob::Participant {
-                call_id,
-                user,
-                joined,
-            } => {
-                if let Err(e) = self.on_participant(&call_id, &user, joined).await {
+            RoomJob::Participant { identity, joined } => {
+                if let Err(e) = self.on_participant(&room_id, &identity, joined).await {
                     Metrics::inc(&self.metrics.errors);
-                    warn!(error = %e, %call_id, "cannot record a participant change");
+                    warn!(error = %e, %identity, "cannot record a participant change");
                 }
             }
             RoomJob::TranscriptNotice(seq, t) => self.post_transcript_notice(seq, &t).await,

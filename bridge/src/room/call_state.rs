@@ -129,7 +129,7 @@ impl Bridge {
     pub(super) async fn write_states(
         &self,
         room_id: &RoomId,
-        events: [(&str, &str, Value); 3],
+        events: &[(&str, &str, Value)],
     ) -> Result<(), StateWriteError> {
         for (i, (kind, key, content)) in events.iter().enumerate() {
             if let Err(error) = self.matrix.send_state(room_id, kind, key, content).await {
@@ -153,6 +153,7 @@ impl Bridge {
             "participants": call.participants.iter().collect::<Vec<_>>(),
             "minutes_event_id": call.minutes_event_id,
             "transcription": call.transcribing,
+            "origin": call.origin,
         })
     }
 
@@ -160,8 +161,13 @@ impl Bridge {
         format!("salon_{}", call.id)
     }
 
-    /// Sets `org.salon.call`, the widget and its layout for a live call.
+    /// Sets `org.salon.call`, the widget and its layout for a live call. A
+    /// call Element Call began gets no widget: Element shows that call itself.
     pub(super) async fn publish_call(&self, call: &Call) -> Result<(), StateWriteError> {
+        if call.origin == CallOrigin::MatrixRtc {
+            let state = [(CALL_EVENT, "", self.call_state_content(call))];
+            return self.write_states(&call.room_id, &state).await;
+        }
         let widget_id = Self::widget_id(call);
         let widget = json!({
             "type": "m.custom",
@@ -177,7 +183,7 @@ impl Bridge {
         });
         self.write_states(
             &call.room_id,
-            [
+            &[
                 (CALL_EVENT, "", self.call_state_content(call)),
                 (WIDGET_EVENT, widget_id.as_str(), widget),
                 (LAYOUT_EVENT, "", layout),
@@ -188,9 +194,13 @@ impl Bridge {
 
     /// Marks the call ended in the room and removes the widget.
     pub(super) async fn unpublish_call(&self, call: &Call) -> Result<(), StateWriteError> {
+        if call.origin == CallOrigin::MatrixRtc {
+            let state = [(CALL_EVENT, "", self.call_state_content(call))];
+            return self.write_states(&call.room_id, &state).await;
+        }
         self.write_states(
             &call.room_id,
-            [
+            &[
                 (CALL_EVENT, "", self.call_state_content(call)),
                 (WIDGET_EVENT, Self::widget_id(call).as_str(), json!({})),
                 (LAYOUT_EVENT, "", json!({})),

@@ -199,7 +199,7 @@ impl Bridge {
         if call.end(now_millis(), reason, by) {
             self.store.save_call(&call).await?;
             self.transcriber.stop(&call.id);
-            self.media.close_call(&call.id).await;
+            self.media.close_call(&call.media_room()).await;
             Metrics::inc(&self.metrics.calls_ended);
             self.refresh_live_calls();
             info!(call_id = %call.id, ?reason, "call ended");
@@ -247,9 +247,13 @@ impl Bridge {
                 } else {
                     ""
                 };
+                let with = match call.origin {
+                    CallOrigin::MatrixRtc => " with Element Call",
+                    CallOrigin::Command => "",
+                };
                 (
                     format!(
-                        "A call is live since {} ({}), started by {}. {people}{transcription} Join here: {}",
+                        "A call is live since {} ({}), started by {}{with}. {people}{transcription} Join here: {}",
                         format_time(call.started_at),
                         calls::human_duration(call.duration(now)),
                         call.started_by,
@@ -265,6 +269,7 @@ impl Bridge {
                         "url": self.config.call_url(&call.id),
                         "transcription": call.transcribing,
                         "room_state": room_state_field(&call),
+                        "origin": call.origin,
                     }),
                 )
             }
@@ -293,28 +298,122 @@ impl Bridge {
         Ok(())
     }
 
-    /// Records a participant joining or leaving the call's media session, and
-    /// shows who is in the call in the room state.
+    /// Someone joined or left the room's media session: the call's
+    /// participants become who is connected now (one user may be there from
+    /// two devices; leaving one keeps them in), shown in the room state.
     pub async fn on_participant(
         &self,
-        call_id: &str,
-        user: &UserId,
+        room_id: &OwnedRoomId,
+        identity: &str,
         joined: bool,
     ) -> Result<(), HandleError> {
-        let Some(mut call) = self.store.call(call_id)? else {
+        let Some(mut call) = self.store.room_call(room_id)?.filter(Call::is_active) else {
+            debug!(%identity, joined, "media change in a room without a live call");
             return Ok(());
         };
-        let changed = if joined {
-            call.join(user)
-        } else {
-            call.leave(user, now_millis())
-        };
-        if !changed {
+        if self.sync_participants(&mut call)? {
+            self.store.save_call(&call).await?;
+            info!(call_id = %call.id, %identity, joined, participants = call.participants.len(), "participants changed");
+            self.show_call_change(&mut call).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets the call's participants to the Matrix users connected to its
+    /// media room now. Returns whether that changed anything.
+    pub(super) fn sync_participants(&self, call: &mut Call) -> Result<bool, HandleError> {
+        let mut present = std::collections::BTreeSet::new();
+        for participant in self.media.participants(&call.media_room()) {
+            match self.store.identity(&participant.identity)? {
+                Some(who) => {
+                    present.insert(who.user_id);
+                }
+                None => debug!(identity = %participant.identity, "a participant Salon cannot name"),
+            }
+        }
+        let now = now_millis();
+        let gone: Vec<_> = call.participants.difference(&present).cloned().collect();
+        let mut changed = false;
+        for user in &present {
+            changed |= call.join(user);
+        }
+        for user in &gone {
+            changed |= call.leave(user, now);
+        }
+        Ok(changed)
+    }
+
+    /// A MatrixRTC call membership changed (Element Call's call button):
+    /// the room's memberships are kept, and a session that begins in a room
+    /// without a live call becomes its call.
+    pub(super) async fn on_rtc_member(
+        &self,
+        event: &Event,
+        change: crate::rtc::MemberChange,
+    ) -> Result<(), HandleError> {
+        let room_id = &event.room_id;
+        let now = now_millis();
+        let sender = event.sender.clone();
+        let applied = std::sync::Mutex::new(crate::rtc::Applied::Nothing);
+        self.store
+            .update_room_settings(room_id, |settings| {
+                let result = settings.rtc_members.apply(&sender, change.clone(), now);
+                *applied.lock().expect("applied lock") = result;
+            })
+            .await?;
+        let applied = applied.into_inner().expect("applied lock");
+        info!(user = %sender, ?applied, "MatrixRTC membership");
+        if applied != crate::rtc::Applied::Joined {
             return Ok(());
         }
+        let current = self.store.room_call(room_id)?;
+        let outcome = calls::start_from_session(
+            current.as_ref(),
+            StartRequest {
+                room_id,
+                by: &sender,
+                by_power: 0,
+                event: Some(event.event_id.clone()),
+                now,
+            },
+            new_call_id,
+        );
+        let StartOutcome::Started(mut call) = outcome else {
+            return Ok(());
+        };
+        self.sync_participants(&mut call)?;
         self.store.save_call(&call).await?;
-        info!(call_id, user = %user, joined, participants = call.participants.len(), "participants changed");
-        self.show_call_change(&mut call).await
+        let power = self.power_levels(room_id).await?;
+        if self.bot_lacks_power(&power).is_none() {
+            self.write_room_state(&mut call, RoomStateWrite::Publish)
+                .await?;
+        }
+        Metrics::inc(&self.metrics.calls_started);
+        self.refresh_live_calls();
+        info!(call_id = %call.id, by = %sender, "call started from a MatrixRTC session (Element Call)");
+        let url = self.config.call_url(&call.id);
+        let body = format!(
+            "📞 {sender} started a call with Element Call. Type `!visio transcribe on` to transcribe it; people without Element Call can join from a browser: {url}"
+        );
+        let html = format!(
+            "📞 {} started a call with Element Call. Type <code>!visio transcribe on</code> to transcribe it; people without Element Call can <a href=\"{1}\">join from a browser</a>: {1}",
+            escape_html(sender.as_str()),
+            escape_html(&url)
+        );
+        let content = json!({
+            "msgtype": "m.notice",
+            "body": body,
+            "format": "org.matrix.custom.html",
+            "formatted_body": html,
+            "org.salon.reply": {
+                "command": "matrixrtc", "outcome": "started", "call_id": call.id, "url": url,
+                "room_state": room_state_field(&call),
+            },
+        });
+        self.matrix
+            .send_message(room_id, &txn_for(&event.event_id, "rtc-start"), &content)
+            .await?;
+        self.auto_transcribe(&mut call).await
     }
 
     /// Ends the room's call if its grace period or unjoined timeout has passed.

@@ -19,7 +19,9 @@ use ruma::{OwnedEventId, OwnedRoomId, RoomId, UserId};
 use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
-use crate::calls::{self, Call, EndReason, Refusal, RoomStateWrite, StartOutcome, StartRequest};
+use crate::calls::{
+    self, Call, CallOrigin, EndReason, Refusal, RoomStateWrite, StartOutcome, StartRequest,
+};
 use crate::clock::now_millis;
 use crate::commands::{self, Command};
 use crate::matrix::{MatrixError, txn_for};
@@ -79,6 +81,9 @@ impl Bridge {
                 membership,
             } if state_key == bot.as_str() && membership == "invite" => {
                 self.on_invite(&event.room_id, event).await?;
+            }
+            EventKind::RtcMember { change } => {
+                self.on_rtc_member(event, change.clone()).await?;
             }
             EventKind::Text { body } => {
                 if let Some(command) = commands::parse(body) {

@@ -27,6 +27,9 @@ pub struct RoomSettings {
     /// language; `None` detects it per utterance (or uses the server's).
     #[serde(default)]
     pub language: Option<String>,
+    /// The MatrixRTC call memberships of the room (Element Call's), by slot.
+    #[serde(default)]
+    pub rtc_members: crate::rtc::RtcMembers,
 }
 
 impl Store {

@@ -47,6 +47,10 @@ pub enum EventKind {
         origin_server_ts: Box<RawValue>,
         content: Box<RawValue>,
     },
+    /// A MatrixRTC call membership (`org.matrix.msc3401.call.member` state,
+    /// or a sticky `org.matrix.msc4143.rtc.member`): the sender's device
+    /// joined, refreshed or left the room's call (`rtc.rs`).
+    RtcMember { change: crate::rtc::MemberChange },
     /// Anything else: handled by doing nothing.
     Other { event_type: String },
 }
@@ -100,6 +104,26 @@ impl WireEvent {
                         content,
                     })
             }
+            (crate::rtc::CALL_MEMBER_EVENT, Some(content)) => {
+                let origin_ts = read_ts(self.origin_server_ts.as_deref());
+                self.state_key.map(|state_key| EventKind::RtcMember {
+                    change: crate::rtc::read_call_member(
+                        &state_key,
+                        &read_object(&content),
+                        origin_ts,
+                    ),
+                })
+            }
+            (crate::rtc::RTC_MEMBER_EVENT, Some(content)) => {
+                let origin_ts = read_ts(self.origin_server_ts.as_deref());
+                Some(EventKind::RtcMember {
+                    change: crate::rtc::read_rtc_member(
+                        sender.as_str(),
+                        &read_object(&content),
+                        origin_ts,
+                    ),
+                })
+            }
             _ => None,
         };
         Ok(QueuedEvent {
@@ -109,6 +133,18 @@ impl WireEvent {
             kind: kind.unwrap_or(EventKind::Other { event_type }),
         })
     }
+}
+
+/// A content as a JSON value (`null` when it is not JSON, which reads as no
+/// membership).
+fn read_object(content: &RawValue) -> serde_json::Value {
+    serde_json::from_str(content.get()).unwrap_or(serde_json::Value::Null)
+}
+
+/// An `origin_server_ts` in milliseconds (now, when absent or not a number).
+fn read_ts(ts: Option<&RawValue>) -> u64 {
+    ts.and_then(|ts| serde_json::from_str(ts.get()).ok())
+        .unwrap_or_else(crate::clock::now_millis)
 }
 
 /// One event's JSON (say, as the E2EE path decrypted it) read into its typed
@@ -324,6 +360,46 @@ mod tests {
             let event = read(other).unwrap();
             assert!(matches!(event.kind, EventKind::Other { .. }), "{other}");
         }
+    }
+
+    #[test]
+    fn call_memberships_are_typed_and_survive_the_inbox() {
+        let join = read(
+            r#"{"type":"org.matrix.msc3401.call.member","state_key":"_@a:x_DEVA_m.call","content":{"application":"m.call","call_id":"","scope":"m.room","device_id":"DEVA","expires":14400000,"focus_active":{"type":"livekit"}},"room_id":"!r:x","event_id":"$m","sender":"@a:x","origin_server_ts":1000}"#,
+        )
+        .unwrap();
+        let EventKind::RtcMember { change } = &join.kind else {
+            panic!("{join:?}");
+        };
+        assert_eq!(change.key, "state:_@a:x_DEVA_m.call");
+        assert_eq!(change.device, Some(("DEVA".to_owned(), 1000 + 14_400_000)));
+        // the inbox keeps it as it is
+        let kept: QueuedEvent =
+            serde_json::from_str(&serde_json::to_string(&join).unwrap()).unwrap();
+        assert!(matches!(kept.kind, EventKind::RtcMember { change: ref c } if c == change));
+
+        let leave = read(
+            r#"{"type":"org.matrix.msc3401.call.member","state_key":"_@a:x_DEVA_m.call","content":{},"room_id":"!r:x","event_id":"$l","sender":"@a:x","origin_server_ts":2000}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(leave.kind, EventKind::RtcMember { ref change } if change.device.is_none())
+        );
+
+        let sticky = read(
+            r#"{"type":"org.matrix.msc4143.rtc.member","content":{"application":{"type":"m.call"},"slot_id":"m.call#ROOM","member":{"user_id":"@a:x","device_id":"D","id":"m1"}},"room_id":"!r:x","event_id":"$s","sender":"@a:x","origin_server_ts":5}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(sticky.kind, EventKind::RtcMember { ref change } if change.device.is_some())
+        );
+
+        // a membership state event without a state key is no membership
+        let keyless = read(
+            r#"{"type":"org.matrix.msc3401.call.member","content":{"application":"m.call","device_id":"D"},"room_id":"!r:x","event_id":"$k","sender":"@a:x"}"#,
+        )
+        .unwrap();
+        assert!(matches!(keyless.kind, EventKind::Other { .. }));
     }
 
     #[test]

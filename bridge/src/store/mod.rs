@@ -1,7 +1,8 @@
 //! Durable state in `sled`: the inbox of events to handle and the handled
 //! event ids (`inbox.rs`, holding typed events: `event.rs`), calls and room
 //! settings (`calls.rs`), the transcript segments of calls (`segments.rs`)
-//! and how far the posting of each call's minutes got (`minutes.rs`). This
+//! how far the posting of each call's minutes got (`minutes.rs`), and which
+//! Matrix room and user the SFU's room names and identities are (`media.rs`). This
 //! file opens the database, flushes it, and keeps small `meta` values.
 //!
 //! Where it sits: everything that must outlive a `kill -9` goes through here.
@@ -16,6 +17,7 @@
 mod calls;
 mod event;
 mod inbox;
+mod media;
 mod minutes;
 mod segments;
 #[cfg(test)]
@@ -29,6 +31,7 @@ use sled::transaction::TransactionError;
 
 pub use calls::RoomSettings;
 pub use event::{EventKind, QueuedEvent, WireEvent, event_from_json};
+pub use media::{MediaIdentity, user_of_identity};
 pub use minutes::MinutesProgress;
 pub use segments::SegmentRecord;
 
@@ -59,6 +62,8 @@ pub struct Store {
     meta: sled::Tree,
     segments: sled::Tree,
     minutes: sled::Tree,
+    media_rooms: sled::Tree,
+    identities: sled::Tree,
 }
 
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -114,6 +119,8 @@ impl Store {
             meta: db.open_tree("meta")?,
             segments: db.open_tree("segments")?,
             minutes: db.open_tree("minutes_progress")?,
+            media_rooms: db.open_tree("media_rooms")?,
+            identities: db.open_tree("media_identities")?,
             db,
         })
     }

@@ -40,6 +40,7 @@ fn call(id: &str) -> Call {
         transcription_sessions: 0,
         minutes_owed: false,
         room_view: crate::calls::RoomView::Current,
+        origin: crate::calls::CallOrigin::Command,
     }
 }
 
@@ -293,4 +294,37 @@ async fn an_inbox_left_by_an_older_bridge_is_replayed_typed() {
         1,
         "dropped, not handled"
     );
+}
+
+#[tokio::test]
+async fn media_rooms_and_identities_are_named_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let room = owned_room_id!("!room:example.org");
+    let media = crate::rtc::room_media_name(room.as_str());
+    let hashed = crate::rtc::hashed_identity("@bob:example.org", "DEV", "m1");
+    {
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.media_room(&media).unwrap(), None);
+        store.record_media_room(&media, &room).unwrap();
+        let bob = super::MediaIdentity {
+            user_id: owned_user_id!("@bob:example.org"),
+            name: "Bob".into(),
+        };
+        store.record_identity(&hashed, &bob).unwrap();
+        store.flush_now().await.unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.media_room(&media).unwrap(), Some(room));
+    let bob = store.identity(&hashed).unwrap().unwrap();
+    assert_eq!(
+        (bob.user_id.as_str(), bob.name.as_str()),
+        ("@bob:example.org", "Bob")
+    );
+    // unrecorded: a user id names itself, `{mxid}:{device}` its user, a hash nobody
+    let page = store.identity("@alice:example.org").unwrap().unwrap();
+    assert_eq!(page.user_id.as_str(), "@alice:example.org");
+    let element = store.identity("@alice:example.org:DEVA").unwrap().unwrap();
+    assert_eq!(element.user_id.as_str(), "@alice:example.org");
+    let other = crate::rtc::hashed_identity("@eve:example.org", "D", "m");
+    assert_eq!(store.identity(&other).unwrap(), None);
 }

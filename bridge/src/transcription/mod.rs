@@ -48,6 +48,7 @@ use crate::calls::Call;
 use crate::config::{SpeechEngineConfig, TranscriptionConfig};
 use crate::media::{Caption, MediaBackend};
 use crate::metrics::Metrics;
+use crate::store::Store;
 
 /// One transcribed utterance (or partial), on its way to the room. Dropping
 /// a final tells its call that one less utterance is outstanding.
@@ -55,7 +56,11 @@ use crate::metrics::Metrics;
 pub struct Transcribed {
     pub call_id: String,
     pub room_id: OwnedRoomId,
-    /// The speaker's Matrix user id (the SFU identity).
+    /// The call's LiveKit room, where its captions go.
+    pub media_room: String,
+    /// The LiveKit identity that spoke (a caption names it).
+    pub identity: String,
+    /// The speaker's Matrix user id.
     pub speaker: String,
     /// The speaker's display name in the call.
     pub speaker_name: String,
@@ -77,8 +82,8 @@ impl Transcribed {
     /// The caption this result shows in the call.
     pub fn caption(&self, is_final: bool) -> Caption<'_> {
         Caption {
-            call_id: &self.call_id,
-            speaker: &self.speaker,
+            call_id: &self.media_room,
+            speaker: &self.identity,
             utterance: &self.utterance,
             text: &self.text,
             start_ms: self.start_ms,
@@ -97,6 +102,8 @@ pub struct EngineUnavailable(String);
 pub struct Transcriber {
     config: TranscriptionConfig,
     media: Arc<dyn MediaBackend>,
+    /// Who the media side's identities are.
+    store: Store,
     metrics: Arc<Metrics>,
     engine: OnceCell<Arc<dyn SpeechEngine>>,
     queue: Arc<JobQueue>,
@@ -110,6 +117,7 @@ impl Transcriber {
     pub fn new(
         config: TranscriptionConfig,
         media: Arc<dyn MediaBackend>,
+        store: Store,
         metrics: Arc<Metrics>,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Transcribed>) {
         let (results, rx) = mpsc::unbounded_channel();
@@ -117,6 +125,7 @@ impl Transcriber {
         let transcriber = Arc::new(Transcriber {
             config,
             media,
+            store,
             metrics,
             engine: OnceCell::new(),
             queue,
@@ -193,6 +202,7 @@ impl Transcriber {
                 let session = Session::new(
                     call.id.clone(),
                     call.room_id.clone(),
+                    call.media_room(),
                     call.started_at,
                     language,
                 );
@@ -201,16 +211,29 @@ impl Transcriber {
             }
         };
         info!(call_id = %call.id, language = %session.language, "transcription started");
-        for participant in self.media.participants(&call.id) {
+        for participant in self.media.participants(&session.media_room) {
             self.tap(&session, &participant.identity, &participant.name);
         }
     }
 
-    /// Someone joined a call's media session: tap them if it is transcribed.
-    pub fn participant_joined(&self, call_id: &str, identity: &str, name: &str) {
-        let session = self.session(call_id);
-        if let Some(session) = session.filter(|s| !s.stopped()) {
-            self.tap(&session, identity, name);
+    /// Someone joined a LiveKit room: tap them if its call is transcribed.
+    pub fn participant_joined(&self, media_room: &str, identity: &str) {
+        let session = self
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .values()
+            .find(|s| s.media_room == media_room && !s.stopped())
+            .cloned();
+        if let Some(session) = session {
+            let name = self
+                .media
+                .participants(media_room)
+                .into_iter()
+                .find(|p| p.identity == identity)
+                .map(|p| p.name)
+                .unwrap_or_default();
+            self.tap(&session, identity, &name);
         }
     }
 
@@ -230,7 +253,21 @@ impl Transcriber {
         }
         // people who left: their taps ended; do not keep them for the call's life
         taps.retain(|_, t| !t.is_finished());
-        let Some(tap) = self.media.subscribe_audio(&session.call_id, identity) else {
+        // the Matrix user behind the identity (Element Call's are
+        // `{mxid}:{device}` or a hash, recorded when the token was minted)
+        let who = match self.store.identity(identity) {
+            Ok(Some(who)) => who,
+            Ok(None) => {
+                warn!(call_id = %session.call_id, %identity, "not transcribed: nobody Salon knows (no token of Salon's names this identity)");
+                return;
+            }
+            Err(e) => {
+                warn!(call_id = %session.call_id, %identity, error = %e, "not transcribed: cannot read who this identity is");
+                return;
+            }
+        };
+        let name = if who.name.is_empty() { name } else { &who.name };
+        let Some(tap) = self.media.subscribe_audio(&session.media_room, identity) else {
             return;
         };
         let span = info_span!("audio_tap", call_id = %session.call_id, speaker = %identity);
@@ -238,7 +275,7 @@ impl Transcriber {
             session,
             self.queue.clone(),
             identity,
-            name,
+            (who.user_id.as_str(), name),
             self.config.max_utterance,
             self.config.partials,
         );

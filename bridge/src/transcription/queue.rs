@@ -23,6 +23,9 @@ pub(super) struct Job {
     pub(super) session: Arc<Session>,
     /// Set for finals.
     pub(super) pending: Pending,
+    /// The LiveKit identity the audio came from.
+    pub(super) identity: String,
+    /// The Matrix user behind it.
     pub(super) speaker: String,
     pub(super) speaker_name: String,
     pub(super) utterance: UtteranceId,
@@ -124,6 +127,7 @@ mod tests {
         Session::new(
             "c1".into(),
             ruma::owned_room_id!("!r:example.org"),
+            "media".into(),
             0,
             Language::Auto,
         )
@@ -137,6 +141,7 @@ mod tests {
             } else {
                 Pending::none()
             },
+            identity: "@a:example.org:DEV".into(),
             speaker: "@a:example.org".into(),
             speaker_name: "A".into(),
             utterance: UtteranceId::from_raw(utterance),

@@ -19,6 +19,8 @@ use tokio::sync::{Notify, watch};
 pub(super) struct Session {
     pub(super) call_id: String,
     pub(super) room_id: OwnedRoomId,
+    /// The call's LiveKit room, where its audio is tapped.
+    pub(super) media_room: String,
     /// The call's start, ms since the epoch: segment times count from it.
     pub(super) call_started_at: u64,
     /// The room's language, or the server's (`auto`: detected per utterance).
@@ -35,12 +37,14 @@ impl Session {
     pub(super) fn new(
         call_id: String,
         room_id: OwnedRoomId,
+        media_room: String,
         call_started_at: u64,
         language: Language,
     ) -> Arc<Self> {
         Arc::new(Session {
             call_id,
             room_id,
+            media_room,
             call_started_at,
             language,
             taps: Mutex::new(HashMap::new()),

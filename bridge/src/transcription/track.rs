@@ -70,6 +70,7 @@ pub(super) struct TrackTranscription {
     _alive: Pending,
     session: Arc<Session>,
     queue: Arc<JobQueue>,
+    identity: String,
     speaker: String,
     speaker_name: String,
     max_utterance: Duration,
@@ -103,13 +104,14 @@ fn is_loud(pcm: &[f32]) -> bool {
 }
 
 impl TrackTranscription {
-    /// The track of `identity` (shown as `name`, or the identity when it has
-    /// none) in the session's call; it counts as outstanding until it ends.
+    /// The track of `identity`, spoken by `speaker` (a Matrix user id, shown
+    /// as `name`, or as the user id when it has none) in the session's call;
+    /// it counts as outstanding until it ends.
     pub(super) fn new(
         session: &Arc<Session>,
         queue: Arc<JobQueue>,
         identity: &str,
-        name: &str,
+        (speaker, name): (&str, &str),
         max_utterance: Duration,
         partials: bool,
     ) -> Self {
@@ -117,8 +119,9 @@ impl TrackTranscription {
             _alive: Pending::new(session),
             session: session.clone(),
             queue,
-            speaker: identity.to_owned(),
-            speaker_name: if name.is_empty() { identity } else { name }.to_owned(),
+            identity: identity.to_owned(),
+            speaker: speaker.to_owned(),
+            speaker_name: if name.is_empty() { speaker } else { name }.to_owned(),
             max_utterance,
             partials,
         }
@@ -202,6 +205,7 @@ impl TrackTranscription {
                 self.queue.push(Job {
                     session: self.session.clone(),
                     pending: Pending::none(),
+                    identity: self.identity.clone(),
                     speaker: self.speaker.clone(),
                     speaker_name: self.speaker_name.clone(),
                     utterance: self.utterance_id(utterances),
@@ -226,7 +230,8 @@ impl TrackTranscription {
     }
 
     fn utterance_id(&self, n: u64) -> UtteranceId {
-        UtteranceId::new(&self.session.call_id, &self.speaker, n)
+        // by identity: one user on two devices speaks in two tracks
+        UtteranceId::new(&self.session.call_id, &self.identity, n)
     }
 
     fn queue_final(&self, utterances: &mut u64, u: Utterance, speech_end_at: Instant) {
@@ -235,6 +240,7 @@ impl TrackTranscription {
         self.queue.push(Job {
             session: self.session.clone(),
             pending: Pending::new(&self.session),
+            identity: self.identity.clone(),
             speaker: self.speaker.clone(),
             speaker_name: self.speaker_name.clone(),
             utterance: id,

@@ -61,6 +61,8 @@ fn transcribed(job: Job, text: String, lang: String) -> Transcribed {
     Transcribed {
         call_id: job.session.call_id.clone(),
         room_id: job.session.room_id.clone(),
+        media_room: job.session.media_room.clone(),
+        identity: job.identity,
         speaker: job.speaker,
         speaker_name: job.speaker_name,
         utterance: job.utterance.into_string(),
