@@ -43,19 +43,23 @@ async function request(path, init) {
   return body;
 }
 
-/** The call the page is for: `{call_id, room_id, room_name, state, homeserver_url, server_name, transcription}`. */
+/** The call the page is for: `{call_id, room_id, room_name, state, homeserver_url, server_name, transcription, focus_url}`. */
 export async function fetchCall(callId) {
   const call = await request(`/_salon/v1/calls/${encodeURIComponent(callId)}`);
   if (call.state === 'ended') throw new JoinError('not-found', 'call ended', 404);
   return call;
 }
 
-/** Trades an OpenID token for the SFU's address and a LiveKit token: `{url, token}`. */
-export async function joinCall(callId, openidToken, displayName) {
+/**
+ * Trades an OpenID token for the SFU's address and a LiveKit token: `{url, token}`.
+ * With `deviceId`, the LiveKit identity is `{mxid}:{deviceId}`, the one
+ * Element Call matches to the page's MatrixRTC membership.
+ */
+export async function joinCall(callId, openidToken, displayName, deviceId = null) {
   const grant = await request(`/_salon/v1/calls/${encodeURIComponent(callId)}/join`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ openid_token: openidToken, display_name: displayName }),
+    body: JSON.stringify({ openid_token: openidToken, display_name: displayName, ...(deviceId ? { device_id: deviceId } : {}) }),
   });
   if (typeof grant.url !== 'string' || typeof grant.token !== 'string') {
     throw new JoinError('server', 'join answer lacks url or token');

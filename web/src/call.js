@@ -19,7 +19,8 @@ import {
   ssoRedirectUrl,
   storedSession,
 } from './matrix.js';
-import { startWidget, widgetContext, widgetOpenIdToken, widgetStatus } from './widget.js';
+import { startWidget, widgetContext, widgetMembershipTransport, widgetOpenIdToken, widgetStatus } from './widget.js';
+import { CallMembership, clientTransport } from './membership.js';
 import { PreJoin } from './prejoin.js';
 import { CallView } from './call-view.js';
 import { CallSession } from './room.js';
@@ -38,6 +39,7 @@ const page = {
   prejoin: null,
   view: null,
   live: null,
+  membership: null,
   transcription: false,
   captionsHidden: false,
   error: null,
@@ -231,6 +233,33 @@ async function openIdToken() {
   }
 }
 
+/**
+ * How the page will write its MatrixRTC membership once in the call, so
+ * Element lists this person: `{userId, deviceId, roomId, focusUrl, transport}`,
+ * or null (no device to name, no focus URL from the bridge, or Element did not
+ * grant the capability). Only with a plan does the page name its device to the
+ * bridge, whose identity is then `{mxid}:{device}`.
+ */
+async function membershipPlan() {
+  const roomId = page.call.room_id;
+  const focusUrl = page.call.focus_url;
+  if (!focusUrl) {
+    console.info('salon: the bridge names no focus URL; no MatrixRTC membership');
+    return null;
+  }
+  if (page.widget) {
+    const transport = page.widget.roomId === roomId ? await widgetMembershipTransport(page.widget).catch(() => null) : null;
+    if (!transport) {
+      console.info('salon: Element did not let the page send its MatrixRTC membership (or the widget URL names no deviceId); Element will not list this person in the call');
+      return null;
+    }
+    return { userId: page.widget.userId, deviceId: page.widget.deviceId, roomId, focusUrl, transport };
+  }
+  const session = page.session;
+  if (!session?.device_id) return null;
+  return { userId: session.user_id, deviceId: session.device_id, roomId, focusUrl, transport: clientTransport(session, roomId) };
+}
+
 function backToStart() {
   if (!page.widget && !storedSession(page.call.homeserver_url)) {
     page.session = null;
@@ -250,9 +279,11 @@ async function join(event) {
   setState('joining');
   setJoinBusy(true);
   let grant;
+  let plan;
   try {
     const openid = await openIdToken();
-    grant = await joinCall(page.callId, openid, displayName);
+    plan = await membershipPlan();
+    grant = await joinCall(page.callId, openid, displayName, plan?.deviceId);
   } catch (err) {
     setJoinBusy(false);
     audioContext.close();
@@ -288,6 +319,11 @@ async function join(event) {
   }
   setJoinBusy(false);
   setState('in-call');
+  if (plan) {
+    // In the background: a refused membership never stops the call.
+    page.membership = new CallMembership(plan.transport, plan);
+    page.membership.join();
+  }
   startTimer();
   showControls();
   $('mic-button').focus();
@@ -359,6 +395,11 @@ function wireControls() {
     page.session = null;
     showLogin(null);
   });
+  // Closing the tab or going elsewhere ends the membership too (a beacon
+  // outlives the page; the delayed leave covers a crash).
+  const gone = () => page.membership?.leaveOnUnload();
+  window.addEventListener('pagehide', gone);
+  window.addEventListener('beforeunload', gone);
   document.addEventListener('keydown', (event) => {
     // Ctrl+D / Cmd+D mutes or unmutes, as in most call apps.
     if (page.state === 'in-call' && (event.ctrlKey || event.metaKey) && event.key.toLowerCase() === 'd') {
@@ -369,6 +410,7 @@ function wireControls() {
 }
 
 function left(reasonKey) {
+  page.membership?.leave();
   clearInterval(page.timer);
   $('call-timer').hidden = true;
   notices.clear();
@@ -401,6 +443,9 @@ function installTestHooks() {
     },
     get widget() {
       return widgetStatus();
+    },
+    get membership() {
+      return page.membership ? page.membership.status() : null;
     },
     participants: () => (page.live ? page.live.participants() : page.demo ? page.demo.participants() : []),
     remoteAudioLevel: (identity) => (page.live ? page.live.remoteAudioLevel(identity) : 0),

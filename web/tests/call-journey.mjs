@@ -3,17 +3,20 @@
 // (each with its own fake microphone playing a WAV file) opens the call link,
 // logs in with the page's own password form, passes the pre-join check, joins,
 // waits until everyone is in everyone's call, then listens: every page must
-// hear every other user at a real level (RMS > 0.01). It prints one JSON line
-// on stdout (per user: identity, who they saw, how loud each other user was,
-// time to join) and exits 0; on any failure it exits 1 with a plain message on
-// stderr, the page's `salonTest.error` and the tail of its console.
+// hear every other user at a real level (RMS > 0.01). Each page's MatrixRTC
+// membership (`org.matrix.msc3401.call.member`, so Element lists them) is read
+// back from the room state; then everyone hangs up and the membership must be
+// `{}`. It prints one JSON line on stdout (per user: identity, who they saw,
+// how loud each other user was, time to join, the membership) and exits 0; on
+// any failure it exits 1 with a plain message on stderr, the page's
+// `salonTest.error` and the tail of its console.
 //
 // Run:
 //   SALON_CALL_URL=http://127.0.0.1:PORT/call/ID \
 //   SALON_USERS=alice:password1,bob:password2 \
 //   SALON_AUDIO_FILES=/tmp/a.wav,/tmp/b.wav \
 //   [SALON_TIMEOUT_MS=60000] [SALON_CAPTION_WAIT_MS=30000 SALON_CAPTION_WORDS=budget,figures] \
-//   [SALON_SCREENSHOTS=/tmp/shots] \
+//   [SALON_SCREENSHOTS=/tmp/shots] [SALON_HOLD=1] \
 //   [CHROMIUM=/usr/bin/chromium] \
 //   node web/tests/call-journey.mjs
 
@@ -29,6 +32,10 @@ const SAMPLE_MS = 5000;
 const PREJOIN_MS = 15000;
 /** Console lines kept per page for the failure report. */
 const CONSOLE_TAIL = 30;
+/** How long the page may take to write its membership, and to end it after hanging up. */
+const MEMBERSHIP_MS = 15000;
+/** The MatrixRTC membership state event the page writes. */
+const CALL_MEMBER_EVENT = 'org.matrix.msc3401.call.member';
 
 /** A failure of the journey: which user, at which step, and why. */
 class JourneyError extends Error {
@@ -77,7 +84,8 @@ function readConfig(env) {
   if (!existsSync(CHROMIUM)) fail(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (or set CHROMIUM=/path)`);
   const screenshots = env.SALON_SCREENSHOTS || null;
   if (screenshots) mkdirSync(screenshots, { recursive: true });
-  return { callUrl, callId: decodeURIComponent(match[1]), users, audioFiles, timeoutMs, captionWaitMs, captionWords, screenshots };
+  const hold = env.SALON_HOLD === '1';
+  return { callUrl, callId: decodeURIComponent(match[1]), users, audioFiles, timeoutMs, captionWaitMs, captionWords, screenshots, hold };
 }
 
 /** Chromium's fake capture plays a RIFF/WAVE file; anything else is refused up front. */
@@ -134,7 +142,9 @@ class Person {
     this.browser = null;
     this.page = null;
     this.console = [];
-    this.result = { user: login, identity, display_name: null, participants: [], join_ms: null, ready_ms: null, heard: {}, max_remote_level: 0 };
+    // `identity` is the Matrix user id; the LiveKit identity is `{mxid}:{device}` once the page names its device.
+    this.livekitIdentity = identity;
+    this.result = { user: login, identity, device_id: null, livekit_identity: null, display_name: null, participants: [], join_ms: null, ready_ms: null, heard: {}, max_remote_level: 0, membership: null, membership_content: null, membership_after_leave: null, membership_content_after_leave: null };
   }
 
   note(line) {
@@ -256,8 +266,13 @@ async function preJoin(person, config, remaining) {
   await screenshot(person, config, 'prejoin');
 }
 
-/** Clicks join and waits for the call: the page's own identity must be the Matrix user id. */
-async function joinCall(person, config, remaining) {
+/**
+ * Clicks join and waits for the call. The page's own LiveKit identity must be
+ * `{mxid}:{device}` (the device of its Matrix session) when the bridge names a
+ * focus URL, so that Element Call matches it to the page's membership; the bare
+ * Matrix user id otherwise.
+ */
+async function joinCall(person, config, remaining, call) {
   person.step = 'join';
   const started = Date.now();
   await person.page.click('#join-button');
@@ -268,14 +283,109 @@ async function joinCall(person, config, remaining) {
     throw person.error('join', `joining ended in state "${state}" instead of the call${why}`);
   }
   person.result.join_ms = Date.now() - started;
+  const device = await person.page.evaluate(() => JSON.parse(sessionStorage.getItem('salon.matrix.session') || 'null')?.device_id ?? null);
+  person.result.device_id = device;
+  const expected = call.focus_url && device ? `${person.identity}:${device}` : person.identity;
   const [local] = await person.page.evaluate(() => window.salonTest.participants());
-  if (local !== person.identity) throw person.error('join', `the call knows this user as ${JSON.stringify(local)}, expected the Matrix user id ${person.identity}`);
+  if (local !== expected) throw person.error('join', `the call knows this user as ${JSON.stringify(local)}, expected ${expected}`);
+  person.livekitIdentity = local;
+  person.result.livekit_identity = local;
+}
+
+/** The room state's membership event of the page's device, read with the page's own session: content, or null when there is none. */
+async function membershipState(person, call) {
+  return person.page.evaluate(
+    async ({ roomId, type, deviceId }) => {
+      const session = JSON.parse(sessionStorage.getItem('salon.matrix.session') || 'null');
+      const key = `_${session.user_id}_${deviceId}_m.call`;
+      const url = `${session.homeserver.replace(/\/+$/, '')}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/${type}/${encodeURIComponent(key)}`;
+      const response = await fetch(url, { headers: { Authorization: `Bearer ${session.access_token}` } });
+      if (response.status === 404) return null;
+      if (!response.ok) throw new Error(`GET the membership state: HTTP ${response.status}`);
+      return response.json();
+    },
+    { roomId: call.room_id, type: CALL_MEMBER_EVENT, deviceId: person.result.device_id },
+  );
+}
+
+/**
+ * Waits until the page has written its MatrixRTC membership (or given up on
+ * it: no power in the room is the page's business, the call goes on), and
+ * checks what the room state holds: the page's device and the bridge's focus URL.
+ */
+async function checkMembership(person, call) {
+  person.step = 'membership';
+  if (!call.focus_url || !person.result.device_id) return;
+  let status;
+  try {
+    const handle = await person.page.waitForFunction(
+      () => {
+        const m = window.salonTest.membership;
+        return m && !['idle', 'joining'].includes(m.state) ? m : false;
+      },
+      null,
+      { timeout: MEMBERSHIP_MS, polling: 100 },
+    );
+    status = await handle.jsonValue();
+  } catch (err) {
+    if (!/Timeout/i.test(err.message)) throw err;
+    const now = await person.page.evaluate(() => window.salonTest.membership);
+    throw person.error('membership', `the page's MatrixRTC membership is still ${JSON.stringify(now)} after ${MEMBERSHIP_MS / 1000} s`);
+  }
+  person.result.membership = status;
+  const expectedKey = `_${person.identity}_${person.result.device_id}_m.call`;
+  if (status.state_key !== expectedKey) throw person.error('membership', `the membership's state key is ${status.state_key}, expected ${expectedKey}`);
+  if (status.state !== 'joined') return;
+  const content = await membershipState(person, call);
+  person.result.membership_content = content;
+  const focus = content?.foci_preferred?.[0];
+  if (content?.device_id !== person.result.device_id || focus?.livekit_service_url !== call.focus_url || focus?.livekit_alias !== call.room_id || content?.focus_active?.type !== 'livekit') {
+    throw person.error('membership', `the room's ${CALL_MEMBER_EVENT} ${expectedKey} is ${JSON.stringify(content)}, expected device ${person.result.device_id} and focus ${call.focus_url}`);
+  }
+}
+
+/** Hangs up with the leave button: the page says it left, and the membership in the room state is `{}` (or gone). */
+async function hangUp(person, call) {
+  person.step = 'hang-up';
+  await person.page.click('#leave-button');
+  await waitForState(person, ['left'], MEMBERSHIP_MS);
+  if (!person.result.membership) return;
+  try {
+    const handle = await person.page.waitForFunction(
+      () => {
+        const m = window.salonTest.membership;
+        return m && !['joining', 'joined', 'leaving'].includes(m.state) ? m : false;
+      },
+      null,
+      { timeout: MEMBERSHIP_MS, polling: 100 },
+    );
+    person.result.membership_after_leave = await handle.jsonValue();
+  } catch (err) {
+    if (!/Timeout/i.test(err.message)) throw err;
+    throw person.error('hang-up', `the membership did not end in ${MEMBERSHIP_MS / 1000} s: ${JSON.stringify(await person.page.evaluate(() => window.salonTest.membership))}`);
+  }
+  if (person.result.membership.state !== 'joined') return;
+  const content = await membershipState(person, call);
+  person.result.membership_content_after_leave = content;
+  if (content && Object.keys(content).length > 0) throw person.error('hang-up', `after hanging up, the room's ${CALL_MEMBER_EVENT} is still ${JSON.stringify(content)}, expected {}`);
+}
+
+/** With SALON_HOLD=1: says so on stdout (one JSON line) and waits for a line on stdin before anyone hangs up. */
+async function hold(people) {
+  const users = people.map((person) => ({ user: person.identity, device_id: person.result.device_id, livekit_identity: person.result.livekit_identity, membership: person.result.membership }));
+  process.stdout.write(`${JSON.stringify({ holding: true, users })}\n`);
+  await new Promise((resolve) => {
+    process.stdin.once('data', resolve);
+    process.stdin.once('end', resolve);
+    process.stdin.resume();
+  });
+  process.stdin.pause();
 }
 
 /** Waits until the page lists everyone and receives every other user's microphone. */
 async function seeEveryone(person, everyone, remaining) {
   person.step = 'see-everyone';
-  const others = everyone.filter((id) => id !== person.identity);
+  const others = everyone.filter((id) => id !== person.livekitIdentity);
   try {
     await person.page.waitForFunction(
       (ids) => {
@@ -308,7 +418,7 @@ async function seeEveryone(person, everyone, remaining) {
 /** Polls `remoteAudioLevel` of every other user for `ms`: the loudest level, the mean, and the share of samples above MIN_LEVEL. */
 async function listen(person, everyone, ms) {
   person.step = 'listen';
-  const others = everyone.filter((id) => id !== person.identity);
+  const others = everyone.filter((id) => id !== person.livekitIdentity);
   const heard = await person.page.evaluate(
     async ({ ids, ms, min }) => {
       const stats = Object.fromEntries(ids.map((id) => [id, { max: 0, sum: 0, above: 0 }]));
@@ -344,7 +454,7 @@ async function listen(person, everyone, ms) {
  * user (holding that user's word of SALON_CAPTION_WORDS, when given). */
 async function readCaptions(person, everyone, waitMs, words) {
   person.step = 'captions';
-  const others = everyone.filter((id) => id !== person.identity);
+  const others = everyone.filter((id) => id !== person.livekitIdentity);
   const expected = Object.fromEntries(others.map((id) => [id, (words[everyone.indexOf(id)] || '').toLowerCase()]));
   const seen = await person.page.evaluate(
     async ({ ids, ms, expected }) => {
@@ -434,22 +544,25 @@ async function main() {
 
     const call = await fetchCallInfo(config);
     people = config.users.map(({ login, password }, i) => new Person(login, password, config.audioFiles[i], expectedIdentity(login, call.server_name)));
-    const everyone = people.map((person) => person.identity);
-    if (new Set(everyone).size !== everyone.length) fail(`SALON_USERS names the same user twice: ${everyone.join(', ')}`);
+    const mxids = people.map((person) => person.identity);
+    if (new Set(mxids).size !== mxids.length) fail(`SALON_USERS names the same user twice: ${mxids.join(', ')}`);
 
     await Promise.all(
       people.map(async (person) => {
         const opened = Date.now();
         await logIn(person, config, remaining);
         await preJoin(person, config, remaining);
-        await joinCall(person, config, remaining);
+        await joinCall(person, config, remaining, call);
         person.result.ready_ms = Date.now() - opened;
       }),
     );
+    // LiveKit identities, known once everyone is in.
+    const everyone = people.map((person) => person.livekitIdentity);
     await Promise.all(people.map((person) => seeEveryone(person, everyone, remaining)));
     await Promise.all(people.map((person) => listen(person, everyone, SAMPLE_MS)));
     await Promise.all(people.map((person) => readCaptions(person, everyone, config.captionWaitMs, config.captionWords)));
     await Promise.all(people.map((person) => screenshot(person, config, 'in-call')));
+    await Promise.all(people.map((person) => checkMembership(person, call)));
     clearTimeout(watchdog);
 
     const deaf = [];
@@ -463,6 +576,13 @@ async function main() {
       const report = await failureReport(err, people, config);
       return finish(1, report.summary, report.text);
     }
+    if (config.hold) await hold(people);
+    const hangUpWatchdog = setTimeout(async () => {
+      const report = await failureReport(new JourneyError(null, 'watchdog', `hanging up took longer than ${(2 * MEMBERSHIP_MS + 10000) / 1000} s`), people, config);
+      await finish(1, report.summary, report.text);
+    }, 2 * MEMBERSHIP_MS + 10000);
+    await Promise.all(people.map((person) => hangUp(person, call)));
+    clearTimeout(hangUpWatchdog);
     const summary = {
       ok: true,
       call_url: config.callUrl.href,

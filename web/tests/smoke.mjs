@@ -109,7 +109,7 @@ test('after login the pre-join check shows devices, a live preview and a moving 
   await context.close();
 });
 
-test('joining sends the OpenID token and name, dials /rtc (two PeerConnections), and a dead media server is explained', async () => {
+test('joining sends the OpenID token, name and device, dials /rtc (two PeerConnections), and a dead media server is explained', async () => {
   const { context, page } = await open('/call/test123');
   await logIn(page, 'alice');
   await page.waitForSelector('body[data-state="prejoin"]');
@@ -121,6 +121,7 @@ test('joining sends the OpenID token and name, dials /rtc (two PeerConnections),
   const sent = joins.slice(before);
   assert.equal(sent.length, 1);
   assert.equal(sent[0].display_name, 'Alice M.');
+  assert.equal(sent[0].device_id, 'DEV', 'the session’s device, for the {mxid}:{device} identity of its MatrixRTC membership');
   assert.deepEqual(sent[0].openid_token, { access_token: 'openid-@alice:test.local', token_type: 'Bearer', matrix_server_name: 'test.local', expires_in: 3600 });
   const attempt = new URL(upgrades[dialled], origin);
   assert.equal(attempt.pathname, '/rtc', `livekit-client must use the two-PeerConnection /rtc mode, dialled ${upgrades[dialled]}`);
@@ -176,7 +177,7 @@ test('inside Element, the widget API provides the OpenID token: no login', async
         const iframe = document.createElement('iframe');
         iframe.allow = 'camera; microphone; display-capture; autoplay';
         iframe.style = 'width:100vw;height:100vh;border:0';
-        const url = location.origin + '/call/test123?room=!ops:test.local&user=@carol:test.local&widgetId=w1&parentUrl=' + encodeURIComponent(location.href);
+        const url = location.origin + '/call/test123?room=!ops:test.local&user=@carol:test.local&deviceId=CAROLDEV&widgetId=w1&parentUrl=' + encodeURIComponent(location.href);
         const widget = new Widget({ id: 'w1', creatorUserId: '@visio:test.local', type: 'm.custom', url, waitForIframeLoad: true });
         iframe.src = url;
         document.body.append(iframe);
@@ -202,6 +203,8 @@ test('inside Element, the widget API provides the OpenID token: no login', async
   await frame.click('#join-button');
   await frame.waitForSelector('body[data-state="error"]', { timeout: 30000 });
   assert.equal(joins[before]?.openid_token?.access_token, 'openid-@carol:test.local');
+  // Element granted sending the membership (this host grants everything): the page names its device.
+  assert.equal(joins[before]?.device_id, 'CAROLDEV');
   await context.close();
 });
 

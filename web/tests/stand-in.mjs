@@ -51,7 +51,7 @@ async function body(req) {
 }
 
 export const CALLS = {
-  test123: { call_id: 'test123', room_id: '!ops:test.local', room_name: 'Cellule de crise – Préfecture', state: 'active', transcription: true },
+  test123: { call_id: 'test123', room_id: '!ops:test.local', room_name: 'Cellule de crise – Préfecture', state: 'active', transcription: true, focus_url: 'https://salon.test.local/livekit/jwt' },
   quiet: { call_id: 'quiet', room_id: '!q:test.local', room_name: null, state: 'active', transcription: false },
 };
 

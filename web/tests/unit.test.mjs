@@ -13,6 +13,9 @@ import { localpart, ssoRedirectUrl, userIdentifier } from '../src/matrix.js';
 
 globalThis.document ??= { documentElement: {} };
 
+// The MatrixRTC membership's tests run with these (scripts/test.sh runs this file).
+import './membership.test.mjs';
+
 test('the call id comes from /call/<id>, decoded, and nothing else matches', () => {
   assert.equal(callIdFromPath('/call/abc123'), 'abc123');
   assert.equal(callIdFromPath('/call/abc123/'), 'abc123');
