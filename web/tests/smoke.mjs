@@ -161,14 +161,18 @@ test('a browser in English gets the page in English, and no banner when transcri
   await context.close();
 });
 
-test('inside Element, the widget API provides the OpenID token: no login', async () => {
-  // A real widget host: matrix-widget-api's ClientWidgetApi, the code Element runs.
+/**
+ * Builds a real widget host (matrix-widget-api's ClientWidgetApi, the code
+ * Element runs) that embeds the call page as carol; `grants` is a JS
+ * expression for the capabilities it grants out of `requested`.
+ */
+async function widgetHost(grants = 'requested') {
   const host = await build({
     stdin: {
       contents: `
         import { ClientWidgetApi, Widget, WidgetDriver, OpenIDRequestState } from 'matrix-widget-api';
         class Driver extends WidgetDriver {
-          async validateCapabilities(requested) { return requested; }
+          async validateCapabilities(requested) { window.requested = [...requested]; return ${grants}; }
           askOpenID(observer) {
             observer.update({ state: OpenIDRequestState.Allowed, token: {
               access_token: 'openid-@carol:test.local', token_type: 'Bearer', matrix_server_name: 'test.local', expires_in: 3600 } });
@@ -189,7 +193,11 @@ test('inside Element, the widget API provides the OpenID token: no login', async
     format: 'iife',
     write: false,
   });
-  standIn.widgetHost = host.outputFiles[0].text;
+  return host.outputFiles[0].text;
+}
+
+test('inside Element, the widget API provides the OpenID token: no login', async () => {
+  standIn.widgetHost = await widgetHost();
   const { context, page } = await open('/widget-host');
   const frame = await (await page.waitForSelector('iframe')).contentFrame();
   await frame.waitForSelector('body[data-state="prejoin"]');
@@ -199,12 +207,29 @@ test('inside Element, the widget API provides the OpenID token: no login', async
   // Capabilities are negotiated with the host, not given up on after the page's 5 s wait.
   await frame.waitForFunction(() => window.salonTest.widget !== 'starting');
   assert.equal(await frame.evaluate(() => window.salonTest.widget), 'ready');
+  const requested = await page.evaluate(() => window.requested);
+  assert.ok(requested.includes('org.matrix.msc2762.send.state_event:org.matrix.msc3401.call.member#_@carol:test.local_CAROLDEV_m.call'), JSON.stringify(requested));
+  assert.ok(requested.includes('org.matrix.msc4157.send.delayed_event') && requested.includes('org.matrix.msc4157.update_delayed_event'), JSON.stringify(requested));
   const before = joins.length;
   await frame.click('#join-button');
   await frame.waitForSelector('body[data-state="error"]', { timeout: 30000 });
   assert.equal(joins[before]?.openid_token?.access_token, 'openid-@carol:test.local');
   // Element granted sending the membership (this host grants everything): the page names its device.
   assert.equal(joins[before]?.device_id, 'CAROLDEV');
+  await context.close();
+});
+
+test('inside an Element that does not let the page send its membership, it joins without naming its device', async () => {
+  standIn.widgetHost = await widgetHost("new Set([...requested].filter((c) => !c.includes('call.member')))");
+  const { context, page } = await open('/widget-host');
+  const frame = await (await page.waitForSelector('iframe')).contentFrame();
+  await frame.waitForSelector('body[data-state="prejoin"]');
+  await frame.waitForFunction(() => window.salonTest.widget === 'ready');
+  const before = joins.length;
+  await frame.click('#join-button');
+  await frame.waitForSelector('body[data-state="error"]', { timeout: 30000 });
+  assert.equal(joins[before]?.openid_token?.access_token, 'openid-@carol:test.local');
+  assert.equal(joins[before]?.device_id, undefined, 'the bare mxid identity, as no membership will match it');
   await context.close();
 });
 
