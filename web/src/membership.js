@@ -28,6 +28,8 @@ export const LEAVE_DELAY_MS = 18000;
 export const RESTART_EVERY_MS = 4000;
 /** How long a membership lives without being renewed (Element Call's 4 h). */
 export const MEMBERSHIP_EXPIRES_MS = 14400000;
+/** How often a long call's membership is written again, well before it expires. */
+const RENEW_EVERY_MS = MEMBERSHIP_EXPIRES_MS - 30 * 60 * 1000;
 
 /** The state key of `userId`'s membership from `deviceId` (`_@a:hs_DEV_m.call`). */
 export function membershipStateKey(userId, deviceId) {
@@ -178,6 +180,7 @@ export class CallMembership {
     this.delayed = false;
     this.error = null;
     this.timer = 0;
+    this.renewTimer = 0;
     this.restarting = false;
     this.joining = null;
   }
@@ -219,6 +222,17 @@ export class CallMembership {
     this.state = 'joined';
     this.log.info?.(`salon: MatrixRTC membership ${this.stateKey} written${this.delayId ? ', delayed leave scheduled' : ''}`);
     if (this.delayId) this.timer = setInterval(() => this.restart(), this.restartMs);
+    // A new event's timestamp starts a new 4 h (the content carries no created_ts).
+    this.renewTimer = setInterval(() => this.renew(), RENEW_EVERY_MS);
+  }
+
+  async renew() {
+    if (this.state !== 'joined') return;
+    try {
+      await this.transport.sendState(CALL_MEMBER_EVENT, this.stateKey, this.content);
+    } catch (err) {
+      this.log.warn?.(`salon: renewing the MatrixRTC membership failed: ${err.message}`);
+    }
   }
 
   /** Schedules the delayed leave; without one (refused, unsupported), the membership is written anyway. */
@@ -276,7 +290,9 @@ export class CallMembership {
 
   stop() {
     clearInterval(this.timer);
+    clearInterval(this.renewTimer);
     this.timer = 0;
+    this.renewTimer = 0;
   }
 
   async sendLeave() {
