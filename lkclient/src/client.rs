@@ -738,11 +738,20 @@ impl Client {
     /// For a participant that publishes no track: negotiates the publisher
     /// connection for its data channels alone and waits until it is up.
     pub async fn open_data_channels(&self, timeout: Duration) -> Result<(), ClientError> {
-        let connected = self.publisher.connected.notified();
         self.negotiate_publisher().await?;
-        tokio::time::timeout(timeout, connected)
+        let open = async {
+            loop {
+                if let Ok(webrtc::data_channel::RTCDataChannelState::Open) =
+                    self.publisher_reliable.ready_state().await
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(timeout, open)
             .await
-            .map_err(|_| ClientError::Timeout("publisher connection".into()))
+            .map_err(|_| ClientError::Timeout("the reliable data channel".into()))
     }
 
     /// Sends the publisher offer (after adding tracks or data channels).

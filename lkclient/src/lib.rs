@@ -8,10 +8,13 @@
 //! SFU's room logic, only the protobuf types and the WebRTC stack.
 //!
 //! `client` is the participant (signalling, the two peer connections, tracks
-//! and data); `interceptors` its RTP/RTCP settings.
+//! and data); `interceptors` its RTP/RTCP settings; `server` (feature
+//! `testing`) a LiveKit cluster on loopback for the tests.
 
 mod client;
 mod interceptors;
+#[cfg(feature = "testing")]
+pub mod server;
 
 pub use client::{
     Client, ClientError, ClientOptions, ReceivedPacket, ReceivedTrack, TrackSender, WAIT,
