@@ -21,6 +21,7 @@ pub mod doctor;
 pub mod focus;
 pub mod matrix;
 pub mod media;
+pub mod media_e2ee;
 pub mod metrics;
 pub mod minutes;
 pub mod owed;

@@ -41,6 +41,10 @@ pub struct Metrics {
     pub caption_latency: Histogram,
     pub minutes_posted: AtomicU64,
     pub minutes_failed: AtomicU64,
+    /// End-to-end encrypted audio frames decrypted for transcription, and
+    /// those that could not be (no key, wrong key, malformed), skipped.
+    pub e2ee_frames_decrypted: AtomicU64,
+    pub e2ee_frames_undecryptable: AtomicU64,
     commands: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -251,6 +255,18 @@ impl Metrics {
                 "Minutes that could not be posted after retries.",
                 "counter",
                 &self.minutes_failed,
+            ),
+            (
+                "salon_e2ee_frames_decrypted_total",
+                "End-to-end encrypted audio frames decrypted for transcription.",
+                "counter",
+                &self.e2ee_frames_decrypted,
+            ),
+            (
+                "salon_e2ee_frames_undecryptable_total",
+                "End-to-end encrypted audio frames that could not be decrypted and were skipped.",
+                "counter",
+                &self.e2ee_frames_undecryptable,
             ),
         ] {
             counter(name, help, kind, get(value));
