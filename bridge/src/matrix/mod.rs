@@ -112,6 +112,12 @@ impl Matrix {
         self.as_bot.user_id()
     }
 
+    /// Element Call's media keys the bot's device receives (see
+    /// `media_e2ee`); `None` when E2EE is off.
+    pub fn media_keys(&self) -> Option<crate::media_e2ee::MediaKeys> {
+        Some(self.e2ee.as_ref()?.media_keys().clone())
+    }
+
     /// Sets the bot's display name.
     pub async fn set_displayname(&self, name: &str) -> Result<(), MatrixError> {
         self.client.set_displayname(self.bot_user_id(), name).await

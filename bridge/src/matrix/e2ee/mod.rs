@@ -11,12 +11,14 @@
 //! At start-up, one sync runs before the bridge serves (the device's keys
 //! are then on the server), the device is cross-signed, and a background
 //! sync keeps going (30 s long-poll): to-device room keys, device-list
-//! changes, one-time-key top-ups, and the decrypted messages it routes into
-//! the inbox. See `docs/e2ee.md`.
+//! changes, one-time-key top-ups, the decrypted messages it routes into
+//! the inbox, and Element Call's media keys (`media_keys.rs`), kept in the
+//! device's [`MediaKeys`] for the transcriber. See `docs/e2ee.md`.
 
 mod decrypt;
 pub(crate) mod device;
 mod encrypt;
+mod media_keys;
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +36,7 @@ pub(crate) use decrypt::undecryptable_notice;
 pub(crate) use encrypt::EncryptedAttachment;
 
 use super::retry::{Backoff, MatrixError, RetryPolicy};
+use crate::media_e2ee::MediaKeys;
 use crate::queues::RoomQueues;
 use crate::store::{QueuedEvent, Store};
 
@@ -48,11 +51,23 @@ pub(crate) struct Device {
     sdk: Client,
     bot: OwnedUserId,
     policy: RetryPolicy,
+    /// Element Call's media keys the sync receives (in memory only).
+    media_keys: MediaKeys,
 }
 
 impl Device {
     pub(crate) fn new(sdk: Client, bot: OwnedUserId, policy: RetryPolicy) -> Self {
-        Self { sdk, bot, policy }
+        Self {
+            sdk,
+            bot,
+            policy,
+            media_keys: MediaKeys::default(),
+        }
+    }
+
+    /// The media keys of the calls the bot is in, as the sync receives them.
+    pub(crate) fn media_keys(&self) -> &MediaKeys {
+        &self.media_keys
     }
 
     /// See [`decrypt::decrypt`].
@@ -83,6 +98,7 @@ impl Device {
     /// commands into the room queues.
     pub(crate) async fn start(&self, store: &Store, rooms: &RoomQueues) -> JoinHandle<()> {
         decrypt::route_synced_messages(&self.sdk, store, rooms, self.bot.clone());
+        media_keys::route_media_keys(&self.sdk, self.media_keys.clone());
         let settings = {
             let mut timeline = RoomEventFilter::default();
             timeline.limit = Some(UInt::from(SYNC_TIMELINE_LIMIT));
