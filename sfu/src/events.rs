@@ -158,6 +158,23 @@ pub struct AudioTap {
 }
 
 impl AudioTap {
+    /// A tap fed from outside the SFU: the bridge's LiveKit backend forwards
+    /// what its hidden participant receives from a LiveKit cluster. `track`
+    /// is set by the feeder once the participant's audio track is known; the
+    /// tap ends when every sender of `receiver` is dropped.
+    pub fn from_parts(
+        identity: impl Into<String>,
+        track: std::sync::Arc<std::sync::Mutex<Option<TappedTrack>>>,
+        receiver: broadcast::Receiver<AudioPacket>,
+    ) -> Self {
+        Self {
+            identity: identity.into(),
+            track,
+            receiver,
+            skipped: 0,
+        }
+    }
+
     /// The identity whose audio this is.
     pub fn identity(&self) -> &str {
         &self.identity
