@@ -281,9 +281,20 @@ async fn element_call_members_hear_each_other_through_salon() {
     // The call button to hearing the other person: for the closing note.
     for name in ["alice", "bob"] {
         let p = &joined[name];
+        let since_widget =
+            |key: &str| p[key].as_i64().unwrap_or(-1) - p["widget_opened_ms"].as_i64().unwrap_or(0);
         eprintln!(
-            "element call timing: {name}: call button → widget ready {} ms, → LiveKit connected {} ms, → first audio bytes {} ms, → hears the other {} ms",
-            p["ready_ms"], p["connected_ms"], p["first_bytes_ms"], p["first_heard_ms"]
+            "element call timing: {name}: host page opened → Element Call iframe opened (login + sync done) {} ms, → widget API ready {} ms, → LiveKit connected {} ms, → first audio bytes {} ms, → hears the other {} ms",
+            p["widget_opened_ms"],
+            p["ready_ms"],
+            p["connected_ms"],
+            p["first_bytes_ms"],
+            p["first_heard_ms"]
+        );
+        eprintln!(
+            "element call timing: {name}: call button (iframe opened, as Element Web does) → LiveKit connected {} ms, → hears the other {} ms",
+            since_widget("connected_ms"),
+            since_widget("first_heard_ms")
         );
     }
 
@@ -324,7 +335,13 @@ async fn element_call_members_hear_each_other_through_salon() {
     }
 
     // 3. Element Call's console: connected to Salon's SFU, no missing
-    // transport, no failed connection.
+    // transport, no failed connection. Element Call asks for two tokens and
+    // may start a connection with each; it can cancel the first itself
+    // ("livekitRoom.connect FAILED … ConnectionError: Client initiated
+    // disconnect", livekit-client's `ConnectionError.cancelled` when the app
+    // calls `disconnect()` while connecting). That cancel is Element Call's
+    // own doing, so it is allowed when a later connect succeeds; any other
+    // failure is not.
     for name in ["alice", "bob"] {
         let console: Vec<&str> = joined[name]["console"]
             .as_array()
@@ -333,19 +350,23 @@ async fn element_call_members_hear_each_other_through_salon() {
             .filter_map(Value::as_str)
             .collect();
         let ws = format!("ws://127.0.0.1:{}", env.web_port);
+        let success = console
+            .iter()
+            .rposition(|l| l.contains("livekitRoom.connect SUCCESS") && l.contains(&ws));
         assert!(
-            console
-                .iter()
-                .any(|l| l.contains("livekitRoom.connect SUCCESS") && l.contains(&ws)),
+            success.is_some(),
             "{name}: no 'livekitRoom.connect SUCCESS {ws}' in {console:#?}"
         );
-        for bad in [
-            "MatrixRTCTransportMissingError",
-            "livekitRoom.connect FAILED",
-        ] {
+        for (i, line) in console.iter().enumerate() {
             assert!(
-                !console.iter().any(|l| l.contains(bad)),
-                "{name}: {bad} in {console:#?}"
+                !line.contains("MatrixRTCTransportMissingError"),
+                "{name}: {line}"
+            );
+            let cancelled_then_connected =
+                line.contains("Client initiated disconnect") && success.is_some_and(|s| s > i);
+            assert!(
+                !line.contains("livekitRoom.connect FAILED") || cancelled_then_connected,
+                "{name}: {line} in {console:#?}"
             );
         }
     }
@@ -394,6 +415,39 @@ fn invented_share(said: &str, heard: &str) -> f64 {
     invented as f64 / heard.len().max(1) as f64
 }
 
+/// The transcript notices of the room so far.
+async fn transcript_notices(user: &User, room: &str) -> Vec<Value> {
+    user.timeline(room)
+        .await
+        .into_iter()
+        .filter(|e| e["content"]["org.salon.transcript"].is_object())
+        .collect()
+}
+
+/// What is wrong with what the room was told `user` said (`sentence`, whose
+/// `words` must be there), or None.
+fn transcript_problem(
+    notices: &[Value],
+    user: &User,
+    sentence: &str,
+    words: &[&str],
+) -> Option<String> {
+    let heard = heard_from(notices, &user.user_id);
+    let heard_words = score::words(&heard);
+    let missing: Vec<&&str> = words
+        .iter()
+        .filter(|w| !heard_words.contains(&w.to_string()))
+        .collect();
+    let invented = invented_share(sentence, &heard);
+    (!missing.is_empty() || invented > 0.25).then(|| {
+        format!(
+            "{} said {sentence:?}; the transcript attributed to them is {heard:?}: missing {missing:?}, {:.0}% of its words never said by them",
+            user.user_id,
+            invented * 100.0
+        )
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_element_call_is_a_salon_call_joined_from_salons_page_transcribed_and_minuted() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -402,6 +456,9 @@ async fn an_element_call_is_a_salon_call_joined_from_salons_page_transcribed_and
     let carol = env.user("carol").await;
     alice.invite(&room, &carol.user_id).await;
     carol.join(&room).await;
+    // The checks below that do not depend on each other are collected, so
+    // that one failing does not hide how the others went.
+    let mut failures: Vec<String> = Vec::new();
 
     // `!visio status` names both Element Call members as in the call.
     let start = Instant::now();
@@ -426,11 +483,11 @@ async fn an_element_call_is_a_salon_call_joined_from_salons_page_transcribed_and
 
     // `!visio start` while the MatrixRTC call is live links the same call.
     let started = carol.command(&room, "!visio start").await;
-    assert_eq!(
-        started["org.salon.reply"]["call_id"],
-        call_id.as_str(),
-        "{started}"
-    );
+    if started["org.salon.reply"]["call_id"] != call_id.as_str() {
+        failures.push(format!(
+            "!visio start during the Element Call call did not link call {call_id}: {started}"
+        ));
+    }
     let link = started["org.salon.reply"]["url"]
         .as_str()
         .unwrap_or_else(|| panic!("a call link: {started}"))
@@ -454,42 +511,37 @@ async fn an_element_call_is_a_salon_call_joined_from_salons_page_transcribed_and
     // Carol joins from Salon's page and hears both; both hear her.
     let carol_wav = speech_wav(env.dir.path(), "carol", CAROL_SAYS, "en");
     let carol_joined = browsers
-        .ask(
+        .try_ask(
             json!({"cmd": "salon_join", "person": person("carol", &carol_wav), "url": link,
                    "expect_heard": 2, "timeout_ms": 90_000}),
             Duration::from_secs(150),
         )
         .await;
-    eprintln!("salon page: {}", carol_joined["person"]);
+    eprintln!("salon page: {carol_joined}");
+    if carol_joined["ok"] != true {
+        failures.push(format!(
+            "carol on Salon's page did not hear both Element Call members: {carol_joined}"
+        ));
+    }
     let heard = listen(&mut browsers).await;
     eprintln!("three-way listening: {heard}");
     for (name, user) in [("alice", &alice), ("bob", &bob)] {
-        assert_eq!(
-            heard_streams(&heard[name]).len(),
-            2,
-            "{name} (Element Call) must hear the other member and carol: {}",
-            heard[name]
-        );
+        if heard_streams(&heard[name]).len() != 2 {
+            failures.push(format!(
+                "{name} (Element Call) must hear the other member and carol (two streams above level {HEARD_LEVEL}, RMS {HEARD_RMS}): {}",
+                heard[name]
+            ));
+        }
         let device = joined[name]["device_id"].as_str().unwrap();
         let identity = format!("{}:{device}", user.user_id);
-        let level = heard["carol"]["by_identity"][&identity].as_f64();
-        assert!(
-            level.is_some_and(|l| l > 0.01) || heard_streams(&heard["carol"]).len() == 2,
-            "carol (Salon's page) must hear {identity}: {}",
-            heard["carol"]
-        );
-        assert!(
-            level.is_some(),
-            "Salon's page does not list {identity}: {}",
-            heard["carol"]
-        );
+        let level = heard["carol"]["by_identity"][&identity]["max"].as_f64();
+        if !level.is_some_and(|l| l > 0.01) {
+            failures.push(format!(
+                "carol (Salon's page) must hear {identity} at RMS > 0.01 (the loudest over {LISTEN_MS} ms): {}",
+                heard["carol"]
+            ));
+        }
     }
-    assert_eq!(
-        heard_streams(&heard["carol"]).len(),
-        2,
-        "carol must hear alice and bob: {}",
-        heard["carol"]
-    );
 
     // Each sentence arrives in the thread, attributed to its speaker.
     let said = [
@@ -498,15 +550,9 @@ async fn an_element_call_is_a_salon_call_joined_from_salons_page_transcribed_and
     ];
     let deadline = Instant::now() + TRANSCRIPT_WAIT;
     let notices = loop {
-        let notices: Vec<Value> = alice
-            .timeline(&room)
-            .await
-            .into_iter()
-            .filter(|e| e["content"]["org.salon.transcript"].is_object())
-            .collect();
-        let all_heard = said.iter().all(|(user, _, words)| {
-            let heard = score::words(&heard_from(&notices, &user.user_id));
-            words.iter().all(|w| heard.contains(&w.to_string()))
+        let notices = transcript_notices(&alice, &room).await;
+        let all_heard = said.iter().all(|(user, sentence, words)| {
+            transcript_problem(&notices, user, sentence, words).is_none()
         });
         if all_heard || Instant::now() > deadline {
             break notices;
@@ -514,36 +560,26 @@ async fn an_element_call_is_a_salon_call_joined_from_salons_page_transcribed_and
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     for (user, sentence, words) in &said {
-        let heard = heard_from(&notices, &user.user_id);
-        let heard_words = score::words(&heard);
-        for word in words {
-            assert!(
-                heard_words.contains(&word.to_string()),
-                "{} said {sentence:?}; the transcript attributed to them is {heard:?} (all notices: {:#?})",
-                user.user_id,
-                notices
-                    .iter()
-                    .map(|e| &e["content"]["org.salon.transcript"])
-                    .collect::<Vec<_>>()
-            );
-        }
-        let invented = invented_share(sentence, &heard);
-        assert!(
-            invented <= 0.25,
-            "{:.0}% of the words attributed to {} were never said by them: {heard:?}",
-            invented * 100.0,
-            user.user_id
-        );
+        failures.extend(transcript_problem(&notices, user, sentence, words));
     }
     for e in &notices {
-        assert_eq!(e["sender"], env.bot_id());
-        assert_eq!(e["content"]["m.relates_to"]["rel_type"], "m.thread", "{e}");
-        assert_eq!(
-            e["content"]["m.relates_to"]["event_id"],
-            thread_root.as_str(),
-            "{e}"
-        );
+        let relates = &e["content"]["m.relates_to"];
+        if e["sender"] != env.bot_id().as_str()
+            || relates["rel_type"] != "m.thread"
+            || relates["event_id"] != thread_root.as_str()
+        {
+            failures.push(format!(
+                "a transcript notice outside the thread of {thread_root}: {e}"
+            ));
+        }
     }
+    eprintln!(
+        "transcripts: {:#?}",
+        notices
+            .iter()
+            .map(|e| &e["content"]["org.salon.transcript"])
+            .collect::<Vec<_>>()
+    );
 
     // Everyone hangs up: the minutes come.
     browsers
@@ -560,29 +596,40 @@ async fn an_element_call_is_a_salon_call_joined_from_salons_page_transcribed_and
             .into_iter()
             .find(|e| e["content"]["org.salon.minutes"].is_object())
         {
-            break e["content"]["org.salon.minutes"].clone();
+            break Some(e["content"]["org.salon.minutes"].clone());
         }
-        assert!(
-            Instant::now() < deadline,
-            "no minutes after everyone left:\n{}",
-            env.logs()
-        );
+        if Instant::now() > deadline {
+            break None;
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    assert_eq!(minutes["call_id"], call_id.as_str(), "{minutes}");
-    let people: Vec<&str> = minutes["participants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| p["mxid"].as_str())
-        .collect();
-    for user in [&alice, &bob, &carol] {
-        assert!(
-            people.contains(&user.user_id.as_str()),
-            "{} missing from the minutes' participants {people:?}",
-            user.user_id
-        );
+    match minutes {
+        None => failures.push("no minutes within 180 s of everyone leaving".into()),
+        Some(minutes) => {
+            let people: Vec<&str> = minutes["participants"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["mxid"].as_str())
+                .collect();
+            if minutes["call_id"] != call_id.as_str()
+                || [&alice, &bob, &carol]
+                    .iter()
+                    .any(|u| !people.contains(&u.user_id.as_str()))
+            {
+                failures.push(format!(
+                    "the minutes are not call {call_id}'s with alice, bob and carol: {minutes}"
+                ));
+            }
+        }
     }
+    assert!(
+        failures.is_empty(),
+        "{} check(s) failed:\n- {}\n{}",
+        failures.len(),
+        failures.join("\n- "),
+        env.logs()
+    );
 }
 
 /// Asks Salon for a LiveKit token as Element Call does (`/sfu/get`).

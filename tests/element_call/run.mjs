@@ -36,7 +36,7 @@ const EC_DIST = join(CACHE, 'node_modules', '@element-hq', 'element-call-embedde
 /** An inbound audio level (0..1, linear; 1 is full scale) clearly above silence. */
 const HEARD_LEVEL = 0.05;
 /** Console lines that tell how Element Call's connection went. */
-const TELLING = /livekitRoom\.connect|MatrixRTCTransportMissingError|v1 RTC path|ConnectionError|could not establish|\[host\]|\[lk\]|\[pageerror\]|\[requestfailed\]|\[http [45]\d\d\]/;
+const TELLING = /livekitRoom\.connect|has no matching matrix call member|MatrixRTCTransportMissingError|v1 RTC path|ConnectionError|could not establish|\[host\]|\[lk\]|\[pageerror\]|\[requestfailed\]|\[http [45]\d\d\]/;
 
 function stderr(line) {
   process.stderr.write(`run.mjs: ${line}\n`);
@@ -335,7 +335,10 @@ async function ecJoin({ hs, room, people: list, expect_heard: expect = 1, timeou
       await until(() => person.console.some((l) => /livekitRoom\.connect (SUCCESS|FAILED)/.test(l)), timeoutMs, `${spec.name}'s Element Call to connect to LiveKit`);
       const connectedMs = Date.now() - person.openedAt;
       const p = await hearing(person, expect, timeoutMs);
-      out[spec.name] = { user_id: host.userId, device_id: host.deviceId, widget_actions: host.widgetActions, ready_ms: readyMs, connected_ms: connectedMs, ...summary(person, p) };
+      // Element Web opens the widget when the call button is pressed, its
+      // client already signed in and synced: from then on is what a user waits.
+      const widgetMs = host.openedWidgetAt - person.openedAt;
+      out[spec.name] = { user_id: host.userId, device_id: host.deviceId, widget_actions: host.widgetActions, widget_opened_ms: widgetMs, ready_ms: readyMs, connected_ms: connectedMs, ...summary(person, p) };
     }),
   );
   return { people: out };
@@ -392,16 +395,31 @@ async function listen({ ms = 5000 }) {
   await Promise.all(
     [...people.values()].filter((p) => p.browser).map(async (person) => {
       const frame = person.mediaFrame();
+      // Salon's page knows who each sound comes from: its analyser level
+      // (RMS) per identity, loudest and mean over the same window.
+      const identities =
+        person.kind !== 'salon'
+          ? null
+          : person.page.evaluate(async (t) => {
+              const acc = {};
+              let samples = 0;
+              const end = Date.now() + t;
+              while (Date.now() < end) {
+                const room = window.salonTest.room;
+                for (const id of room ? room.remoteParticipants.keys() : []) {
+                  const level = window.salonTest.remoteAudioLevel(id);
+                  const a = (acc[id] ||= { max: 0, sum: 0 });
+                  a.max = Math.max(a.max, level);
+                  a.sum += level;
+                }
+                samples += 1;
+                await new Promise((r) => setTimeout(r, 100));
+              }
+              return Object.fromEntries(Object.entries(acc).map(([id, a]) => [id, { max: a.max, mean: a.sum / samples }]));
+            }, ms);
       const streams = frame ? await frame.evaluate((t) => window.__salon.listen(t), ms) : {};
-      const entry = { kind: person.kind, streams };
-      if (person.kind === 'salon') {
-        // Salon's page knows who each sound comes from.
-        entry.by_identity = await person.page.evaluate(() => {
-          const room = window.salonTest.room;
-          const ids = room ? [...room.remoteParticipants.keys()] : [];
-          return Object.fromEntries(ids.map((id) => [id, window.salonTest.remoteAudioLevel(id)]));
-        });
-      }
+      const entry = { kind: person.kind, streams, console: person.telling().slice(-30) };
+      if (identities) entry.by_identity = await identities;
       out[person.name] = entry;
     }),
   );
