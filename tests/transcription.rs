@@ -628,3 +628,232 @@ async fn a_slow_room_does_not_delay_another_rooms_notices() {
     let heard = heard_from(&transcript_notices(&bob, &fast_room).await, &bob.user_id);
     assert!(score::wer(BOB_SAYS[0], &heard) <= 0.25, "{heard:?}");
 }
+
+/// Element Call's call membership (its 0.26 default mode), for `device`,
+/// naming Salon's focus.
+fn element_call_membership(env: &Env, room: &str, device: &str, user: &User) -> Value {
+    json!({
+        "application": "m.call", "call_id": "", "scope": "m.room", "device_id": device,
+        "membershipID": format!("{}:{device}", user.user_id), "expires": 14_400_000,
+        "m.call.intent": "audio",
+        "focus_active": {"type": "livekit", "focus_selection": "multi_sfu"},
+        "foci_preferred": [{"type": "livekit", "livekit_alias": room,
+            "livekit_service_url": format!("http://127.0.0.1:{}/livekit/jwt", env.web_port)}],
+    })
+}
+
+/// Joins the room's media as Element Call does: a token from the focus API
+/// (`/sfu/get`, identity `{mxid}:{device}`), then the SFU.
+async fn element_call_joins(
+    env: &Env,
+    user: &User,
+    room: &str,
+    device: &str,
+) -> salon_sfu::testing::TestClient {
+    let grant: Value = env
+        .http
+        .post(format!(
+            "http://127.0.0.1:{}/livekit/jwt/sfu/get",
+            env.web_port
+        ))
+        .json(
+            &json!({"room": room, "openid_token": user.openid_token().await, "device_id": device}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    salon_sfu::testing::TestClient::connect(
+        grant["url"].as_str().expect("a focus grant"),
+        grant["jwt"].as_str().unwrap(),
+    )
+    .await
+    .expect("the SFU accepts the focus token")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_element_call_session_is_the_rooms_call_transcribed_under_each_members_name() {
+    model_dir();
+    let mut env = Env::start_with(|cfg| {
+        cfg.push_str("\n[calls]\nempty_grace_seconds = 3\n");
+        cfg.push_str("\n[minutes]\npost_delay_seconds = 2\n");
+    })
+    .await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    let room = room_with_bot(&env, &alice, &[&bob]).await;
+    // as in rooms Element Call creates: members may write call memberships
+    alice
+        .set_power_levels(&room, |levels| {
+            levels["events"]["org.matrix.msc3401.call.member"] = json!(0);
+        })
+        .await;
+
+    // Alice presses the call button: Element Call gets a token from Salon,
+    // connects, and writes her membership.
+    let alice_media = element_call_joins(&env, &alice, &room, "ALICEDEV").await;
+    let alice_key = format!("_{}_ALICEDEV_m.call", alice.user_id);
+    let membership = element_call_membership(&env, &room, "ALICEDEV", &alice);
+    alice
+        .send_state(
+            &room,
+            "org.matrix.msc3401.call.member",
+            &alice_key,
+            membership,
+        )
+        .await;
+
+    // The session is the room's call: the bot says so, with the browser link.
+    let started = alice
+        .wait_for("the bot to see Element Call's session", WAIT, || async {
+            alice
+                .timeline(&room)
+                .await
+                .into_iter()
+                .find(|e| e["content"]["org.salon.reply"]["command"] == "matrixrtc")
+        })
+        .await;
+    let reply = &started["content"]["org.salon.reply"];
+    assert_eq!(reply["outcome"], "started", "{started}");
+    assert_eq!(started["sender"], env.bot_id().as_str());
+    let call_id = reply["call_id"].as_str().unwrap().to_owned();
+    assert!(
+        started["content"]["body"]
+            .as_str()
+            .unwrap()
+            .contains(&alice.user_id),
+        "{started}"
+    );
+    // No Salon widget: Element shows its own call.
+    let shown = alice
+        .state(&room, "org.salon.call", "")
+        .await
+        .expect("the call's state");
+    assert_eq!(shown["call_id"], call_id.as_str());
+    assert_eq!(shown["origin"], "matrix_rtc");
+    assert!(
+        alice
+            .state(
+                &room,
+                "im.vector.modular.widgets",
+                &format!("salon_{call_id}")
+            )
+            .await
+            .is_none(),
+        "a widget for an Element Call call"
+    );
+    // A second membership refresh is no second call.
+    let mut refreshed = element_call_membership(&env, &room, "ALICEDEV", &alice);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    refreshed["created_ts"] = json!(now_ms);
+    alice
+        .send_state(
+            &room,
+            "org.matrix.msc3401.call.member",
+            &alice_key,
+            refreshed,
+        )
+        .await;
+
+    // Bob has no Element Call: `!visio start` gives him the same call's link,
+    // and on Salon's page he is in the same media room as Alice.
+    let again = bob.command(&room, "!visio start").await;
+    assert_eq!(
+        again["org.salon.reply"]["outcome"], "already_live",
+        "{again}"
+    );
+    assert_eq!(again["org.salon.reply"]["call_id"], call_id.as_str());
+    let bob_media = join_call(&env, &bob, &call_id, "Bob").await;
+    let alice_mic = alice_media.publish(true).await.unwrap();
+    let bob_mic = bob_media.publish(true).await.unwrap();
+    // Transcription: each sentence under its speaker's Matrix id.
+    let on = alice.command(&room, "!visio transcribe on").await;
+    assert_eq!(on["org.salon.reply"]["outcome"], "on", "{on}");
+    let dir = tempfile::tempdir().unwrap();
+    let alice_says = speak(dir.path(), "alice", ALICE_SAYS[0], "en-us");
+    let bob_says = speak(dir.path(), "bob", BOB_SAYS[0], "en-gb");
+    let talking = tokio::spawn(async move {
+        tokio::join!(
+            talk(&alice_mic, vec![alice_says]),
+            talk(&bob_mic, vec![bob_says])
+        );
+        (alice_mic, bob_mic)
+    });
+    bob_media
+        .next_track(WAIT)
+        .await
+        .expect("Bob, on Salon's page, hears Alice in Element Call");
+    alice_media
+        .next_track(WAIT)
+        .await
+        .expect("Alice, in Element Call, hears Bob on Salon's page");
+
+    // `!visio status` shows the call and both of them by Matrix id (Alice's
+    // identity is `@alice:…:ALICEDEV`).
+    bob.wait_until("status to list both", WAIT, || async {
+        let status = bob.command(&room, "!visio status").await;
+        let reply = &status["org.salon.reply"];
+        let people: Vec<&str> = reply["participants"]
+            .as_array()
+            .map(|p| p.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        reply["call_id"] == call_id.as_str()
+            && reply["origin"] == "matrix_rtc"
+            && people.contains(&alice.user_id.as_str())
+            && people.contains(&bob.user_id.as_str())
+            && people.len() == 2
+    })
+    .await;
+
+    let _mics = talking.await.unwrap();
+    let notices = alice
+        .wait_for("both members' transcripts", TRANSCRIPT_WAIT, || async {
+            let notices = transcript_notices(&alice, &room).await;
+            let heard_alice = heard_from(&notices, &alice.user_id).to_lowercase();
+            let heard_bob = heard_from(&notices, &bob.user_id).to_lowercase();
+            (heard_alice.contains("library") && heard_bob.contains("minister")).then_some(notices)
+        })
+        .await;
+    let heard_alice = heard_from(&notices, &alice.user_id).to_lowercase();
+    let heard_bob = heard_from(&notices, &bob.user_id).to_lowercase();
+    assert!(heard_alice.contains("budget"), "{heard_alice}");
+    // nobody's words under the other's name, and nothing under the device identity
+    assert!(!heard_alice.contains("minister"), "{heard_alice}");
+    assert!(!heard_bob.contains("library"), "{heard_bob}");
+    let alice_identity = format!("{}:ALICEDEV", alice.user_id);
+    assert!(heard_from(&notices, &alice_identity).is_empty());
+
+    // Alice hangs up (Element Call clears her membership, then leaves the
+    // media), Bob closes his page: the call ends after the grace period,
+    // and the minutes come.
+    alice
+        .send_state(
+            &room,
+            "org.matrix.msc3401.call.member",
+            &alice_key,
+            json!({}),
+        )
+        .await;
+    alice_media.leave().await;
+    bob_media.leave().await;
+    let minutes = alice
+        .wait_for("the minutes", TRANSCRIPT_WAIT, || async {
+            alice
+                .timeline(&room)
+                .await
+                .into_iter()
+                .find(|e| e["content"]["org.salon.minutes"].is_object())
+        })
+        .await;
+    let body = minutes["content"]["body"].as_str().unwrap().to_lowercase();
+    assert!(body.contains("alice") && body.contains("bob"), "{body}");
+    let ended = alice.state(&room, "org.salon.call", "").await.unwrap();
+    assert_eq!(ended["state"], "ended", "{ended}");
+    assert_eq!(ended["call_id"], call_id.as_str(), "{ended}");
+}

@@ -31,8 +31,6 @@ use crate::store::Store;
 
 /// How long a join token is valid.
 pub const JOIN_TOKEN_TTL: Duration = Duration::from_secs(5 * 60);
-/// Join attempts allowed per client address per minute.
-const ATTEMPTS_PER_MINUTE: u32 = 20;
 
 /// What the access routes need.
 #[derive(Clone)]
@@ -66,13 +64,14 @@ impl AccessState {
     }
 
     /// Counts one attempt from the client behind `peer`; false once it made
-    /// more than [`ATTEMPTS_PER_MINUTE`] this minute.
+    /// more than `[web] attempts_per_minute` this minute.
     pub(crate) fn allow_attempt(&self, peer: SocketAddr, headers: &HeaderMap) -> bool {
         let ip = client_ip(peer.ip(), headers, &self.config.web.trusted_proxies);
-        self.limiter
-            .lock()
-            .expect("limiter lock")
-            .allow(ip, Instant::now())
+        self.limiter.lock().expect("limiter lock").allow(
+            ip,
+            Instant::now(),
+            self.config.web.attempts_per_minute,
+        )
     }
 
     /// Asks the homeserver who an OpenID token belongs to
@@ -155,7 +154,7 @@ struct RateLimiter {
 }
 
 impl RateLimiter {
-    fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+    fn allow(&mut self, ip: IpAddr, now: Instant, per_minute: u32) -> bool {
         if self.windows.len() > 10_000 {
             self.windows
                 .retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
@@ -165,7 +164,7 @@ impl RateLimiter {
             *entry = (now, 0);
         }
         entry.1 += 1;
-        entry.1 <= ATTEMPTS_PER_MINUTE
+        entry.1 <= per_minute
     }
 }
 
@@ -371,12 +370,12 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         let t0 = Instant::now();
-        for _ in 0..ATTEMPTS_PER_MINUTE {
-            assert!(limiter.allow(ip, t0));
+        for _ in 0..20 {
+            assert!(limiter.allow(ip, t0, 20));
         }
-        assert!(!limiter.allow(ip, t0 + Duration::from_secs(30)));
-        assert!(limiter.allow(other, t0), "other clients are not affected");
-        assert!(limiter.allow(ip, t0 + Duration::from_secs(61)));
+        assert!(!limiter.allow(ip, t0 + Duration::from_secs(30), 20));
+        assert!(limiter.allow(other, t0, 20), "other clients are not affected");
+        assert!(limiter.allow(ip, t0 + Duration::from_secs(61), 20));
     }
 
     #[test]

@@ -154,7 +154,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         media.clone(),
     )))
     .merge(crate::focus::router(
-        crate::focus::BASE_PATH,
+        &config.web.focus_path,
         access::AccessState::new(config.clone(), store.clone(), matrix.clone(), media.clone()),
     ))
     .merge(media.router().unwrap_or_default());

@@ -152,7 +152,7 @@ async fn check_matrix_rtc(
     let focus = format!(
         "{}{}",
         config.web.public_url.as_str().trim_end_matches('/'),
-        crate::focus::BASE_PATH
+        config.web.focus_path
     );
     let versions: Value = match http
         .get(format!("{hs}/_matrix/client/versions"))

@@ -23,10 +23,17 @@
 //! - both answer `{url, jwt}`; errors are `{errcode, error}`, with CORS on
 //!   every answer and `OPTIONS` answered.
 //!
+//! What the tokens record (`store/media.rs`): which Matrix room a LiveKit
+//! room is, and which Matrix user (and display name) an identity is, so the
+//! bridge can name Element Call's participants in `!visio status`,
+//! transcripts and minutes. The room's call itself comes from the call
+//! memberships Element Call writes (`rtc.rs`, `room/lifecycle.rs`), and every
+//! Salon call of the room uses the same LiveKit room, so Element Call and the
+//! call page meet.
+//!
 //! Delegating the delayed leave event (`{base}/delegate_delayed_leave`) is
 //! not offered: it answers 404, which Element Call reads as "not supported".
-//! Joining the LiveKit room of a Matrix room does not make a Salon call of
-//! it yet: these participants are not in `!visio status`, nor transcribed.
+//! The base path is `[web] focus_path` (default [`BASE_PATH`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -515,6 +515,17 @@ impl User {
         self.ok(reqwest::Method::PUT, &path, Some(levels)).await;
     }
 
+    /// Sets a state event; returns its event id.
+    pub async fn send_state(&self, room: &str, kind: &str, key: &str, content: Value) -> String {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/state/{kind}/{}",
+            enc(room),
+            enc(key)
+        );
+        let v = self.ok(reqwest::Method::PUT, &path, Some(content)).await;
+        v["event_id"].as_str().unwrap().to_owned()
+    }
+
     /// A state event's content, or None.
     pub async fn state(&self, room: &str, kind: &str, key: &str) -> Option<Value> {
         let (status, v) = self

@@ -76,16 +76,33 @@ pub struct HomeserverConfig {
 /// (`salon_sfu::config::rules`), so `salon_sfu::Sfu::new` accepts them.
 #[derive(Debug, Clone)]
 pub struct SfuSettings {
+    pub backend: SfuBackend,
+    /// Where the embedded SFU binds media; with LiveKit, where the
+    /// transcriber's own media connections bind.
     pub bind_ip: IpAddr,
     pub udp_port_min: u16,
     pub udp_port_max: u16,
     pub public_ip: Option<IpAddr>,
     pub api_key: String,
-    /// `None`: generated on first start and kept in the store.
+    /// `None`: generated on first start and kept in the store (embedded
+    /// only: a LiveKit backend requires it).
     pub api_secret: Option<Secret>,
     pub max_participants: usize,
     pub max_bitrate_bps: u64,
     pub turn: Vec<TurnServer>,
+}
+
+/// Who forwards media (`[sfu] backend`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfuBackend {
+    /// The SFU embedded in this process (the default).
+    Embedded,
+    /// A LiveKit server cluster: clients get `url`, Salon calls its server API
+    /// at the same host over http(s), both with `api_key` and `api_secret`.
+    LiveKit {
+        /// As clients are given it: `wss://…` (or `ws://`).
+        url: Url,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +139,10 @@ pub struct WebConfig {
     /// Reverse proxies trusted to name the client in `X-Forwarded-For`
     /// (for the per-client rate limits of the join and token APIs).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The focus API's base path (`/livekit/jwt`): no trailing `/`.
+    pub focus_path: String,
+    /// Join and token attempts allowed per client address per minute.
+    pub attempts_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -95,6 +95,20 @@ pub(super) struct RawWeb {
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     #[serde(default = "default_trusted_proxies")]
     pub(super) trusted_proxies: Vec<std::net::IpAddr>,
+    /// Where Element Call's token API (the MatrixRTC focus) is served.
+    #[serde(default = "default_focus_path")]
+    pub(super) focus_path: String,
+    /// Join and token attempts allowed per client address per minute.
+    #[serde(default = "default_attempts_per_minute")]
+    pub(super) attempts_per_minute: u32,
+}
+
+fn default_focus_path() -> String {
+    "/livekit/jwt".to_owned()
+}
+
+fn default_attempts_per_minute() -> u32 {
+    20
 }
 
 fn default_trusted_proxies() -> Vec<std::net::IpAddr> {
@@ -135,8 +149,21 @@ section! {
     }
 }
 
+/// `[sfu] backend`: who forwards media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum SfuBackendKind {
+    /// The SFU in this process.
+    Embedded,
+    /// A LiveKit server cluster (`url`, `api_key`, the secret).
+    LiveKit,
+}
+
 section! {
     RawSfu {
+        backend: SfuBackendKind = SfuBackendKind::Embedded,
+        /// The LiveKit cluster's URL (`backend = "livekit"`).
+        url: Option<String> = None,
         bind_ip: String = "127.0.0.1".into(),
         udp_port_min: u16 = 0,
         udp_port_max: u16 = 0,

@@ -208,3 +208,72 @@ fn sfu_settings_follow_the_sfu_s_own_rules() {
     assert!(err_of(&with("max_participants = 0")).contains("sfu.max_participants"));
     assert!(err_of(&with("api_key = \"\"")).contains("sfu.api_key"));
 }
+
+#[test]
+fn the_focus_path_and_attempt_limit_are_configurable_and_checked() {
+    let cfg = Config::from_toml(MINIMAL, Path::new("/srv/salon")).unwrap();
+    assert_eq!(cfg.web.focus_path, "/livekit/jwt");
+    assert_eq!(cfg.web.attempts_per_minute, 20);
+    let with = |lines: &str| MINIMAL.replace("[web]", &format!("[web]\n{lines}"));
+    let cfg = Config::from_toml(
+        &with("focus_path = \"/rtc-focus/jwt/\"\nattempts_per_minute = 60"),
+        Path::new("/srv/salon"),
+    )
+    .unwrap();
+    assert_eq!(cfg.web.focus_path, "/rtc-focus/jwt");
+    assert_eq!(cfg.web.attempts_per_minute, 60);
+    for bad in [
+        "focus_path = \"livekit/jwt\"",
+        "focus_path = \"/\"",
+        "focus_path = \"/a b\"",
+        "focus_path = \"/a/../b\"",
+        "focus_path = \"/a?x=1\"",
+        "focus_path = \"/rtc/jwt\"",
+        "focus_path = \"/_salon/jwt\"",
+    ] {
+        assert!(err_of(&with(bad)).contains("web.focus_path"), "{bad}");
+    }
+    assert!(err_of(&with("attempts_per_minute = 0")).contains("web.attempts_per_minute"));
+}
+
+#[test]
+fn the_livekit_backend_needs_a_url_and_a_secret_and_never_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-livekit-secret-that-is-long-enough-0123456789";
+    std::fs::write(dir.path().join("lk_secret"), format!("{secret}\n")).unwrap();
+    let with = |extra: &str| MINIMAL.to_owned() + "[sfu]\n" + extra;
+    let parse = |text: &str| Config::from_toml(text, dir.path());
+
+    let cfg = parse(&with(
+        "backend = \"livekit\"\nurl = \"https://livekit.example.org\"\napi_key = \"APIsalon\"\napi_secret_file = \"lk_secret\"\n",
+    ))
+    .unwrap();
+    let SfuBackend::LiveKit { url } = &cfg.sfu.backend else {
+        panic!("backend is livekit");
+    };
+    assert_eq!(url.as_str(), "wss://livekit.example.org/");
+    assert_eq!(cfg.sfu.api_secret.as_ref().unwrap().expose(), secret);
+    assert!(!format!("{cfg:?}").contains(secret), "the secret is never printed");
+    assert_eq!(parse(MINIMAL).unwrap().sfu.backend, SfuBackend::Embedded);
+
+    let refused = |extra: &str| {
+        parse(&with(extra))
+            .expect_err("should be refused")
+            .to_string()
+    };
+    let no_url = refused("backend = \"livekit\"\napi_secret_file = \"lk_secret\"\n");
+    assert!(no_url.contains("sfu.url") && no_url.contains("wss://"), "{no_url}");
+    let no_secret = refused("backend = \"livekit\"\nurl = \"wss://lk.example.org\"\n");
+    assert!(no_secret.contains("sfu.api_secret_file"), "{no_secret}");
+    let bad_scheme = refused(
+        "backend = \"livekit\"\nurl = \"ftp://lk.example.org\"\napi_secret_file = \"lk_secret\"\n",
+    );
+    assert!(bad_scheme.contains("sfu.url"), "{bad_scheme}");
+    let missing_file = refused(
+        "backend = \"livekit\"\nurl = \"wss://lk.example.org\"\napi_secret_file = \"nope\"\n",
+    );
+    assert!(missing_file.contains("sfu.api_secret_file"), "{missing_file}");
+    let stray_url = refused("url = \"wss://lk.example.org\"\n");
+    assert!(stray_url.contains("sfu.url") && stray_url.contains("backend"), "{stray_url}");
+    assert!(refused("backend = \"cluster\"\n").contains("sfu.backend"));
+}

@@ -16,12 +16,12 @@ use salon_sfu::config::rules;
 use url::Url;
 
 use super::raw::{
-    RawAppservice, RawConfig, RawMinutes, RawSfu, RawTranscription, SpeechEngineKind,
-    SummaryEngineKind,
+    RawAppservice, RawConfig, RawMinutes, RawSfu, RawTranscription, SfuBackendKind,
+    SpeechEngineKind, SummaryEngineKind,
 };
 use super::{
     AppserviceConfig, BotConfig, CallsConfig, Config, ConfigError, E2eeConfig, HomeserverConfig,
-    LoggingConfig, MinutesConfig, Permissions, Secret, SfuSettings, SpeechEngineConfig,
+    LoggingConfig, MinutesConfig, Permissions, Secret, SfuBackend, SfuSettings, SpeechEngineConfig,
     StorageConfig, SummaryEngineConfig, Tokens, TranscriptionConfig, TurnServer, WebConfig,
     invalid, registration, secret,
 };
@@ -62,6 +62,13 @@ pub(super) fn validate(
 
     let public_url = http_url("web.public_url", &raw.web.public_url)?;
     let web_bind = socket_addr("web.bind", &raw.web.bind, "127.0.0.1:8090")?;
+    let focus_path = focus_path(&raw.web.focus_path)?;
+    if raw.web.attempts_per_minute == 0 {
+        return Err(invalid(
+            "web.attempts_per_minute",
+            "must be at least 1 (Element Call asks twice per join)",
+        ));
+    }
 
     let autojoin_servers = raw
         .bot
@@ -124,6 +131,8 @@ pub(super) fn validate(
             bind: web_bind,
             assets: base.join(raw.web.assets),
             trusted_proxies: raw.web.trusted_proxies,
+            focus_path,
+            attempts_per_minute: raw.web.attempts_per_minute,
         },
         bot: BotConfig {
             displayname: raw.bot.displayname,
@@ -283,6 +292,7 @@ fn sfu(raw: &RawSfu, base: &Path) -> Result<SfuSettings, ConfigError> {
     if let Some(secret) = &api_secret {
         rule("sfu.api_secret", rules::api_secret(secret.expose()))?;
     }
+    let backend = sfu_backend(raw, api_secret.is_some())?;
     rule(
         "sfu.max_participants",
         rules::max_participants(raw.max_participants),
@@ -305,6 +315,7 @@ fn sfu(raw: &RawSfu, base: &Path) -> Result<SfuSettings, ConfigError> {
         })
         .collect::<Result<Vec<_>, ConfigError>>()?;
     Ok(SfuSettings {
+        backend,
         bind_ip,
         udp_port_min: raw.udp_port_min,
         udp_port_max: raw.udp_port_max,
@@ -315,6 +326,61 @@ fn sfu(raw: &RawSfu, base: &Path) -> Result<SfuSettings, ConfigError> {
         max_bitrate_bps,
         turn,
     })
+}
+
+/// `[sfu] backend` and, for LiveKit, its `url` (`ws(s)://`, or `http(s)://`
+/// taken as the same host). A cluster's secret cannot be made up here, so
+/// LiveKit needs `api_secret` or `api_secret_file`.
+fn sfu_backend(raw: &RawSfu, has_secret: bool) -> Result<SfuBackend, ConfigError> {
+    match raw.backend {
+        SfuBackendKind::Embedded => {
+            if raw.url.is_some() {
+                return Err(invalid(
+                    "sfu.url",
+                    "is the LiveKit cluster's URL: set backend = \"livekit\" with it, or remove it",
+                ));
+            }
+            Ok(SfuBackend::Embedded)
+        }
+        SfuBackendKind::LiveKit => {
+            let value = raw.url.as_deref().ok_or_else(|| {
+                invalid(
+                    "sfu.url",
+                    "backend = \"livekit\" needs the cluster's URL, e.g. wss://livekit.example.org",
+                )
+            })?;
+            let mut url = Url::parse(value)
+                .map_err(|e| invalid("sfu.url", format!("`{value}` is not a URL: {e}")))?;
+            let scheme = match url.scheme() {
+                "ws" | "http" => "ws",
+                "wss" | "https" => "wss",
+                _ => {
+                    return Err(invalid(
+                        "sfu.url",
+                        format!("`{value}` must start with wss:// (or ws://, https://, http://)"),
+                    ));
+                }
+            };
+            if url.host_str().is_none() {
+                return Err(invalid("sfu.url", format!("`{value}` has no host")));
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(invalid(
+                    "sfu.url",
+                    format!("`{value}`: no query or fragment, only the server's address"),
+                ));
+            }
+            let _ = url.set_scheme(scheme);
+            if !has_secret {
+                return Err(invalid(
+                    "sfu.api_secret_file",
+                    "backend = \"livekit\" needs the cluster's API secret for api_key: \
+                     set api_secret_file (or api_secret)",
+                ));
+            }
+            Ok(SfuBackend::LiveKit { url })
+        }
+    }
 }
 
 /// The appservice tokens, from exactly one of the three ways the config allows.
@@ -437,4 +503,34 @@ fn localpart(key: &'static str, value: &str) -> Result<(), ConfigError> {
             format!("`{value}` is not a valid localpart (use a-z, 0-9, ._=-/+)"),
         ))
     }
+}
+
+/// The focus API's base path: absolute, plain URL path characters, and
+/// clear of the paths Salon serves itself.
+fn focus_path(path: &str) -> Result<String, ConfigError> {
+    let trimmed = path.trim_end_matches('/');
+    let plain = trimmed
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b));
+    if !trimmed.starts_with('/') || !plain || trimmed.contains("//") || trimmed.contains("/.") {
+        return Err(invalid(
+            "web.focus_path",
+            format!(
+                "`{path}` must be an absolute path like /livekit/jwt (letters, digits, - _ . ~ and /)"
+            ),
+        ));
+    }
+    let taken = [
+        "/_salon", "/rtc", "/call", "/dist", "/metrics", "/healthz", "/_matrix",
+    ];
+    if let Some(prefix) = taken
+        .iter()
+        .find(|p| trimmed == **p || trimmed.starts_with(&format!("{p}/")))
+    {
+        return Err(invalid(
+            "web.focus_path",
+            format!("`{path}` is under {prefix}, which Salon serves itself"),
+        ));
+    }
+    Ok(trimmed.to_owned())
 }
