@@ -97,6 +97,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store.clone(),
         metrics.clone(),
     );
+    if let Some(keys) = matrix.media_keys() {
+        transcriber.use_media_keys(keys);
+    }
     let (minutes_queue, owed_minutes) = MinutesQueue::new(metrics.clone());
     let rooms = RoomQueues::default();
     let app = Arc::new(Bridge {

@@ -184,6 +184,16 @@ pub enum TrackEncryption {
     Custom,
 }
 
+impl From<salon_sfu::Encryption> for TrackEncryption {
+    fn from(encryption: salon_sfu::Encryption) -> Self {
+        match encryption {
+            salon_sfu::Encryption::None => TrackEncryption::None,
+            salon_sfu::Encryption::Gcm => TrackEncryption::Gcm,
+            salon_sfu::Encryption::Custom => TrackEncryption::Custom,
+        }
+    }
+}
+
 /// What one decryptor has seen, for a closing log line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DecryptStats {

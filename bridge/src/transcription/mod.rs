@@ -47,6 +47,7 @@ use self::track::TrackTranscription;
 use crate::calls::Call;
 use crate::config::{SpeechEngineConfig, TranscriptionConfig};
 use crate::media::{Caption, MediaBackend};
+use crate::media_e2ee::MediaKeys;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -110,6 +111,8 @@ pub struct Transcriber {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     results: mpsc::UnboundedSender<Transcribed>,
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The media keys the bot's device receives, for encrypted calls.
+    media_keys: std::sync::OnceLock<MediaKeys>,
 }
 
 impl Transcriber {
@@ -132,6 +135,7 @@ impl Transcriber {
             sessions: Mutex::new(HashMap::new()),
             results,
             workers: Mutex::new(Vec::new()),
+            media_keys: std::sync::OnceLock::new(),
         });
         (transcriber, rx)
     }
@@ -187,6 +191,16 @@ impl Transcriber {
         }
     }
 
+    /// Decrypts encrypted calls with the keys the bot's device receives
+    /// (`Matrix::media_keys`). Without them, encrypted audio is skipped.
+    pub fn use_media_keys(&self, keys: MediaKeys) {
+        let _ = self.media_keys.set(keys);
+    }
+
+    fn media_keys(&self) -> MediaKeys {
+        self.media_keys.get().cloned().unwrap_or_default()
+    }
+
     /// Starts transcribing a live call: taps everyone in it now; later
     /// arrivals are tapped by [`Transcriber::participant_joined`].
     /// `language` is the room's setting (a code), if it has one.
@@ -210,6 +224,8 @@ impl Transcriber {
                 session
             }
         };
+        // the bot takes its call's media keys from now on (until stopped)
+        self.media_keys().open_room(&call.room_id);
         info!(call_id = %call.id, language = %session.language, "transcription started");
         for participant in self.media.participants(&session.media_room) {
             self.tap(&session, &participant.identity, &participant.name);
@@ -278,6 +294,8 @@ impl Transcriber {
             (who.user_id.as_str(), name),
             self.config.max_utterance,
             self.config.partials,
+            self.media_keys()
+                .decryptor(&session.room_id, identity, self.metrics.clone()),
         );
         taps.insert(
             identity.to_owned(),
@@ -292,6 +310,7 @@ impl Transcriber {
         match session {
             Some(session) => {
                 let _ = session.stop.send(true);
+                self.media_keys().forget_room(&session.room_id);
                 info!(call_id, "transcription stopped");
                 true
             }
@@ -307,6 +326,7 @@ impl Transcriber {
             return;
         };
         let _ = session.stop.send(true);
+        self.media_keys().forget_room(&session.room_id);
         let waited = tokio::time::timeout(limit, session.all_done()).await;
         if waited.is_err() {
             warn!(

@@ -4,6 +4,9 @@
 //! task per tapped participant. It decodes the Opus packets to 16 kHz
 //! ([`OpusTrackDecoder`]), places them in call time ([`TrackClock`]), fills
 //! gaps with silence and cuts utterances on silence ([`UtteranceSegmenter`]).
+//! An end-to-end encrypted track (Element Call in an encrypted room) is
+//! decrypted first, with the keys the bot received as a call member
+//! ([`FrameDecryptor`]); a frame that cannot be decrypted is skipped.
 //! Each finished utterance is pushed as a final to the [`JobQueue`]; while
 //! someone speaks, the open utterance is pushed as a partial now and then,
 //! but only when a worker is idle. Media never waits for the engine.
@@ -18,6 +21,7 @@ use super::queue::{Job, JobQueue};
 use super::session::{Pending, Session};
 use crate::clock::now_millis;
 use crate::media::AudioTap;
+use crate::media_e2ee::FrameDecryptor;
 
 /// A participant silent this long while an utterance is open closes it (DTX
 /// or a muted microphone stops the packets).
@@ -75,6 +79,8 @@ pub(super) struct TrackTranscription {
     speaker_name: String,
     max_utterance: Duration,
     partials: bool,
+    /// Plain packets pass; encrypted ones are decrypted with the speaker's keys.
+    decryptor: FrameDecryptor,
 }
 
 /// Maps RTP timestamps to milliseconds from the start of the call.
@@ -114,6 +120,7 @@ impl TrackTranscription {
         (speaker, name): (&str, &str),
         max_utterance: Duration,
         partials: bool,
+        decryptor: FrameDecryptor,
     ) -> Self {
         TrackTranscription {
             _alive: Pending::new(session),
@@ -124,10 +131,11 @@ impl TrackTranscription {
             speaker_name: if name.is_empty() { speaker } else { name }.to_owned(),
             max_utterance,
             partials,
+            decryptor,
         }
     }
 
-    pub(super) async fn run(self, mut tap: AudioTap) {
+    pub(super) async fn run(mut self, mut tap: AudioTap) {
         let mut decoder = match OpusTrackDecoder::new(1) {
             Ok(d) => d,
             Err(e) => {
@@ -182,7 +190,13 @@ impl TrackTranscription {
                 }
                 position_ms = at_ms;
             }
-            let pcm = match decoder.decode_packet(&packet.payload) {
+            let Some(opus) = self
+                .decryptor
+                .opus(packet.encryption.into(), &packet.payload)
+            else {
+                continue;
+            };
+            let pcm = match decoder.decode_packet(&opus) {
                 Ok(pcm) => pcm,
                 Err(e) => {
                     debug!(error = %e, "undecodable packet");
@@ -224,6 +238,15 @@ impl TrackTranscription {
             warn!(
                 skipped = tap.skipped(),
                 "the audio tap fell behind and skipped packets"
+            );
+        }
+        let e2ee = self.decryptor.stats();
+        if e2ee.failed > 0 {
+            warn!(
+                decrypted = e2ee.decrypted,
+                undecryptable = e2ee.failed,
+                last_reason = e2ee.last_failure.unwrap_or_default(),
+                "encrypted audio frames skipped: no key or a wrong one"
             );
         }
         debug!(utterances, "audio tap ended");
