@@ -77,11 +77,10 @@ async fn matrix_rtc_env(bridge_config: &str) -> Env {
     let mut env = Env::start_full(
         |config| {
             // [appservice] bind comes first, [web] bind last
-            let web = config
-                .lines()
-                .filter_map(|l| l.strip_prefix("bind = \"127.0.0.1:"))
-                .filter_map(|rest| rest.trim_end_matches('"').parse().ok())
-                .last();
+            let web = config.lines().rev().find_map(|l| {
+                l.strip_prefix("bind = \"127.0.0.1:")
+                    .and_then(|rest| rest.trim_end_matches('"').parse().ok())
+            });
             web_port.set(web.unwrap_or_else(|| panic!("no [web] bind in {config}")));
             config.push_str(bridge_config);
         },
