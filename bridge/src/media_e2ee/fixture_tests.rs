@@ -242,6 +242,44 @@ fn a_sender_two_ratchets_ahead_is_followed_directly() {
     assert_eq!(ring.decrypt(&encrypted).unwrap(), plaintext);
 }
 
+/// The CPU cost of decryption, for docs/e2ee.md: a participant sends 50
+/// frames a second. Run by hand:
+/// `cargo test -p salon --lib media_e2ee::fixture_tests::decryption_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn decryption_cost() {
+    let fixture = fixture();
+    let frames: Vec<Vec<u8>> = frames(&fixture)
+        .into_iter()
+        .filter(|f| f.0.starts_with("index0") || f.0.starts_with("rotated"))
+        .map(|f| f.2)
+        .collect();
+    let mut keys = ring(&fixture);
+    let rounds = 20_000;
+    let started = std::time::Instant::now();
+    for n in 0..rounds {
+        keys.decrypt(&frames[n % frames.len()]).unwrap();
+    }
+    let good = started.elapsed() / rounds as u32;
+    // the worst case: a wrong key, tried with the whole ratchet window (the
+    // key is set again each time so the slot is never given up on)
+    let mut wrong = frames[0].clone();
+    wrong[1] ^= 1;
+    let material = KeyMaterial::new(raw_key(&fixture["keys"][0])).unwrap();
+    let rounds = 1_000;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        keys.set_key(0, material.clone(), 1);
+        assert!(keys.decrypt(&wrong).is_err());
+    }
+    let failing = started.elapsed() / rounds as u32;
+    println!(
+        "decrypt: {good:?} per good frame ({:.3} % of a core at 50 frames/s); \
+         {failing:?} per failing frame (key, 10 ratchets, all refused)",
+        good.as_secs_f64() * 50.0 * 100.0
+    );
+}
+
 /// Writes `tests/e2ee_frames/opus_frames.json`: 20 ms libopus packets of a
 /// 440 Hz tone, the plaintext `generate.mjs` encrypts. Run by hand:
 /// `cargo test -p salon --lib media_e2ee::fixture_tests::write_opus_frames -- --ignored`.
