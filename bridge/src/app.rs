@@ -88,9 +88,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "@{}:{}",
         tokens.sender_localpart, config.homeserver.server_name
     ))?;
-    let sfu_secret = sfu_secret(&config, &store).await?;
-    let media: Arc<dyn MediaBackend> =
-        EmbeddedSfu::start(sfu_config(&config, &sfu_secret), config.sfu_ws_url())?;
+    let media: Arc<dyn MediaBackend> = match &config.sfu.backend {
+        crate::config::SfuBackend::Embedded => {
+            let sfu_secret = sfu_secret(&config, &store).await?;
+            EmbeddedSfu::start(sfu_config(&config, &sfu_secret), config.sfu_ws_url())?
+        }
+        crate::config::SfuBackend::LiveKit { .. } => {
+            crate::livekit::LiveKitBackend::new(&config.sfu)?
+        }
+    };
     let (transcriber, transcribed) = Transcriber::new(
         config.transcription.clone(),
         media.clone(),

@@ -1,7 +1,9 @@
 //! `salon doctor`: checks the set-up and says in plain words what is wrong.
 //!
 //! It checks, in order: the config, the storage folder, the speech model (when
-//! transcription uses the built-in engine), the homeserver URL,
+//! transcription uses the built-in engine), a LiveKit cluster (with `[sfu]
+//! backend = "livekit"`: it answers, takes the key and secret, Salon's
+//! webhook URL answers), the homeserver URL,
 //! the `as_token` (whoami as the appservice sender), and the homeserver's route
 //! back to the bridge with the `hs_token` (the appservice ping), and whether
 //! Element Call's call button can use Salon as its MatrixRTC focus (a warning
@@ -44,6 +46,23 @@ pub async fn run(config_path: &Path) -> Vec<Check> {
     checks.push(check_storage(&config.storage.path));
     if let Some(check) = check_speech(&config) {
         checks.push(check);
+    }
+    if let (crate::config::SfuBackend::LiveKit { url }, Some(secret)) =
+        (&config.sfu.backend, &config.sfu.api_secret)
+    {
+        let webhook = format!(
+            "{}{}",
+            config.web.public_url.as_str().trim_end_matches('/'),
+            crate::livekit::WEBHOOK_PATH
+        );
+        let cluster =
+            crate::livekit::doctor_checks(url, &config.sfu.api_key, secret.expose(), &webhook)
+                .await;
+        let failed = cluster.iter().any(|c| matches!(c, Check::Fail(_)));
+        checks.extend(cluster);
+        if failed {
+            return checks;
+        }
     }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

@@ -19,6 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod doctor;
 pub mod focus;
+pub mod livekit;
 pub mod matrix;
 pub mod media;
 pub mod media_e2ee;

@@ -93,6 +93,11 @@ pub struct ReceivedTrack {
 }
 
 impl ReceivedTrack {
+    /// The SSRC the server sends this track with (0 before it is known).
+    pub async fn ssrc(&self) -> u32 {
+        self.remote.ssrcs().await.first().copied().unwrap_or(0)
+    }
+
     /// Sends a PLI (keyframe request) for this track to the server.
     pub async fn request_keyframe(&self) -> Result<(), ClientError> {
         let ssrc = self.remote.ssrcs().await.first().copied().unwrap_or(0);

@@ -253,7 +253,10 @@ fn the_livekit_backend_needs_a_url_and_a_secret_and_never_shows_it() {
     };
     assert_eq!(url.as_str(), "wss://livekit.example.org/");
     assert_eq!(cfg.sfu.api_secret.as_ref().unwrap().expose(), secret);
-    assert!(!format!("{cfg:?}").contains(secret), "the secret is never printed");
+    assert!(
+        !format!("{cfg:?}").contains(secret),
+        "the secret is never printed"
+    );
     assert_eq!(parse(MINIMAL).unwrap().sfu.backend, SfuBackend::Embedded);
 
     let refused = |extra: &str| {
@@ -262,7 +265,10 @@ fn the_livekit_backend_needs_a_url_and_a_secret_and_never_shows_it() {
             .to_string()
     };
     let no_url = refused("backend = \"livekit\"\napi_secret_file = \"lk_secret\"\n");
-    assert!(no_url.contains("sfu.url") && no_url.contains("wss://"), "{no_url}");
+    assert!(
+        no_url.contains("sfu.url") && no_url.contains("wss://"),
+        "{no_url}"
+    );
     let no_secret = refused("backend = \"livekit\"\nurl = \"wss://lk.example.org\"\n");
     assert!(no_secret.contains("sfu.api_secret_file"), "{no_secret}");
     let bad_scheme = refused(
@@ -272,8 +278,14 @@ fn the_livekit_backend_needs_a_url_and_a_secret_and_never_shows_it() {
     let missing_file = refused(
         "backend = \"livekit\"\nurl = \"wss://lk.example.org\"\napi_secret_file = \"nope\"\n",
     );
-    assert!(missing_file.contains("sfu.api_secret_file"), "{missing_file}");
+    assert!(
+        missing_file.contains("sfu.api_secret_file"),
+        "{missing_file}"
+    );
     let stray_url = refused("url = \"wss://lk.example.org\"\n");
-    assert!(stray_url.contains("sfu.url") && stray_url.contains("backend"), "{stray_url}");
+    assert!(
+        stray_url.contains("sfu.url") && stray_url.contains("backend"),
+        "{stray_url}"
+    );
     assert!(refused("backend = \"cluster\"\n").contains("sfu.backend"));
 }
