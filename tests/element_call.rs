@@ -251,7 +251,7 @@ async fn element_call_pair(bridge_config: &str) -> (Env, User, User, String, Bro
             json!({
                 "cmd": "ec_join", "hs": env.hs_url, "room": room,
                 "people": [person("alice", &alice_wav), person("bob", &bob_wav)],
-                "expect_heard": 1, "timeout_ms": 120_000,
+                "expect_heard": 1, "timeout_ms": 120_000, "stagger": true,
             }),
             Duration::from_secs(200),
         )
@@ -277,7 +277,10 @@ async fn element_call_members_hear_each_other_through_salon() {
     let (env, alice, bob, room, mut browsers, joined) = element_call_pair("").await;
     let focus = format!("http://127.0.0.1:{}/livekit/jwt", env.web_port);
 
-    // The call button to hearing the other person: for the closing note.
+    // The call button to hearing the other person, for the closing note.
+    // Alice starts the call and waits for Bob; Bob presses the call button
+    // once Alice is connected, so his time is the one a user waits to hear
+    // someone already in the call.
     for name in ["alice", "bob"] {
         let p = &joined[name];
         let since_widget =

@@ -12,7 +12,7 @@
 // Protocol: one JSON command per line on stdin, one JSON answer per line on
 // stdout ({"ok":true,…} or {"ok":false,"error":…}). The first line on stdout
 // is {"ok":true,"ready":true,"origin":…}. Commands:
-//   {"cmd":"ec_join","hs":URL,"room":ID,"people":[{name,login,password,wav}],"expect_heard":N,"timeout_ms":T}
+//   {"cmd":"ec_join","hs":URL,"room":ID,"people":[{name,login,password,wav}],"expect_heard":N,"timeout_ms":T,"stagger":BOOL}
 //   {"cmd":"lk_join","people":[{name,url,token,wav}],"expect_heard":N,"timeout_ms":T}
 //   {"cmd":"salon_join","person":{name,login,password,wav},"url":CALL_LINK,"expect_heard":N,"timeout_ms":T}
 //   {"cmd":"listen","ms":MS}            per person, what each received audio stream sounded like
@@ -314,31 +314,44 @@ async function launchAll(list, kind) {
   return joined;
 }
 
-async function ecJoin({ hs, room, people: list, expect_heard: expect = 1, timeout_ms: timeoutMs = 90000 }, origin) {
+/**
+ * Each person opens Element Call in the room and connects; then each waits to
+ * hear `expect_heard` others. With `stagger`, each joins only once the one
+ * before is connected, so the later ones join a call already under way (the
+ * usual case of pressing the call button).
+ */
+async function ecJoin({ hs, room, people: list, expect_heard: expect = 1, timeout_ms: timeoutMs = 90000, stagger = false }, origin) {
   const joined = await launchAll(list, 'ec');
   const out = {};
+  const join = async ({ spec, person }) => {
+    const url = new URL('/host.html', origin);
+    for (const [k, v] of Object.entries({ hs, room, user: spec.login, password: spec.password })) url.searchParams.set(k, v);
+    if (spec.intent) url.searchParams.set('intent', spec.intent);
+    person.openedAt = Date.now();
+    await person.page.goto(url.href, { waitUntil: 'domcontentloaded' });
+    const host = await until(
+      () => person.page.evaluate(() => (['ready', 'error'].includes(window.hostTest?.state) ? { ...window.hostTest } : null)),
+      timeoutMs,
+      `${spec.name}'s widget host to get ready`,
+    );
+    if (host.state === 'error') throw new Error(`${spec.name}'s widget host failed: ${host.error}`);
+    const readyMs = Date.now() - person.openedAt;
+    // Element Call may cancel a connect it superseded itself ("Client initiated disconnect"); any other failure ends the wait.
+    const outcome = await until(
+      () => person.console.find((l) => /livekitRoom\.connect SUCCESS/.test(l) || (/livekitRoom\.connect FAILED/.test(l) && !/Client initiated disconnect/.test(l))),
+      timeoutMs,
+      `${spec.name}'s Element Call to connect to LiveKit`,
+    );
+    if (!/SUCCESS/.test(outcome)) throw new Error(`${spec.name}'s Element Call failed to connect: ${outcome}`);
+    // Element Web opens the widget when the call button is pressed, its
+    // client already signed in and synced: from then on is what a user waits.
+    out[spec.name] = { user_id: host.userId, device_id: host.deviceId, widget_actions: host.widgetActions, widget_opened_ms: host.openedWidgetAt - person.openedAt, ready_ms: readyMs, connected_ms: Date.now() - person.openedAt };
+  };
+  if (stagger) for (const entry of joined) await join(entry);
+  else await Promise.all(joined.map(join));
   await Promise.all(
     joined.map(async ({ spec, person }) => {
-      const url = new URL('/host.html', origin);
-      for (const [k, v] of Object.entries({ hs, room, user: spec.login, password: spec.password })) url.searchParams.set(k, v);
-      if (spec.intent) url.searchParams.set('intent', spec.intent);
-      // The "call button": from here to hearing the other person.
-      person.openedAt = Date.now();
-      await person.page.goto(url.href, { waitUntil: 'domcontentloaded' });
-      const host = await until(
-        () => person.page.evaluate(() => (['ready', 'error'].includes(window.hostTest?.state) ? { ...window.hostTest } : null)),
-        timeoutMs,
-        `${spec.name}'s widget host to get ready`,
-      );
-      if (host.state === 'error') throw new Error(`${spec.name}'s widget host failed: ${host.error}`);
-      const readyMs = Date.now() - person.openedAt;
-      await until(() => person.console.some((l) => /livekitRoom\.connect (SUCCESS|FAILED)/.test(l)), timeoutMs, `${spec.name}'s Element Call to connect to LiveKit`);
-      const connectedMs = Date.now() - person.openedAt;
-      const p = await hearing(person, expect, timeoutMs);
-      // Element Web opens the widget when the call button is pressed, its
-      // client already signed in and synced: from then on is what a user waits.
-      const widgetMs = host.openedWidgetAt - person.openedAt;
-      out[spec.name] = { user_id: host.userId, device_id: host.deviceId, widget_actions: host.widgetActions, widget_opened_ms: widgetMs, ready_ms: readyMs, connected_ms: connectedMs, ...summary(person, p) };
+      Object.assign(out[spec.name], summary(person, await hearing(person, expect, timeoutMs)));
     }),
   );
   return { people: out };
