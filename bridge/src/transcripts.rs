@@ -258,7 +258,7 @@ impl Bridge {
     async fn show_transcription(&self, call: &mut Call) -> Result<(), HandleError> {
         let flag = json!({ "transcription": call.transcribing }).to_string();
         self.media
-            .send_data(&call.id, TRANSCRIPTION_TOPIC, flag.as_bytes())
+            .send_data(&call.media_room(), TRANSCRIPTION_TOPIC, flag.as_bytes())
             .await;
         self.show_call_change(call).await
     }
