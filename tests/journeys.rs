@@ -767,6 +767,17 @@ async fn members_join_with_their_matrix_identity_and_the_room_sees_who_is_in_the
         (status, body["errcode"].as_str()),
         (400, Some("M_BAD_JSON"))
     );
+    // A device id that cannot be part of a LiveKit identity (`{mxid}:{device}`).
+    let (status, body) = join(
+        call_id.clone(),
+        json!({"openid_token": alice.openid_token().await, "device_id": "NO SPACES"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (400, Some("M_BAD_JSON")),
+        "{body}"
+    );
 
     // A member gets a five-minute LiveKit token for this call, as themselves.
     let (status, grant) = join(
@@ -782,7 +793,11 @@ async fn members_join_with_their_matrix_identity_and_the_room_sees_who_is_in_the
     let claims = jwt_claims(grant["token"].as_str().unwrap());
     assert_eq!(claims["sub"], alice.user_id.as_str());
     assert_eq!(claims["name"], "Alice Martin");
-    assert_eq!(claims["video"]["room"], call_id.as_str());
+    // The room's one LiveKit room, the one Element Call's members join too.
+    assert_eq!(
+        claims["video"]["room"],
+        salon::rtc::room_media_name(&room).as_str()
+    );
     assert_eq!(claims["video"]["roomJoin"], true);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -904,15 +919,38 @@ fn speech_wav(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathB
     path
 }
 
+/// The MatrixRTC membership state event the call page writes for its user.
+const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
+
 #[tokio::test(flavor = "multi_thread")]
 async fn on_the_call_page_two_members_sign_in_join_and_hear_each_other() {
-    let mut env = Env::start().await;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    // Delayed events on (MSC4140), as a MatrixRTC homeserver has them: the
+    // page schedules its delayed leave and restarts it every 4 s.
+    let mut env = Env::start_full(
+        |_| {},
+        |homeserver| {
+            homeserver.push_str(
+                "\nmax_event_delay_duration: 24h\nrc_delayed_event_mgmt: {per_second: 1000, burst_count: 1000}\n",
+            )
+        },
+    )
+    .await;
     env.start_bridge().await;
     let alice = env.user("alice").await;
     let bob = env.user("bob").await;
+    // Alice made the room (power 100) and may send call memberships; bob
+    // (power 0, state events need 50) may not: his page must carry on.
     let room = room_with_bot(&env, &alice, &[&bob]).await;
     let started = alice.command(&room, "!visio start").await;
     let link = reply_field(&started)["url"].as_str().unwrap().to_owned();
+    let call_id = reply_field(&started)["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let focus_url = format!("http://127.0.0.1:{}/livekit/jwt", env.web_port);
+    let (_, info) = env.call_info(&call_id).await;
+    assert_eq!(info["focus_url"], focus_url.as_str(), "{info}");
     // Transcription on before they join: each page must show the banner and
     // the other person's words as captions.
     let on = alice.command(&room, "!visio transcribe on").await;
@@ -930,7 +968,7 @@ async fn on_the_call_page_two_members_sign_in_join_and_hear_each_other() {
     );
     let script = support::workspace_root().join("web/tests/call-journey.mjs");
     let pw = support::PASSWORD;
-    let out = tokio::process::Command::new("node")
+    let mut journey = tokio::process::Command::new("node")
         .arg(&script)
         .env("SALON_CALL_URL", &link)
         .env("SALON_USERS", format!("alice:{pw},bob:{pw}"))
@@ -941,29 +979,131 @@ async fn on_the_call_page_two_members_sign_in_join_and_hear_each_other() {
         .env("SALON_TIMEOUT_MS", "90000")
         .env("SALON_CAPTION_WAIT_MS", "60000")
         .env("SALON_CAPTION_WORDS", "budget,figures")
-        .output()
-        .await
+        .env("SALON_HOLD", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
         .expect("node is installed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut stderr = journey.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let mut lines = tokio::io::BufReader::new(journey.stdout.take().unwrap()).lines();
+    let mut stdout = Vec::new();
+    // Everyone is in the call: the pages hold it until told to hang up.
+    let holding = tokio::time::timeout(Duration::from_secs(240), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            stdout.push(line.clone());
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["holding"] == true
+            {
+                return Some(v);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the journey holds the call within 240 s");
+    let Some(holding) = holding else {
+        let _ = journey.wait().await;
+        panic!(
+            "the browser journey failed:\n{}\n{}",
+            stdout.join("\n"),
+            stderr.await.unwrap()
+        );
+    };
+    eprintln!("in the call: {holding}");
+    let in_call = holding["users"].as_array().unwrap();
+    let (alice_in, bob_in) = (&in_call[0], &in_call[1]);
+    for (person, user) in [(alice_in, &alice), (bob_in, &bob)] {
+        let device = person["device_id"].as_str().expect("a device id");
+        assert_eq!(
+            person["livekit_identity"],
+            format!("{}:{device}", user.user_id).as_str(),
+            "{person}"
+        );
+    }
+    // Alice's membership is in the room, as Element Call would write it.
+    let alice_key = format!(
+        "_{}_{}_m.call",
+        alice.user_id,
+        alice_in["device_id"].as_str().unwrap()
+    );
+    assert_eq!(alice_in["membership"]["state"], "joined", "{alice_in}");
+    assert_eq!(alice_in["membership"]["delayed"], true, "{alice_in}");
+    let member = alice
+        .state(&room, CALL_MEMBER, &alice_key)
+        .await
+        .expect("alice's call membership");
+    assert_eq!(member["device_id"], alice_in["device_id"], "{member}");
+    assert_eq!(member["application"], "m.call", "{member}");
+    assert_eq!(member["focus_active"]["type"], "livekit", "{member}");
+    assert_eq!(
+        member["foci_preferred"][0]["livekit_service_url"],
+        focus_url.as_str(),
+        "{member}"
+    );
+    assert_eq!(member["foci_preferred"][0]["livekit_alias"], room.as_str());
+    // Bob may not send it: refused, and his call went on (he hears alice).
+    assert_eq!(bob_in["membership"]["state"], "refused", "{bob_in}");
+    // `!visio status` lists each user once, by Matrix id.
+    let status = alice.command(&room, "!visio status").await;
+    let mut listed: Vec<String> = reply_field(&status)["participants"]
+        .as_array()
+        .unwrap_or_else(|| panic!("participants in {status}"))
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [alice.user_id.clone(), bob.user_id.clone()],
+        "{status}"
+    );
+
+    // Hang up.
+    let mut stdin = journey.stdin.take().unwrap();
+    stdin.write_all(b"hang up\n").await.unwrap();
+    drop(stdin);
+    let finished = tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            stdout.push(line);
+        }
+        journey.wait().await.unwrap()
+    })
+    .await
+    .expect("the journey ends within 90 s of hanging up");
+    let stdout = stdout.join("\n");
     assert!(
-        out.status.success(),
+        finished.success(),
         "the browser journey failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.await.unwrap()
     );
     let result: Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("one JSON line");
     eprintln!("browser journey: {result}");
+    assert_eq!(
+        alice.state(&room, CALL_MEMBER, &alice_key).await,
+        Some(json!({})),
+        "alice hung up: her membership must be {{}}"
+    );
     let users = result["users"].as_array().unwrap();
+    assert_eq!(users[0]["membership_after_leave"]["state"], "left");
     for (user, other, said) in [
-        (&users[0], &bob.user_id, "figures"),
-        (&users[1], &alice.user_id, "budget"),
+        (&users[0], &users[1], "figures"),
+        (&users[1], &users[0], "budget"),
     ] {
         assert_eq!(user["transcription_banner"], true, "{user}");
+        let other = other["livekit_identity"].as_str().unwrap();
         let captions: Vec<String> = user["captions"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|c| c["identity"] == other.as_str())
+            .filter(|c| c["identity"] == other)
             .map(|c| c["text"].as_str().unwrap().to_lowercase())
             .collect();
         assert!(

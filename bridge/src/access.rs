@@ -4,7 +4,10 @@
 //! with the homeserver (`/_matrix/federation/v1/openid/userinfo`), checks that
 //! the user is **joined** to the call's room, and only then returns a LiveKit
 //! token for this call's SFU room, valid for five minutes, whose identity is
-//! the user's mxid. This is the model of MatrixRTC's lk-jwt-service.
+//! the user's mxid, or `{mxid}:{device_id}` when the page names its Matrix
+//! device (it then writes a MatrixRTC membership for that device, which
+//! Element Call matches to this identity). This is the model of MatrixRTC's
+//! lk-jwt-service.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -27,7 +30,8 @@ use crate::calls::Call;
 use crate::config::Config;
 use crate::matrix::{Matrix, MatrixError};
 use crate::media::MediaBackend;
-use crate::store::Store;
+use crate::rtc::legacy_identity;
+use crate::store::{MediaIdentity, Store};
 
 /// How long a join token is valid.
 pub const JOIN_TOKEN_TTL: Duration = Duration::from_secs(5 * 60);
@@ -209,6 +213,12 @@ async fn call_info(State(state): State<AccessState>, Path(call_id): Path<String>
         "homeserver_url": state.config.homeserver.public_url.as_str().trim_end_matches('/'),
         "server_name": state.config.homeserver.server_name,
         "transcription": call.transcribing,
+        // The page's MatrixRTC membership names this as its transport.
+        "focus_url": format!(
+            "{}{}",
+            state.config.web.public_url.as_str().trim_end_matches('/'),
+            state.config.web.focus_path
+        ),
     }))
     .into_response()
 }
@@ -218,6 +228,25 @@ struct JoinRequest {
     openid_token: OpenIdToken,
     #[serde(default)]
     display_name: Option<String>,
+    /// The Matrix device the page signed in as: the LiveKit identity is then
+    /// `{mxid}:{device_id}`, as Element Call expects of a call membership.
+    #[serde(default)]
+    device_id: Option<String>,
+}
+
+/// Whether `device_id` may go into a LiveKit identity: 1 to 255 bytes of
+/// printable ASCII, no spaces.
+fn valid_device_id(device_id: &str) -> bool {
+    (1..=255).contains(&device_id.len()) && device_id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The LiveKit identity of `user` joining from the page: the bare mxid, or
+/// `{mxid}:{device_id}` when the page names its device.
+fn page_identity(user: &UserId, device_id: Option<&str>) -> String {
+    match device_id {
+        Some(device) => legacy_identity(user.as_str(), device),
+        None => user.to_string(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -249,10 +278,21 @@ async fn join(
             return matrix_error(
                 StatusCode::BAD_REQUEST,
                 "M_BAD_JSON",
-                &format!("expected {{openid_token, display_name}}: {e}"),
+                &format!("expected {{openid_token, display_name, device_id}}: {e}"),
             );
         }
     };
+    if request
+        .device_id
+        .as_deref()
+        .is_some_and(|d| !valid_device_id(d))
+    {
+        return matrix_error(
+            StatusCode::BAD_REQUEST,
+            "M_BAD_JSON",
+            "device_id must be 1 to 255 printable ASCII characters",
+        );
+    }
     let token = &request.openid_token;
     let user = match state
         .verify_openid(&token.access_token, &token.matrix_server_name)
@@ -302,8 +342,20 @@ async fn join(
         .or_else(|| membership["displayname"].as_str().map(str::to_owned))
         .unwrap_or_else(|| user.to_string());
     let media_room = call.media_room();
-    if let Err(e) = state.store.record_media_room(&media_room, &call.room_id) {
-        warn!(call_id = %call.id, error = %e, "cannot record the call's media room");
+    let identity = page_identity(&user, request.device_id.as_deref());
+    let who = MediaIdentity {
+        user_id: user.clone(),
+        name: name.clone(),
+    };
+    let recorded = state
+        .store
+        .record_media_room(&media_room, &call.room_id)
+        .and_then(|_| match request.device_id {
+            Some(_) => state.store.record_identity(&identity, &who),
+            None => Ok(()),
+        });
+    if let Err(e) = recorded {
+        warn!(call_id = %call.id, error = %e, "cannot record the call's media room or who joins it");
         return matrix_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "M_UNAVAILABLE",
@@ -312,8 +364,8 @@ async fn join(
     }
     let grant = state
         .media
-        .join_grant(&media_room, user.as_str(), &name, JOIN_TOKEN_TTL);
-    info!(call_id = %call.id, user = %user, "join token issued");
+        .join_grant(&media_room, &identity, &name, JOIN_TOKEN_TTL);
+    info!(call_id = %call.id, user = %user, %identity, "join token issued");
     Json(json!({ "url": grant.url, "token": grant.token })).into_response()
 }
 
@@ -374,8 +426,26 @@ mod tests {
             assert!(limiter.allow(ip, t0, 20));
         }
         assert!(!limiter.allow(ip, t0 + Duration::from_secs(30), 20));
-        assert!(limiter.allow(other, t0, 20), "other clients are not affected");
+        assert!(
+            limiter.allow(other, t0, 20),
+            "other clients are not affected"
+        );
         assert!(limiter.allow(ip, t0 + Duration::from_secs(61), 20));
+    }
+
+    #[test]
+    fn a_named_device_makes_the_identity_element_call_matches() {
+        let alice = UserId::parse("@alice:example.org").unwrap();
+        assert_eq!(page_identity(&alice, None), "@alice:example.org");
+        assert_eq!(
+            page_identity(&alice, Some("ABCDEF")),
+            "@alice:example.org:ABCDEF"
+        );
+        assert!(valid_device_id("ABCDEF"));
+        assert!(valid_device_id(&"D".repeat(255)));
+        for bad in ["", "A B", "tab\t", "é", &"D".repeat(256)] {
+            assert!(!valid_device_id(bad), "{bad:?}");
+        }
     }
 
     #[test]
