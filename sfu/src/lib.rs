@@ -30,6 +30,7 @@ pub mod events;
 mod media;
 mod room;
 mod signal;
+mod simulcast;
 pub mod speakers;
 pub mod token;
 

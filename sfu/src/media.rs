@@ -159,6 +159,7 @@ impl PeerConnectionEventHandler for PeerHandler {
             mime_type,
             ssrc,
             track,
+            layers: Vec::new(),
         };
         let _ = self.events.send(PeerEvent::Track(up));
     }
@@ -393,12 +394,14 @@ impl PeerLink {
             .await?
             .ok_or_else(|| SfuError::Config("transceiver without sender".into()))?;
         let (queue, queued) = mpsc::channel(DOWN_QUEUE_PACKETS);
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = DownWriter {
             local: local.clone(),
             sender: sender.clone(),
             ssrc,
             mime_type: codec.mime_type.to_ascii_lowercase(),
             payload_type: None,
+            ready: ready.clone(),
         };
         tokio::spawn(tracing::Instrument::in_current_span(writer.run(queued)));
         Ok(DownTrack {
@@ -406,6 +409,9 @@ impl PeerLink {
             sender,
             queue,
             kind,
+            request: AtomicU32::new(crate::simulcast::LayerRequest::default().pack()),
+            current_layer: std::sync::atomic::AtomicU8::new(NO_LAYER),
+            ready,
         })
     }
 
@@ -561,18 +567,43 @@ pub(crate) struct UpTrack {
     pub(crate) mime_type: String,
     pub(crate) ssrc: u32,
     track: Arc<dyn TrackRemote>,
+    /// Simulcast layer of each SSRC seen (from its RID), at most a few.
+    layers: Vec<(u32, u8)>,
 }
 
 impl UpTrack {
-    /// The next RTP packet; `None` when the track ended.
-    pub(crate) async fn next(&self) -> Option<RtpIn> {
+    /// The next RTP packet; `None` when the track ended. Learns each
+    /// simulcast SSRC's layer as it opens.
+    pub(crate) async fn next(&mut self) -> Option<RtpIn> {
         loop {
             match self.track.poll().await? {
                 TrackRemoteEvent::OnRtpPacket(packet) => return Some(RtpIn { packet }),
+                TrackRemoteEvent::OnOpen(init) => {
+                    let layer = crate::simulcast::layer_for_rid(init.rid.as_deref());
+                    tracing::debug!(ssrc = init.ssrc, rid = ?init.rid, layer, "publisher stream opened");
+                    if self.layers.len() < 16 {
+                        self.layers.retain(|(ssrc, _)| *ssrc != init.ssrc);
+                        self.layers.push((init.ssrc, layer));
+                    }
+                }
                 TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError => return None,
                 _ => continue,
             }
         }
+    }
+
+    /// Whether more than one simulcast layer was seen.
+    pub(crate) fn has_layers(&self) -> bool {
+        self.layers.iter().any(|(_, layer)| *layer > 0)
+    }
+
+    /// The simulcast layer an SSRC carries (0 without simulcast).
+    pub(crate) fn layer_of(&self, ssrc: u32) -> u8 {
+        self.layers
+            .iter()
+            .find(|(s, _)| *s == ssrc)
+            .map(|(_, layer)| *layer)
+            .unwrap_or(0)
     }
 
     /// The codec as negotiated, for the forwarded copies.
@@ -592,20 +623,20 @@ impl UpTrack {
 #[derive(Clone)]
 pub(crate) struct KeyframeHandle {
     track: Arc<dyn TrackRemote>,
-    /// The SSRC being forwarded (the selected simulcast layer).
+    /// The track's first SSRC, asked when no layer's SSRC is known yet.
     ssrc: Arc<AtomicU32>,
 }
 
 impl KeyframeHandle {
-    /// Follows the forwarded SSRC as the forwarder switches layers.
-    pub(crate) fn set_ssrc(&self, ssrc: u32) {
-        self.ssrc.store(ssrc, Ordering::Relaxed);
+    pub(crate) async fn request(&self) {
+        self.request_ssrc(self.ssrc.load(Ordering::Relaxed)).await;
     }
 
-    pub(crate) async fn request(&self) {
+    /// Asks for a keyframe on one simulcast SSRC.
+    pub(crate) async fn request_ssrc(&self, ssrc: u32) {
         let pli = PictureLossIndication {
             sender_ssrc: 0,
-            media_ssrc: self.ssrc.load(Ordering::Relaxed),
+            media_ssrc: ssrc,
         };
         let _ = self.track.write_rtcp(vec![Box::new(pli)]).await;
     }
@@ -622,7 +653,15 @@ pub(crate) struct DownTrack {
     sender: Arc<dyn RtpSender>,
     queue: mpsc::Sender<rtc::rtp::Packet>,
     pub(crate) kind: TrackKind,
+    /// What the subscriber asked for (a packed [`crate::simulcast::LayerRequest`]).
+    request: AtomicU32,
+    /// The simulcast layer it receives now (`NO_LAYER`: none), for its PLIs.
+    current_layer: std::sync::atomic::AtomicU8,
+    /// The subscriber negotiated the track: packets can reach it.
+    ready: Arc<std::sync::atomic::AtomicBool>,
 }
+
+const NO_LAYER: u8 = u8::MAX;
 
 /// Rewrites packets for one subscriber leg (SSRC, negotiated payload type, no
 /// header extensions) and hands them to its peer connection.
@@ -632,7 +671,11 @@ struct DownWriter {
     ssrc: u32,
     mime_type: String,
     payload_type: Option<u8>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// How often a new down track checks whether the subscriber negotiated it.
+const NEGOTIATION_POLL: Duration = Duration::from_millis(20);
 
 impl DownWriter {
     async fn negotiated_payload_type(&mut self) -> Option<u8> {
@@ -650,11 +693,20 @@ impl DownWriter {
     }
 
     async fn run(mut self, mut queue: mpsc::Receiver<rtc::rtp::Packet>) {
+        // Until the subscriber has negotiated the track, the forwarder sends
+        // nothing (a first keyframe would be lost, and the subscriber would
+        // start on deltas).
+        let pt = loop {
+            if let Some(pt) = self.negotiated_payload_type().await {
+                break pt;
+            }
+            if queue.is_closed() {
+                return;
+            }
+            tokio::time::sleep(NEGOTIATION_POLL).await;
+        };
+        self.ready.store(true, Ordering::Release);
         while let Some(mut packet) = queue.recv().await {
-            // Until the subscriber has negotiated the track, packets are dropped.
-            let Some(pt) = self.negotiated_payload_type().await else {
-                continue;
-            };
             // Extensions were stripped once by the forwarder.
             packet.header.ssrc = self.ssrc;
             packet.header.payload_type = pt;
@@ -664,10 +716,42 @@ impl DownWriter {
 }
 
 impl DownTrack {
-    /// Queues one packet for this subscriber. False if their queue is full
-    /// (the packet is dropped for them alone).
-    pub(crate) fn forward(&self, packet: &RtpIn) -> bool {
-        self.queue.try_send(packet.packet.clone()).is_ok()
+    /// Queues one packet for this subscriber, renumbered for it (the payload
+    /// is shared, never copied or changed). False if their queue is full (the
+    /// packet is dropped for them alone).
+    pub(crate) fn forward_as(&self, packet: &RtpIn, sequence: u16, timestamp: u32) -> bool {
+        let mut copy = packet.packet.clone();
+        copy.header.sequence_number = sequence;
+        copy.header.timestamp = timestamp;
+        self.queue.try_send(copy).is_ok()
+    }
+
+    /// Whether the subscriber negotiated this track (before, nothing is sent).
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// What the subscriber asked for this track.
+    pub(crate) fn request(&self) -> crate::simulcast::LayerRequest {
+        crate::simulcast::LayerRequest::unpack(self.request.load(Ordering::Relaxed))
+    }
+
+    /// The simulcast layer it receives now.
+    pub(crate) fn current_layer(&self) -> Option<u8> {
+        Some(self.current_layer.load(Ordering::Relaxed)).filter(|&l| l != NO_LAYER)
+    }
+
+    /// Set by the forwarding loop as it switches layers.
+    pub(crate) fn set_current_layer(&self, layer: Option<u8>) {
+        let layer = layer.unwrap_or(NO_LAYER);
+        if self.current_layer.load(Ordering::Relaxed) != layer {
+            self.current_layer.store(layer, Ordering::Relaxed);
+        }
+    }
+
+    /// Records what the subscriber asked for (`UpdateTrackSettings`).
+    pub(crate) fn set_request(&self, request: crate::simulcast::LayerRequest) {
+        self.request.store(request.pack(), Ordering::Relaxed);
     }
 
     /// The subscriber's next keyframe request; `None` when the track is gone.

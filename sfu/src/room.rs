@@ -32,6 +32,10 @@ use crate::events::{
 use crate::media::{
     DataLink, DownTrack, KeyframeHandle, MediaSettings, PeerEvent, PeerLink, PeerRole, UpTrack,
 };
+use crate::simulcast::{
+    KeyframeProbe, LayerForward, LayerRequest, LayerSizes, LiveLayers, MAX_LAYERS, SourcePacket,
+    Verdict as LayerVerdict, effective_layer,
+};
 use crate::speakers::SpeakerDetector;
 
 /// How often speaking states are re-evaluated.
@@ -489,7 +493,7 @@ impl Room {
         let others = self.others(&participant.sid);
         for track in &published {
             track.ended.store(true, Ordering::Release);
-            let subs: Vec<(String, Arc<DownTrack>)> = lock(&track.subscribers).drain().collect();
+            let subs: Vec<(String, Arc<DownTrack>)> = track.subscribers.drain();
             for (sub_sid, _) in subs {
                 if let Some(sub) = others.iter().find(|o| o.sid == sub_sid) {
                     sub.unsubscribe(&track.sid).await;
@@ -501,7 +505,8 @@ impl Room {
         for track_sid in subscribed {
             for other in &others {
                 if let Some(track) = other.published_track(&track_sid) {
-                    lock(&track.subscribers).remove(&participant.sid);
+                    track.subscribers.remove(&participant.sid);
+                    track.dynacast();
                 }
             }
         }
@@ -605,7 +610,7 @@ fn track_info(request: &proto::AddTrackRequest, sid: String) -> proto::TrackInfo
             .unwrap_or_else(|| default_mime_type(TrackKind::Video).to_owned()),
         _ => default_mime_type(TrackKind::Audio).to_owned(),
     };
-    proto::TrackInfo {
+    let mut info = proto::TrackInfo {
         sid,
         r#type: kind as i32,
         name: request.name.chars().take(256).collect(),
@@ -618,7 +623,25 @@ fn track_info(request: &proto::AddTrackRequest, sid: String) -> proto::TrackInfo
         stream: request.stream.chars().take(256).collect(),
         encryption: request.encryption,
         ..Default::default()
+    };
+    // The simulcast layers: `layers`, or (newer clients) the first codec's.
+    let layers = if request.layers.is_empty() {
+        request
+            .simulcast_codecs
+            .iter()
+            .map(|c| &c.layers)
+            .find(|l| !l.is_empty())
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        request.layers.clone()
+    };
+    #[allow(deprecated)] // LiveKit's server still fills both; clients read them.
+    {
+        info.simulcast = layers.len() > 1;
+        info.layers = layers.into_iter().take(MAX_LAYERS).collect();
     }
+    info
 }
 
 /// The codec assumed when none was negotiated or announced.
@@ -880,6 +903,11 @@ impl Participant {
             info.mime_type = default_mime_type(up.kind).to_owned();
         }
         let codec = up.codec().await;
+        #[allow(deprecated)] // the layers announced in `add_track`, see `track_info`
+        let (sizes, simulcast) = (
+            LayerSizes::from_layers(info.layers.iter().map(|l| (l.quality, l.width, l.height))),
+            info.simulcast,
+        );
         let track = Arc::new(PublishedTrack {
             sid: info.sid.clone(),
             kind: up.kind,
@@ -887,10 +915,15 @@ impl Participant {
             ssrc: up.ssrc,
             media_id: up.track_id.clone(),
             codec,
+            sizes,
+            simulcast,
             info: Mutex::new(info.clone()),
-            subscribers: Mutex::new(HashMap::new()),
+            subscribers: Subscribers::default(),
             keyframe: up.handle(),
-            last_keyframe_request: Mutex::new(None),
+            last_keyframe_request: Mutex::new([None; MAX_LAYERS]),
+            layer_ssrcs: Default::default(),
+            dynacast_sent: Mutex::new(None),
+            publisher: Arc::downgrade(self),
             ended: AtomicBool::new(false),
             forwarded: AtomicU64::new(0),
         });
@@ -930,6 +963,36 @@ impl Participant {
                 other.negotiate_subscriber().await;
             }
         }
+        // Also when nobody subscribed: the publisher may pause every layer.
+        track.dynacast();
+    }
+
+    /// Handles `track_setting`: what this subscriber wants of some tracks
+    /// (a simulcast layer by quality or by view size, or nothing).
+    pub(crate) fn update_track_settings(&self, settings: &proto::UpdateTrackSettings) {
+        let Some(room) = self.room() else { return };
+        for sid in settings.track_sids.iter().take(64) {
+            let Some(track) = room
+                .others(&self.sid)
+                .iter()
+                .find_map(|p| p.published_track(sid))
+            else {
+                continue;
+            };
+            let Some(down) = track.subscribers.get(&self.sid) else {
+                continue;
+            };
+            let request = LayerRequest::from_settings(
+                settings.disabled,
+                settings.quality,
+                settings.width,
+                settings.height,
+                &track.sizes,
+            );
+            debug!(track_sid = %sid, ?request, "track settings");
+            down.set_request(request);
+            track.dynacast();
+        }
     }
 
     /// Adds a down track for `track` (no renegotiation; the caller does it).
@@ -947,14 +1010,16 @@ impl Participant {
             Ok(down) => {
                 let down = Arc::new(down);
                 lock(&self.subscriptions).insert(track.sid.clone(), down.clone());
-                lock(&track.subscribers).insert(self.sid.clone(), down.clone());
+                track.subscribers.insert(self.sid.clone(), down.clone());
+                track.dynacast();
                 if down.kind == TrackKind::Video {
                     let track = track.clone();
                     let down_for_task = down.clone();
                     self.spawn(async move {
-                        track.request_keyframe().await;
+                        let layer = |down: &DownTrack| down.current_layer().unwrap_or(0);
+                        track.request_keyframe(layer(&down_for_task)).await;
                         while down_for_task.next_keyframe_request().await.is_some() {
-                            track.request_keyframe().await;
+                            track.request_keyframe(layer(&down_for_task)).await;
                         }
                     });
                 }
@@ -991,7 +1056,8 @@ impl Participant {
                 self.subscribe(&track).await;
                 changed = true;
             } else if !update.subscribe && has {
-                lock(&track.subscribers).remove(&self.sid);
+                track.subscribers.remove(&self.sid);
+                track.dynacast();
                 self.unsubscribe(&sid).await;
                 changed = true;
             }
@@ -1169,7 +1235,12 @@ impl Participant {
             },
         ));
         let Some(room) = self.room() else { return };
-        let subs: Vec<String> = lock(&track.subscribers).drain().map(|(s, _)| s).collect();
+        let subs: Vec<String> = track
+            .subscribers
+            .drain()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
         for other in room.others(&self.sid) {
             if subs.contains(&other.sid) {
                 other.unsubscribe(&track.sid).await;
@@ -1191,11 +1262,62 @@ pub(crate) struct PublishedTrack {
     media_id: String,
     codec: rtc::rtp_transceiver::rtp_sender::RTCRtpCodec,
     info: Mutex<proto::TrackInfo>,
-    subscribers: Mutex<HashMap<String, Arc<DownTrack>>>,
+    subscribers: Subscribers,
     keyframe: KeyframeHandle,
-    last_keyframe_request: Mutex<Option<Instant>>,
+    /// When each layer was last asked for a keyframe.
+    last_keyframe_request: Mutex<[Option<Instant>; MAX_LAYERS]>,
+    /// The publisher's SSRC of each simulcast layer, as seen (0: not yet).
+    layer_ssrcs: [AtomicU32; MAX_LAYERS],
+    /// Sizes of the simulcast layers announced in `add_track`.
+    sizes: LayerSizes,
+    /// Simulcast: the publisher is told which layers anyone watches.
+    simulcast: bool,
+    /// The best layer the publisher was last told is watched (dynacast);
+    /// `Some(None)`: none.
+    dynacast_sent: Mutex<Option<Option<u8>>>,
+    publisher: Weak<Participant>,
     ended: AtomicBool,
     forwarded: AtomicU64,
+}
+
+/// The down tracks a published track is forwarded to. Its forwarding loop
+/// re-reads the list only when the generation moved, so the per-packet path
+/// takes no lock.
+#[derive(Default)]
+struct Subscribers {
+    map: Mutex<HashMap<String, Arc<DownTrack>>>,
+    generation: AtomicU64,
+}
+
+impl Subscribers {
+    fn insert(&self, sid: String, down: Arc<DownTrack>) {
+        lock(&self.map).insert(sid, down);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn remove(&self, sid: &str) {
+        if lock(&self.map).remove(sid).is_some() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn drain(&self) -> Vec<(String, Arc<DownTrack>)> {
+        let drained: Vec<_> = lock(&self.map).drain().collect();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        drained
+    }
+
+    fn get(&self, sid: &str) -> Option<Arc<DownTrack>> {
+        lock(&self.map).get(sid).cloned()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn snapshot(&self) -> Vec<Arc<DownTrack>> {
+        lock(&self.map).values().cloned().collect()
+    }
 }
 
 impl PublishedTrack {
@@ -1209,17 +1331,70 @@ impl PublishedTrack {
         }
     }
 
-    /// Asks the publisher for a keyframe, at most once per gap.
-    async fn request_keyframe(&self) {
+    /// Asks the publisher for a keyframe on `layer`, at most once per gap.
+    async fn request_keyframe(&self, layer: u8) {
+        let layer = usize::from(layer).min(MAX_LAYERS - 1);
         {
             let mut last = lock(&self.last_keyframe_request);
             let now = Instant::now();
-            if last.is_some_and(|at| now.duration_since(at) < KEYFRAME_REQUEST_GAP) {
+            if last[layer].is_some_and(|at| now.duration_since(at) < KEYFRAME_REQUEST_GAP) {
                 return;
             }
-            *last = Some(now);
+            last[layer] = Some(now);
         }
-        self.keyframe.request().await;
+        match self.layer_ssrcs[layer].load(Ordering::Relaxed) {
+            0 => self.keyframe.request().await,
+            ssrc => self.keyframe.request_ssrc(ssrc).await,
+        }
+    }
+
+    /// Tells the publisher which simulcast layers anyone watches (LiveKit's
+    /// dynacast), when that changed: the best layer a subscriber asked for and
+    /// every one below it stay on; the others may stop.
+    fn dynacast(&self) {
+        if !self.simulcast {
+            return;
+        }
+        let best = self
+            .subscribers
+            .snapshot()
+            .iter()
+            .map(|down| down.request())
+            .filter(|r| !r.disabled)
+            .map(|r| r.quality)
+            .max();
+        {
+            let mut sent = lock(&self.dynacast_sent);
+            if *sent == Some(best) {
+                return;
+            }
+            *sent = Some(best);
+        }
+        let Some(publisher) = self.publisher.upgrade() else {
+            return;
+        };
+        debug!(track_sid = %self.sid, ?best, "subscribed qualities");
+        let qualities: Vec<proto::SubscribedQuality> = (0..MAX_LAYERS as i32)
+            .map(|q| proto::SubscribedQuality {
+                quality: q,
+                enabled: best.is_some_and(|b| q <= i32::from(b)),
+            })
+            .collect();
+        // Both forms: livekit-client reads `subscribed_codecs` (by codec name,
+        // e.g. `vp8`) and older clients `subscribed_qualities`.
+        let codec = self
+            .codec
+            .mime_type
+            .split_once('/')
+            .map(|(_, c)| c.to_ascii_lowercase())
+            .unwrap_or_default();
+        #[allow(deprecated)]
+        let update = proto::SubscribedQualityUpdate {
+            track_sid: self.sid.clone(),
+            subscribed_qualities: qualities.clone(),
+            subscribed_codecs: vec![proto::SubscribedCodec { codec, qualities }],
+        };
+        publisher.send(signal_response::Message::SubscribedQualityUpdate(update));
     }
 }
 
@@ -1234,38 +1409,39 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    async fn run(self, up: UpTrack) {
+    async fn run(self, mut up: UpTrack) {
         let mut window_start = Instant::now();
         let mut window_bytes: u64 = 0;
         let mut over_limit_windows = 0u32;
         let mut dropping = false;
-        let mut subscribers: Vec<Arc<DownTrack>> = Vec::new();
-        let mut subscribers_seen = usize::MAX;
-        let mut layer = LayerLock::default();
-        let mut seen = SeenSequences::default();
+        let probe = KeyframeProbe::for_mime(&self.track.codec.mime_type);
+        let can_switch = probe.can_switch();
+        let clock_rate = self.track.codec.clock_rate.max(1);
+        // Each subscriber with its layer and renumbering, owned by this loop.
+        let mut subscribers: Vec<(Arc<DownTrack>, LayerForward)> = Vec::new();
+        let mut generation = u64::MAX;
+        let mut seen: [SeenSequences; MAX_LAYERS] = Default::default();
+        let mut live = LiveLayers::default();
+        let mut asked: [Option<Instant>; MAX_LAYERS] = [None; MAX_LAYERS];
         while let Some(mut packet) = up.next().await {
             if self.track.ended.load(Ordering::Acquire) {
                 break;
             }
-            // A simulcast publisher sends several SSRCs on one track; forward one.
-            match layer.accept(packet.ssrc(), Instant::now()) {
-                LayerChoice::Forward => {}
-                LayerChoice::Drop => continue,
-                LayerChoice::Switched => {
-                    debug!(track_sid = %self.track.sid, ssrc = packet.ssrc(), "forwarding another layer");
-                    seen = SeenSequences::default();
-                    self.track.keyframe.set_ssrc(packet.ssrc());
-                    self.track.keyframe.request().await;
-                }
+            let now = Instant::now();
+            let layer = up.layer_of(packet.ssrc()).min(MAX_LAYERS as u8 - 1);
+            let slot = &self.track.layer_ssrcs[usize::from(layer)];
+            if slot.load(Ordering::Relaxed) != packet.ssrc() {
+                slot.store(packet.ssrc(), Ordering::Relaxed);
             }
+            live.saw(layer, now);
             // A retransmission of a packet that had already arrived would
             // otherwise go out again to every subscriber.
-            if !seen.first_time(packet.sequence()) {
+            if !seen[usize::from(layer)].first_time(packet.sequence()) {
                 continue;
             }
             // Bitrate limit, judged over one-second windows.
             window_bytes += packet.size() as u64;
-            let elapsed = window_start.elapsed();
+            let elapsed = now.saturating_duration_since(window_start);
             if elapsed >= Duration::from_secs(1) {
                 let bps = window_bytes * 8 * 1000 / (elapsed.as_millis().max(1) as u64);
                 if bps > self.max_bitrate_bps {
@@ -1278,61 +1454,79 @@ impl Forwarder {
                     warn!(track_sid = %self.track.sid, bps, limit = self.max_bitrate_bps, dropping = now_dropping, "publisher bitrate limit");
                     dropping = now_dropping;
                 }
-                window_start = Instant::now();
+                window_start = now;
                 window_bytes = 0;
             }
             if dropping {
                 continue;
             }
             if self.track.kind == TrackKind::Audio {
-                let level = packet.audio_level(self.audio_level_id);
-                if let (Some(level), Some(room), Some(p)) =
-                    (level, self.room.upgrade(), self.participant.upgrade())
-                {
-                    room.observe_level(&p.sid, level);
-                }
-                if let Some(p) = self.participant.upgrade() {
-                    let tap = lock(&p.audio_tap).clone();
-                    if let Some(tap) = tap
-                        && tap.receiver_count() > 0
-                    {
-                        let _ = tap.send(AudioPacket {
-                            track_sid: self.track.sid.clone(),
-                            payload: packet.payload().clone(),
-                            rtp_timestamp: packet.timestamp(),
-                            sequence: packet.sequence(),
-                            received_at: Instant::now(),
-                            level_dbov: level,
-                            ssrc: packet.ssrc(),
-                            encryption: self.encryption,
-                        });
-                    }
-                }
+                self.observe_audio(&packet, now);
             }
-            // Refresh the subscriber list only when it changed size or every packet
-            // if it is small; cloning Arcs under a short lock keeps writes lock-free.
-            {
-                let subs = lock(&self.track.subscribers);
-                if subs.len() != subscribers_seen || subs.len() != subscribers.len() {
-                    subscribers = subs.values().cloned().collect();
-                    subscribers_seen = subs.len();
-                } else {
-                    // Same size may still hide a swap; compare cheaply by pointer.
-                    let same = subs
-                        .values()
-                        .all(|d| subscribers.iter().any(|s| Arc::ptr_eq(s, d)));
-                    if !same {
-                        subscribers = subs.values().cloned().collect();
-                    }
+            // The subscriber list is re-read only when it changed; each one
+            // keeps its layer state across the refresh.
+            let current = self.track.subscribers.generation();
+            if current != generation {
+                let mut next = Vec::new();
+                for down in self.track.subscribers.snapshot() {
+                    let state = subscribers
+                        .iter()
+                        .position(|(d, _)| Arc::ptr_eq(d, &down))
+                        .map(|i| subscribers.swap_remove(i).1)
+                        .unwrap_or_default();
+                    next.push((down, state));
                 }
+                subscribers = next;
+                generation = current;
             }
             // Header extensions are the publisher's (their ids mean nothing to
             // a subscriber): drop them once here, so the per-subscriber copies
             // below clone no extension list.
             packet.strip_extensions();
-            for down in &subscribers {
-                if down.forward(&packet) {
+            let source = SourcePacket {
+                layer,
+                seq: packet.sequence(),
+                ts: packet.timestamp(),
+                // A single-layer track starts anywhere (as it always did: the
+                // subscriber's decoder asks for a keyframe itself); layers are
+                // entered on keyframes only.
+                keyframe: !(self.track.simulcast || up.has_layers())
+                    || probe.starts_keyframe(packet.payload()),
+            };
+            let live_now = live.live(now);
+            let mut wanted_keyframe = None;
+            for (down, state) in &mut subscribers {
+                if !down.is_ready() {
+                    continue;
+                }
+                let request = down.request();
+                let target =
+                    (!request.disabled).then(|| effective_layer(request.quality, live_now));
+                let (seq, ts) = match state.decide(source, target, can_switch, now, clock_rate) {
+                    LayerVerdict::Drop => continue,
+                    LayerVerdict::NeedKeyframe(layer) => {
+                        wanted_keyframe = Some(layer);
+                        continue;
+                    }
+                    LayerVerdict::Forward { seq, ts } => (seq, ts),
+                    LayerVerdict::ForwardNeedKeyframe { seq, ts, layer } => {
+                        wanted_keyframe = Some(layer);
+                        (seq, ts)
+                    }
+                };
+                down.set_current_layer(state.current());
+                if down.forward_as(&packet, seq, ts) {
                     self.track.forwarded.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // A subscriber waits for a keyframe to start or switch layers.
+            if let Some(layer) = wanted_keyframe
+                && can_switch
+            {
+                let last = &mut asked[usize::from(layer)];
+                if last.is_none_or(|at| now.saturating_duration_since(at) >= KEYFRAME_REQUEST_GAP) {
+                    *last = Some(now);
+                    self.track.request_keyframe(layer).await;
                 }
             }
         }
@@ -1341,47 +1535,30 @@ impl Forwarder {
             p.unpublish(&self.track).await;
         }
     }
-}
 
-/// How long the forwarded layer may be silent before another one is taken.
-const LAYER_SILENCE: Duration = Duration::from_secs(2);
-
-/// What to do with a packet of a track that may carry several SSRCs.
-#[derive(Debug, PartialEq, Eq)]
-enum LayerChoice {
-    Forward,
-    /// Forward, and this SSRC is newly selected (ask it for a keyframe).
-    Switched,
-    Drop,
-}
-
-/// Locks a track's forwarding onto one SSRC (one simulcast layer), moving to
-/// another only when the chosen one has gone silent. Subscribers then get one
-/// coherent stream, never interleaved layers.
-#[derive(Debug, Default)]
-struct LayerLock {
-    selected: Option<(u32, Instant)>,
-}
-
-impl LayerLock {
-    fn accept(&mut self, ssrc: u32, now: Instant) -> LayerChoice {
-        match self.selected {
-            Some((current, _)) if current == ssrc => {
-                self.selected = Some((ssrc, now));
-                LayerChoice::Forward
-            }
-            Some((_, last)) if now.saturating_duration_since(last) < LAYER_SILENCE => {
-                LayerChoice::Drop
-            }
-            _ => {
-                let first = self.selected.is_none();
-                self.selected = Some((ssrc, now));
-                if first {
-                    LayerChoice::Forward
-                } else {
-                    LayerChoice::Switched
-                }
-            }
+    /// An audio packet feeds the speaker detector and the audio taps.
+    fn observe_audio(&self, packet: &crate::media::RtpIn, now: Instant) {
+        let level = packet.audio_level(self.audio_level_id);
+        let Some(p) = self.participant.upgrade() else {
+            return;
+        };
+        if let (Some(level), Some(room)) = (level, self.room.upgrade()) {
+            room.observe_level(&p.sid, level);
+        }
+        let tap = lock(&p.audio_tap).clone();
+        if let Some(tap) = tap
+            && tap.receiver_count() > 0
+        {
+            let _ = tap.send(AudioPacket {
+                track_sid: self.track.sid.clone(),
+                payload: packet.payload().clone(),
+                rtp_timestamp: packet.timestamp(),
+                sequence: packet.sequence(),
+                received_at: now,
+                level_dbov: level,
+                ssrc: packet.ssrc(),
+                encryption: self.encryption,
+            });
         }
     }
 }
@@ -1539,6 +1716,10 @@ pub(crate) async fn handle_request(
             participant.update_subscription(update).await;
             Verdict::Continue
         }
+        signal_request::Message::TrackSetting(settings) => {
+            participant.update_track_settings(&settings);
+            Verdict::Continue
+        }
         signal_request::Message::Leave(_) => Verdict::Close("client left"),
         signal_request::Message::Ping(ts) => {
             participant.send(signal_response::Message::Pong(ts));
@@ -1623,39 +1804,6 @@ mod tests {
         // Slots reused by newer numbers are cleared as the window passes.
         assert!(seen.first_time(5_000 + SEEN_WINDOW - 1));
         assert!(!seen.first_time(5_000 + SEEN_WINDOW - 1));
-    }
-
-    #[test]
-    fn one_layer_is_forwarded_until_it_goes_silent() {
-        let mut lock = LayerLock::default();
-        let t0 = Instant::now();
-        assert_eq!(lock.accept(111, t0), LayerChoice::Forward);
-        assert_eq!(lock.accept(222, t0), LayerChoice::Drop);
-        assert_eq!(
-            lock.accept(333, t0 + Duration::from_millis(10)),
-            LayerChoice::Drop
-        );
-        assert_eq!(
-            lock.accept(111, t0 + Duration::from_secs(1)),
-            LayerChoice::Forward
-        );
-        // 111 stops; after the silence another layer takes over.
-        assert_eq!(
-            lock.accept(222, t0 + Duration::from_millis(2500)),
-            LayerChoice::Drop
-        );
-        assert_eq!(
-            lock.accept(222, t0 + Duration::from_millis(3100)),
-            LayerChoice::Switched
-        );
-        assert_eq!(
-            lock.accept(222, t0 + Duration::from_millis(3120)),
-            LayerChoice::Forward
-        );
-        assert_eq!(
-            lock.accept(111, t0 + Duration::from_millis(3140)),
-            LayerChoice::Drop
-        );
     }
 
     #[test]
