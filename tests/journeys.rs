@@ -91,7 +91,10 @@ async fn staff_start_a_call_see_its_status_and_stop_it() {
     assert_eq!(widget["waitForIframeLoad"], true);
     assert_eq!(
         widget["url"],
-        format!("{link}?room=$matrix_room_id&user=$matrix_user_id").as_str()
+        format!(
+            "{link}?room=$matrix_room_id&user=$matrix_user_id&deviceId=$org.matrix.msc3819.matrix_device_id"
+        )
+        .as_str()
     );
     let layout = alice
         .state(&room, "io.element.widgets.layout", "")

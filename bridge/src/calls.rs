@@ -83,6 +83,10 @@ pub struct Call {
     /// button of Element or Tchap).
     #[serde(default)]
     pub origin: CallOrigin,
+    /// The bot's device, while the bot is a member of the (encrypted) call
+    /// to receive its media keys.
+    #[serde(default)]
+    pub bot_membership: Option<String>,
 }
 
 /// How a call began.
@@ -336,6 +340,7 @@ fn fresh_call(req: StartRequest<'_>, id: String, origin: CallOrigin) -> Call {
         // nothing is in the room until the caller publishes it
         room_view: RoomView::Missing,
         origin,
+        bot_membership: None,
     }
 }
 

@@ -72,6 +72,30 @@ fn hash_of_strings(parts: &[&str]) -> String {
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(Sha256::digest(go.as_bytes()))
 }
 
+/// The state key of `user`'s `device` membership, as Element Call writes it
+/// (the leading `_` keeps it clear of the rule that a key starting with `@`
+/// is the sender's own, in the room versions without MSC3757).
+pub fn membership_state_key(user: &str, device: &str) -> String {
+    format!("_{user}_{device}_m.call")
+}
+
+/// A call membership for `user`'s `device` in `room_id`'s call, naming
+/// Salon's focus at `focus_url`, as Element Call 0.26 writes its own.
+pub fn membership_content(
+    user: &str,
+    device: &str,
+    room_id: &str,
+    focus_url: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "application": "m.call", "call_id": "", "scope": "m.room",
+        "device_id": device, "membershipID": legacy_identity(user, device),
+        "expires": 14_400_000, "m.call.intent": "audio",
+        "focus_active": {"type": "livekit", "focus_selection": "multi_sfu"},
+        "foci_preferred": [{"type": "livekit", "livekit_alias": room_id, "livekit_service_url": focus_url}],
+    })
+}
+
 /// One device's membership of the room's call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RtcMember {
@@ -268,6 +292,24 @@ mod tests {
         refreshed["created_ts"] = json!(500);
         let change = read_call_member("k", &refreshed, 9_000);
         assert_eq!(change.device.unwrap().1, 500 + 14_400_000);
+    }
+
+    #[test]
+    fn salons_own_membership_reads_as_element_calls() {
+        let content = membership_content(
+            "@visio:hs",
+            "BOTDEV",
+            "!r:hs",
+            "https://v.example/livekit/jwt",
+        );
+        let change = read_call_member(&membership_state_key("@visio:hs", "BOTDEV"), &content, 7);
+        assert_eq!(change.key, "state:_@visio:hs_BOTDEV_m.call");
+        assert_eq!(change.device, Some(("BOTDEV".to_owned(), 7 + 14_400_000)));
+        assert_eq!(content["membershipID"], "@visio:hs:BOTDEV");
+        assert_eq!(
+            content["foci_preferred"][0]["livekit_service_url"],
+            "https://v.example/livekit/jwt"
+        );
     }
 
     #[test]

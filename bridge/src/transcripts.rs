@@ -35,7 +35,10 @@ pub const TRANSCRIPTION_TOPIC: &str = "salon.transcription";
 /// Captions already finalised, remembered so a late partial cannot replace them.
 const FINALISED_MEMORY: usize = 4096;
 /// What the room is told when Element Call encrypts the call's media.
-const ENCRYPTED_MEDIA: &str = "This call's audio is end-to-end encrypted by Element Call (the room is encrypted), and Salon cannot hear encrypted media yet, so nothing is transcribed. Transcription stays off.";
+const ENCRYPTED_MEDIA: &str = "This call's audio is end-to-end encrypted by Element Call (the room is encrypted). To transcribe it, Visio must join the call as a member and receive its keys like everyone, and this server has no encrypted device for Visio (its admin turns on `[e2ee] enabled`). Nothing is transcribed; transcription stays off.";
+/// What the "transcription is on" notice adds when Visio joined an
+/// encrypted call as a member to hear it.
+const KEYED_MEMBER: &str = " This call is end-to-end encrypted: Visio joined it as a member (everyone in the call sees it) and receives its keys like everyone; it leaves the call and forgets the keys when transcription stops.";
 
 /// How transcription was turned on.
 enum TurnedOnBy<'a> {
@@ -80,8 +83,14 @@ impl Bridge {
             Err(refusal) => return self.refuse(room_id, event, "transcribe", &refusal).await,
             Ok(_) => current.expect("set_transcription accepts only a live call"),
         };
+        let encrypted = match outcome {
+            Ok(TranscribeOutcome::TurnedOn) => self.media_is_encrypted(&call).await?,
+            _ => false,
+        };
         match outcome {
-            Ok(TranscribeOutcome::TurnedOn) if self.media_is_encrypted(&call).await? => {
+            Ok(TranscribeOutcome::TurnedOn)
+                if encrypted && self.matrix.e2ee_device_id().is_none() =>
+            {
                 info!(call_id = %call.id, "transcription asked for, but Element Call encrypts this call's media");
                 self.reply(
                     room_id,
@@ -107,12 +116,16 @@ impl Bridge {
                     return Ok(());
                 }
                 self.store.save_call(&call).await?;
-                self.announce_on(&mut call, TurnedOnBy::Command(event))
+                self.announce_on(&mut call, TurnedOnBy::Command(event), encrypted)
                     .await?;
+                if encrypted {
+                    self.join_call_as_member(&mut call).await?;
+                }
             }
             Ok(TranscribeOutcome::TurnedOff) => {
                 self.store.save_call(&call).await?;
                 self.transcriber.stop(&call.id);
+                self.leave_call_as_member(&mut call).await?;
                 self.show_transcription(&mut call).await?;
                 info!(call_id = %call.id, by = %event.sender, "transcription turned off");
                 self.reply(
@@ -131,8 +144,12 @@ impl Bridge {
                     .await
                     .map_err(|e| warn!(error = %e, "speech engine unavailable"))
                     .ok();
-                self.announce_on(&mut call, TurnedOnBy::Command(event))
+                let encrypted = self.media_is_encrypted(&call).await?;
+                self.announce_on(&mut call, TurnedOnBy::Command(event), encrypted)
                     .await?;
+                if encrypted {
+                    self.join_call_as_member(&mut call).await?;
+                }
             }
             Ok(TranscribeOutcome::Unchanged) => {
                 let body = if on {
@@ -177,7 +194,8 @@ impl Bridge {
         {
             return Ok(());
         }
-        if self.media_is_encrypted(call).await? {
+        let encrypted = self.media_is_encrypted(call).await?;
+        if encrypted && self.matrix.e2ee_device_id().is_none() {
             let content = json!({
                 "msgtype": "m.notice",
                 "body": format!("This room asks for transcription. {ENCRYPTED_MEDIA}"),
@@ -211,22 +229,100 @@ impl Bridge {
         call.transcribing = true;
         call.transcription_sessions += 1;
         self.store.save_call(call).await?;
-        self.announce_on(call, TurnedOnBy::RoomSetting).await
+        self.announce_on(call, TurnedOnBy::RoomSetting, encrypted)
+            .await?;
+        if encrypted {
+            self.join_call_as_member(call).await?;
+        }
+        Ok(())
     }
 
-    /// Posts the thread root, shows the banner and starts the taps.
-    async fn announce_on(&self, call: &mut Call, by: TurnedOnBy<'_>) -> Result<(), HandleError> {
+    /// Visio joins an encrypted call as a member, so that Element Call sends
+    /// its device the media keys, and shows it in the call as
+    /// "Visio (transcription)". Keys that come before the transcriber opened
+    /// the room are dropped: this runs after [`Self::announce_on`].
+    pub(crate) async fn join_call_as_member(&self, call: &mut Call) -> Result<(), HandleError> {
+        let Some(device) = self.matrix.e2ee_device_id() else {
+            return Ok(());
+        };
+        let bot = self.matrix.bot_user_id().to_owned();
+        let focus_url = format!(
+            "{}{}",
+            self.config.web.public_url.as_str().trim_end_matches('/'),
+            self.config.web.focus_path
+        );
+        let content = crate::rtc::membership_content(
+            bot.as_str(),
+            device.as_str(),
+            call.room_id.as_str(),
+            &focus_url,
+        );
+        let name = json!({
+            "membership": "join",
+            "displayname": format!("{} (transcription)", self.config.bot.displayname),
+        });
+        self.matrix
+            .send_state(&call.room_id, "m.room.member", bot.as_str(), &name)
+            .await?;
+        self.matrix
+            .send_state(
+                &call.room_id,
+                crate::rtc::CALL_MEMBER_EVENT,
+                &crate::rtc::membership_state_key(bot.as_str(), device.as_str()),
+                &content,
+            )
+            .await?;
+        call.bot_membership = Some(device.to_string());
+        self.store.save_call(call).await?;
+        info!(call_id = %call.id, device = %device, "Visio joined the encrypted call as a member, to receive its media keys");
+        Ok(())
+    }
+
+    /// Visio leaves the call it joined as a member (transcription off, or the
+    /// call ended); the transcriber has forgotten the keys by then.
+    pub(crate) async fn leave_call_as_member(&self, call: &mut Call) -> Result<(), HandleError> {
+        let Some(device) = call.bot_membership.clone() else {
+            return Ok(());
+        };
+        let bot = self.matrix.bot_user_id().to_owned();
+        self.matrix
+            .send_state(
+                &call.room_id,
+                crate::rtc::CALL_MEMBER_EVENT,
+                &crate::rtc::membership_state_key(bot.as_str(), &device),
+                &json!({}),
+            )
+            .await?;
+        let name = json!({ "membership": "join", "displayname": self.config.bot.displayname });
+        self.matrix
+            .send_state(&call.room_id, "m.room.member", bot.as_str(), &name)
+            .await?;
+        call.bot_membership = None;
+        self.store.save_call_only(call).await?;
+        info!(call_id = %call.id, "Visio left the encrypted call");
+        Ok(())
+    }
+
+    /// Posts the thread root, shows the banner and starts the taps. `keyed`:
+    /// Visio joins the (encrypted) call as a member, which the notice says.
+    async fn announce_on(
+        &self,
+        call: &mut Call,
+        by: TurnedOnBy<'_>,
+        keyed: bool,
+    ) -> Result<(), HandleError> {
         let why = match by {
             TurnedOnBy::Command(event) => format!("turned on by {}", event.sender),
             TurnedOnBy::RoomSetting => "this room's setting: transcription=auto".to_owned(),
         };
         let body = format!(
-            "🔴 Transcription is on ({why}). What each participant says in the call is transcribed on this server, never sent elsewhere, and posted in this thread under their name. `!visio transcribe off` stops it."
+            "🔴 Transcription is on ({why}). What each participant says in the call is transcribed on this server, never sent elsewhere, and posted in this thread under their name. `!visio transcribe off` stops it.{}",
+            if keyed { KEYED_MEMBER } else { "" }
         );
         let mut content = json!({
             "msgtype": "m.notice",
             "body": body,
-            "org.salon.transcription": { "call_id": call.id, "state": "on" },
+            "org.salon.transcription": { "call_id": call.id, "state": "on", "member": keyed },
         });
         let txn = match by {
             TurnedOnBy::Command(event) => {

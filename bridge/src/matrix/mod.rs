@@ -118,6 +118,11 @@ impl Matrix {
         Some(self.e2ee.as_ref()?.media_keys().clone())
     }
 
+    /// The bot's encrypted device, when E2EE is on.
+    pub fn e2ee_device_id(&self) -> Option<ruma::OwnedDeviceId> {
+        self.e2ee.as_ref()?.device_id()
+    }
+
     /// Sets the bot's display name.
     pub async fn set_displayname(&self, name: &str) -> Result<(), MatrixError> {
         self.client.set_displayname(self.bot_user_id(), name).await

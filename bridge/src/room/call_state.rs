@@ -171,7 +171,7 @@ impl Bridge {
         let widget_id = Self::widget_id(call);
         let widget = json!({
             "type": "m.custom",
-            "url": format!("{}?room=$matrix_room_id&user=$matrix_user_id", self.config.call_url(&call.id)),
+            "url": format!("{}?room=$matrix_room_id&user=$matrix_user_id&deviceId=$org.matrix.msc3819.matrix_device_id", self.config.call_url(&call.id)),
             "name": "Visio",
             "data": {},
             "waitForIframeLoad": true,

@@ -200,6 +200,9 @@ impl Bridge {
             self.store.save_call(&call).await?;
             self.transcriber.stop(&call.id);
             self.media.close_call(&call.media_room()).await;
+            if let Err(e) = self.leave_call_as_member(&mut call).await {
+                warn!(call_id = %call.id, error = %e, "cannot leave the ended call as a member");
+            }
             Metrics::inc(&self.metrics.calls_ended);
             self.refresh_live_calls();
             info!(call_id = %call.id, ?reason, "call ended");

@@ -41,6 +41,7 @@ fn call(id: &str) -> Call {
         minutes_owed: false,
         room_view: crate::calls::RoomView::Current,
         origin: crate::calls::CallOrigin::Command,
+        bot_membership: None,
     }
 }
 

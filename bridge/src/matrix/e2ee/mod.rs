@@ -70,6 +70,12 @@ impl Device {
         &self.media_keys
     }
 
+    /// The device's id: the one a call membership names, so that members
+    /// send it their media keys.
+    pub(crate) fn device_id(&self) -> Option<ruma::OwnedDeviceId> {
+        self.sdk.device_id().map(ToOwned::to_owned)
+    }
+
     /// See [`decrypt::decrypt`].
     pub(crate) async fn decrypt(&self, queued: &QueuedEvent) -> Result<Revealed, MatrixError> {
         decrypt::decrypt(&self.sdk, &self.bot, queued).await
