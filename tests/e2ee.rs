@@ -563,3 +563,101 @@ async fn files_go_to_encrypted_rooms_as_encrypted_attachments() {
         "{fields}"
     );
 }
+
+/// Element Call encrypts a call's media in an encrypted room, with keys it
+/// sends only to the call's members: turning transcription on makes Visio a
+/// member everyone can see (its own device's call membership, and the name
+/// "Visio (transcription)"), and turning it off takes that back.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_an_encrypted_element_call_visio_joins_as_a_visible_member_while_transcribing() {
+    let mut env = Env::start().await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await;
+    let member = Member::log_in(&env, "alice").await;
+    let room = member.encrypted_room_with_bot(&env).await;
+    let room_id = room.room_id().to_owned();
+    joined(&env, &alice, &room_id).await;
+    let bot = env.bot_id();
+    let bot_device = bot_device(&env);
+    let bot_key = format!("_{bot}_{bot_device}_m.call");
+    let bot_name =
+        |name: Option<Value>| name.and_then(|m| m["displayname"].as_str().map(str::to_owned));
+
+    // Alice presses Element Call's call button: her membership starts the call.
+    let alice_key = format!("_{}_ALICEDEV_m.call", alice.user_id);
+    let focus = format!("http://127.0.0.1:{}/livekit/jwt", env.web_port);
+    alice
+        .send_state(
+            room_id.as_str(),
+            "org.matrix.msc3401.call.member",
+            &alice_key,
+            json!({"application": "m.call", "call_id": "", "scope": "m.room", "device_id": "ALICEDEV",
+                   "expires": 14_400_000, "focus_active": {"type": "livekit", "focus_selection": "multi_sfu"},
+                   "foci_preferred": [{"type": "livekit", "livekit_alias": room_id, "livekit_service_url": focus}]}),
+        )
+        .await;
+    alice
+        .wait_until(
+            "the Element Call session to be the room's call",
+            WAIT,
+            || async {
+                alice
+                    .state(room_id.as_str(), "org.salon.call", "")
+                    .await
+                    .is_some_and(|c| c["state"] == "active" && c["origin"] == "matrix_rtc")
+            },
+        )
+        .await;
+    // Before consent, Visio is no member of the call.
+    assert!(
+        alice
+            .state(room_id.as_str(), "org.matrix.msc3401.call.member", &bot_key)
+            .await
+            .is_none()
+    );
+
+    let command = member.say(&room, "!visio transcribe on").await;
+    let reply = encrypted_reply(&env, &alice, &member, &room, &command).await;
+    assert_eq!(reply["org.salon.reply"]["outcome"], "on", "{reply}");
+    assert_eq!(reply["org.salon.transcription"]["member"], true, "{reply}");
+    assert!(
+        reply["body"]
+            .as_str()
+            .unwrap()
+            .contains("joined it as a member"),
+        "{reply}"
+    );
+    let membership = alice
+        .wait_for("Visio's call membership", WAIT, || async {
+            alice
+                .state(room_id.as_str(), "org.matrix.msc3401.call.member", &bot_key)
+                .await
+                .filter(|m| m.get("device_id").is_some())
+        })
+        .await;
+    assert_eq!(membership["device_id"], bot_device.as_str(), "{membership}");
+    assert_eq!(membership["application"], "m.call");
+    assert_eq!(
+        membership["foci_preferred"][0]["livekit_service_url"],
+        focus.as_str(),
+        "{membership}"
+    );
+    assert_eq!(
+        bot_name(alice.state(room_id.as_str(), "m.room.member", &bot).await).as_deref(),
+        Some("Visio (transcription)")
+    );
+
+    // Off: Visio leaves the call and takes its usual name back.
+    let command = member.say(&room, "!visio transcribe off").await;
+    let reply = encrypted_reply(&env, &alice, &member, &room, &command).await;
+    assert_eq!(reply["org.salon.reply"]["outcome"], "off", "{reply}");
+    let left = alice
+        .state(room_id.as_str(), "org.matrix.msc3401.call.member", &bot_key)
+        .await
+        .expect("the membership slot stays, emptied");
+    assert_eq!(left, json!({}), "Visio is still a member: {left}");
+    assert_eq!(
+        bot_name(alice.state(room_id.as_str(), "m.room.member", &bot).await).as_deref(),
+        Some("Visio")
+    );
+}
