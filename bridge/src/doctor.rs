@@ -224,17 +224,22 @@ async fn check_matrix_rtc(
             return checks;
         }
     };
-    let listed = transports["rtc_transports"].as_array().is_some_and(|all| {
-        all.iter().any(|t| {
-            t["type"] == "livekit"
-                && t["livekit_service_url"]
-                    .as_str()
-                    .is_some_and(|url| url.trim_end_matches('/') == focus)
+    let listed = transports["rtc_transports"].as_array().and_then(|all| {
+        all.iter().find_map(|t| {
+            let url = t["livekit_service_url"].as_str()?;
+            (t["type"] == "livekit" && url.trim_end_matches('/') == focus).then_some(url)
         })
     });
-    checks.push(if listed {
+    checks.push(if listed == Some(focus.as_str()) {
         Check::Ok(format!(
             "Element Call's call button uses Salon: matrix_rtc.transports lists {focus}"
+        ))
+    } else if let Some(url) = listed {
+        // Element Call tells transports apart by this exact string: the page's
+        // membership (which names `focus`) would look like another focus, and
+        // Element Call would connect to it a second time.
+        Check::Warn(format!(
+            "matrix_rtc.transports lists Salon as {url}, and Salon's call page names it {focus}:              write livekit_service_url exactly as {focus} (no trailing /)"
         ))
     } else {
         Check::Warn(format!(
