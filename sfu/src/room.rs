@@ -36,7 +36,7 @@ use crate::simulcast::{
     KeyframeProbe, LayerForward, LayerRequest, LayerSizes, LiveLayers, MAX_LAYERS, SourcePacket,
     Verdict as LayerVerdict, effective_layer,
 };
-use crate::speakers::SpeakerDetector;
+use crate::speakers::{AudioMeter, SpeakerDetector};
 
 /// How often speaking states are re-evaluated.
 const SPEAKER_TICK: Duration = Duration::from_millis(200);
@@ -206,6 +206,7 @@ impl Rooms {
             offer_id: AtomicU32::new(0),
             audio_tap: Mutex::new(Some(audio_tap)),
             tapped_track: Arc::new(Mutex::new(None)),
+            meter: AudioMeter::default(),
             closed: AtomicBool::new(false),
             removed: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
@@ -378,12 +379,6 @@ impl Room {
         }
     }
 
-    fn observe_level(&self, sid: &str, level: u8) {
-        lock(&self.state)
-            .speakers
-            .observe(sid, level, Instant::now());
-    }
-
     fn ensure_speaker_task(self: &Arc<Self>) {
         let mut state = lock(&self.state);
         if state.speaker_task.is_some() {
@@ -410,6 +405,17 @@ impl Room {
     fn publish_speaker_changes(&self) {
         let (changes, participants) = {
             let mut state = lock(&self.state);
+            // The forwarding loops measure levels without a lock; read them here.
+            let RoomState {
+                participants,
+                speakers,
+                ..
+            } = &mut *state;
+            for p in participants.values() {
+                if let Some((level, last_loud)) = p.meter.read() {
+                    speakers.observe_meter(&p.sid, level, last_loud);
+                }
+            }
             let changes = state.speakers.changes(Instant::now());
             if changes.is_empty() {
                 return;
@@ -679,6 +685,9 @@ pub(crate) struct Participant {
     negotiation: Mutex<Negotiation>,
     offer_id: AtomicU32,
     audio_tap: Mutex<Option<broadcast::Sender<AudioPacket>>>,
+    /// Audio levels of the participant's tracks, written by their forwarding
+    /// loops, read by the room's speaker task.
+    meter: AudioMeter,
     /// The audio track the taps carry (the first published audio track).
     tapped_track: Arc<Mutex<Option<TappedTrack>>>,
     /// Asked to end (stuck outbox, room closing): the session notices.
@@ -949,7 +958,6 @@ impl Participant {
         // Forwarding loop.
         let forwarder = Forwarder {
             track: track.clone(),
-            room: Arc::downgrade(&room),
             participant: Arc::downgrade(self),
             audio_level_id: self.publisher.audio_level_id(),
             max_bitrate_bps,
@@ -1401,7 +1409,6 @@ impl PublishedTrack {
 /// Copies one published track's packets to its subscribers.
 struct Forwarder {
     track: Arc<PublishedTrack>,
-    room: Weak<Room>,
     participant: Weak<Participant>,
     audio_level_id: Option<u8>,
     max_bitrate_bps: u64,
@@ -1423,6 +1430,12 @@ impl Forwarder {
         let mut seen: [SeenSequences; MAX_LAYERS] = Default::default();
         let mut live = LiveLayers::default();
         let mut asked: [Option<Instant>; MAX_LAYERS] = [None; MAX_LAYERS];
+        // Held for the loop's life (the participant owns this loop's task,
+        // and the tap's sender ends when the loop does).
+        let participant = self.participant.upgrade();
+        let tap = participant
+            .as_ref()
+            .and_then(|p| lock(&p.audio_tap).clone());
         while let Some(mut packet) = up.next().await {
             if self.track.ended.load(Ordering::Acquire) {
                 break;
@@ -1460,8 +1473,10 @@ impl Forwarder {
             if dropping {
                 continue;
             }
-            if self.track.kind == TrackKind::Audio {
-                self.observe_audio(&packet, now);
+            if self.track.kind == TrackKind::Audio
+                && let Some(participant) = &participant
+            {
+                self.observe_audio(&packet, now, participant, tap.as_ref());
             }
             // The subscriber list is re-read only when it changed; each one
             // keeps its layer state across the refresh.
@@ -1536,16 +1551,19 @@ impl Forwarder {
         }
     }
 
-    /// An audio packet feeds the speaker detector and the audio taps.
-    fn observe_audio(&self, packet: &crate::media::RtpIn, now: Instant) {
+    /// An audio packet feeds the speaker meter and the audio taps (`tap`,
+    /// taken once when the loop starts: it ends with the participant).
+    fn observe_audio(
+        &self,
+        packet: &crate::media::RtpIn,
+        now: Instant,
+        participant: &Participant,
+        tap: Option<&broadcast::Sender<AudioPacket>>,
+    ) {
         let level = packet.audio_level(self.audio_level_id);
-        let Some(p) = self.participant.upgrade() else {
-            return;
-        };
-        if let (Some(level), Some(room)) = (level, self.room.upgrade()) {
-            room.observe_level(&p.sid, level);
+        if let Some(level) = level {
+            participant.meter.observe(level, now);
         }
-        let tap = lock(&p.audio_tap).clone();
         if let Some(tap) = tap
             && tap.receiver_count() > 0
         {

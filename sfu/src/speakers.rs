@@ -3,6 +3,7 @@
 //! which participants changed; no clock or I/O inside.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A level at or under this many -dBov counts as voice (0 is loudest).
@@ -47,6 +48,20 @@ impl SpeakerDetector {
     }
 
     /// Forgets a participant (they left). Returns a change if they were speaking.
+    /// Sets a participant's smoothed loudness (0..1, as [`Self::observe`]
+    /// computes it) and when they were last loud, as read from a meter the
+    /// forwarding loop keeps (see [`AudioMeter`]).
+    pub fn observe_meter(&mut self, sid: &str, level: f32, last_loud: Option<Instant>) {
+        let voice = match self.voices.get_mut(sid) {
+            Some(voice) => voice,
+            None => self.voices.entry(sid.to_owned()).or_default(),
+        };
+        voice.level = level;
+        if last_loud.is_some() {
+            voice.last_loud = last_loud;
+        }
+    }
+
     pub fn remove(&mut self, sid: &str) -> Option<SpeakerChange> {
         let voice = self.voices.remove(sid)?;
         voice.speaking.then(|| SpeakerChange {
@@ -79,6 +94,64 @@ impl SpeakerDetector {
     /// Whether `sid` is speaking as of the last [`changes`](Self::changes).
     pub fn is_speaking(&self, sid: &str) -> bool {
         self.voices.get(sid).is_some_and(|v| v.speaking)
+    }
+}
+
+/// A participant's audio level as the forwarding loop measures it, packet by
+/// packet, without a lock: the smoothed loudness and when the last loud
+/// packet came. The speaker task reads it a few times a second into the
+/// [`SpeakerDetector`].
+#[derive(Debug)]
+pub struct AudioMeter {
+    base: Instant,
+    /// `f32` bits of the smoothed loudness (0 silent .. 1 loudest).
+    level: AtomicU32,
+    /// Microseconds after `base` of the last loud packet, plus one (0: never).
+    last_loud: AtomicU64,
+    /// Whether any level arrived at all.
+    heard: AtomicBool,
+}
+
+impl Default for AudioMeter {
+    fn default() -> Self {
+        Self {
+            base: Instant::now(),
+            level: AtomicU32::new(0),
+            last_loud: AtomicU64::new(0),
+            heard: AtomicBool::new(false),
+        }
+    }
+}
+
+impl AudioMeter {
+    /// One packet's RFC 6464 level (-dBov), smoothed as [`SpeakerDetector::observe`] does.
+    pub fn observe(&self, level_dbov: u8, now: Instant) {
+        let loudness = 1.0 - f32::from(level_dbov.min(127)) / 127.0;
+        let previous = f32::from_bits(self.level.load(Ordering::Relaxed));
+        self.level.store(
+            (previous * 0.8 + loudness * 0.2).to_bits(),
+            Ordering::Relaxed,
+        );
+        if level_dbov <= SPEECH_DBOV {
+            let micros = now.saturating_duration_since(self.base).as_micros() as u64;
+            self.last_loud.store(micros + 1, Ordering::Relaxed);
+        }
+        if !self.heard.load(Ordering::Relaxed) {
+            self.heard.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The smoothed loudness and the last loud instant; `None` before any level.
+    pub fn read(&self) -> Option<(f32, Option<Instant>)> {
+        if !self.heard.load(Ordering::Relaxed) {
+            return None;
+        }
+        let level = f32::from_bits(self.level.load(Ordering::Relaxed));
+        let last = match self.last_loud.load(Ordering::Relaxed) {
+            0 => None,
+            micros => Some(self.base + Duration::from_micros(micros - 1)),
+        };
+        Some((level, last))
     }
 }
 
@@ -123,5 +196,31 @@ mod tests {
         let change = detector.remove("PA_a").expect("was speaking");
         assert!(!change.active);
         assert!(detector.remove("PA_a").is_none());
+    }
+
+    #[test]
+    fn a_meter_read_into_the_detector_finds_the_speaker() {
+        let meter = AudioMeter::default();
+        assert_eq!(meter.read(), None);
+        let t0 = Instant::now();
+        meter.observe(127, t0);
+        let (level, last) = meter.read().expect("heard");
+        assert_eq!((level, last), (0.0, None));
+        meter.observe(30, t0 + Duration::from_millis(20));
+        let (level, last) = meter.read().expect("heard");
+        assert!(level > 0.0);
+        let last = last.expect("loud");
+        assert!(last.duration_since(t0) >= Duration::from_millis(19));
+        let mut detector = SpeakerDetector::default();
+        detector.observe_meter("PA_a", level, Some(last));
+        let changes = detector.changes(t0 + Duration::from_millis(100));
+        assert_eq!(changes.len(), 1);
+        assert!(changes[0].active);
+        assert!(
+            detector
+                .changes(last + HANGOVER + Duration::from_millis(1))
+                .iter()
+                .all(|c| !c.active)
+        );
     }
 }
