@@ -79,6 +79,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let tokens = config.tokens()?.clone();
     let store = Store::open(&config.storage.path)?;
+    // who the SFU's identities were: tokens live an hour, keep a day
+    match store.prune_identities(crate::clock::now_millis().saturating_sub(86_400_000)) {
+        Ok(0) => {}
+        Ok(n) => info!(
+            pruned = n,
+            "let go of media identities of long-expired tokens"
+        ),
+        Err(e) => warn!(error = %e, "cannot prune old media identities"),
+    }
     let metrics = Arc::new(Metrics::default());
     let matrix = connect_matrix(&config, &store).await?;
     if let Err(e) = matrix.set_displayname(&config.bot.displayname).await {

@@ -23,6 +23,16 @@ pub struct MediaIdentity {
     pub name: String,
 }
 
+/// A [`MediaIdentity`] as kept: with when it was last recorded, so that
+/// identities of tokens long expired can be let go.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    #[serde(flatten)]
+    who: MediaIdentity,
+    #[serde(default)]
+    recorded_at: u64,
+}
+
 impl Store {
     /// Records that `media_room` is the LiveKit room of `room_id`.
     pub fn record_media_room(
@@ -49,19 +59,39 @@ impl Store {
     /// Records who `identity` is (not flushed: a lost record is rebuilt from
     /// the identity's own text where it can be, see [`Store::identity`]).
     pub fn record_identity(&self, identity: &str, who: &MediaIdentity) -> Result<(), StoreError> {
-        let value = encode(who);
-        if self.identities.get(identity.as_bytes())?.as_deref() != Some(value.as_slice()) {
-            self.identities.insert(identity.as_bytes(), value)?;
-        }
+        let kept = Kept {
+            who: who.clone(),
+            recorded_at: crate::clock::now_millis(),
+        };
+        self.identities.insert(identity.as_bytes(), encode(&kept))?;
         Ok(())
+    }
+
+    /// Lets go of identities recorded before `cutoff` (ms since the epoch):
+    /// their tokens expired long ago (a focus token lives an hour), and
+    /// Element Call's Matrix 2.0 identities are new at every join. Returns
+    /// how many went.
+    pub fn prune_identities(&self, cutoff: u64) -> Result<usize, StoreError> {
+        let mut pruned = 0;
+        for entry in self.identities.iter() {
+            let (key, value) = entry?;
+            let old =
+                serde_json::from_slice::<Kept>(&value).map_or(true, |k| k.recorded_at < cutoff);
+            if old {
+                self.identities.remove(key)?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
     }
 
     /// Who `identity` is: as recorded, else the identity itself when it is
     /// a Matrix user id (Salon's page), else a `{mxid}:{device}` identity's
     /// user. A hashed identity nobody recorded is nobody.
     pub fn identity(&self, identity: &str) -> Result<Option<MediaIdentity>, StoreError> {
-        if let Some(who) = read(&self.identities, "media_identities", identity.as_bytes())? {
-            return Ok(Some(who));
+        if let Some(kept) = read::<Kept>(&self.identities, "media_identities", identity.as_bytes())?
+        {
+            return Ok(Some(kept.who));
         }
         Ok(user_of_identity(identity).map(|user_id| MediaIdentity {
             user_id,

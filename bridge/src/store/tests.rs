@@ -328,4 +328,18 @@ async fn media_rooms_and_identities_are_named_after_a_restart() {
     assert_eq!(element.user_id.as_str(), "@alice:example.org");
     let other = crate::rtc::hashed_identity("@eve:example.org", "D", "m");
     assert_eq!(store.identity(&other).unwrap(), None);
+    // a day later, the hashed identity's record is let go
+    assert_eq!(
+        store
+            .prune_identities(crate::clock::now_millis() - 86_400_000)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .prune_identities(crate::clock::now_millis() + 1)
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.identity(&hashed).unwrap(), None);
 }
