@@ -187,7 +187,13 @@ async fn participants_on_two_nodes_hear_each_other_and_get_an_agents_captions() 
         .await
         .ok()
         .flatten();
-    assert!(from_agent.is_some(), "the hidden agent hears alice");
+    let from_agent = from_agent.expect("the hidden agent hears alice");
+    assert!(
+        from_agent.payload.len() == 4
+            && from_agent.payload[0] == 0xf8
+            && from_agent.payload_type == 111,
+        "the agent gets alice's Opus as she sent it: {from_agent:?}"
+    );
     sender.abort();
 
     // A caption from the hidden agent reaches alice on the other node.

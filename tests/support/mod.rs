@@ -715,15 +715,9 @@ pub async fn talk(
     ends
 }
 
-/// Joins the call's media session through the join API, as the call page does.
-pub async fn join_call(
-    env: &Env,
-    user: &User,
-    call_id: &str,
-    name: &str,
-) -> salon_sfu::testing::TestClient {
-    let grant: Value = env
-        .http
+/// The join API's grant for `user` (`url`, `token`), as the call page asks.
+pub async fn join_grant(env: &Env, user: &User, call_id: &str, name: &str) -> Value {
+    env.http
         .post(format!(
             "http://127.0.0.1:{}/_salon/v1/calls/{call_id}/join",
             env.web_port
@@ -734,7 +728,17 @@ pub async fn join_call(
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Joins the call's media session through the join API, as the call page does.
+pub async fn join_call(
+    env: &Env,
+    user: &User,
+    call_id: &str,
+    name: &str,
+) -> salon_sfu::testing::TestClient {
+    let grant = join_grant(env, user, call_id, name).await;
     salon_sfu::testing::TestClient::connect(
         grant["url"].as_str().expect("a join grant"),
         grant["token"].as_str().unwrap(),

@@ -32,6 +32,37 @@ const WHOSE_WAIT: Duration = Duration::from_secs(5);
 pub(super) struct Feed {
     sender: broadcast::Sender<AudioPacket>,
     track: Arc<Mutex<Option<TappedTrack>>>,
+    /// The last packet forwarded: (track sid, sequence, when).
+    last: Option<(String, u16, Instant)>,
+}
+
+/// A track silent this long gives way to another of the same speaker's.
+const TRACK_SWITCH_AFTER: Duration = Duration::from_secs(1);
+
+impl Feed {
+    /// Whether `packet` continues the feed: from its track, newer than the
+    /// last one (a packet seen twice, or a second subscription to the same
+    /// track, would play its audio twice), or from a new track once the old
+    /// one fell silent.
+    fn admits(&mut self, packet: &AudioPacket) -> bool {
+        let now = packet.received_at;
+        match &self.last {
+            Some((sid, seq, _))
+                if *sid == packet.track_sid && (packet.sequence.wrapping_sub(*seq) as i16) <= 0 =>
+            {
+                return false;
+            }
+            Some((sid, _, at))
+                if *sid != packet.track_sid
+                    && now.saturating_duration_since(*at) < TRACK_SWITCH_AFTER =>
+            {
+                return false;
+            }
+            _ => {}
+        }
+        self.last = Some((packet.track_sid.clone(), packet.sequence, now));
+        true
+    }
 }
 
 /// Speakers' feeds by (call, identity).
@@ -51,6 +82,7 @@ impl Feeds {
             .or_insert_with(|| Feed {
                 sender: broadcast::channel(FEED_DEPTH).0,
                 track: Arc::default(),
+                last: None,
             });
         AudioTap::from_parts(identity, feed.track.clone(), feed.sender.subscribe())
     }
@@ -76,13 +108,16 @@ impl Feeds {
 
     /// Hands a packet to the speaker's taps, if anyone listens.
     fn forward(&self, call_id: &str, identity: &str, tapped: &TappedTrack, packet: AudioPacket) {
-        let feeds = self.lock();
-        let Some(feed) = feeds.get(&(call_id.to_owned(), identity.to_owned())) else {
+        let mut feeds = self.lock();
+        let Some(feed) = feeds.get_mut(&(call_id.to_owned(), identity.to_owned())) else {
             return;
         };
+        if !feed.admits(&packet) {
+            return;
+        }
         {
             let mut track = feed.track.lock().unwrap_or_else(|e| e.into_inner());
-            if track.is_none() {
+            if track.as_ref().is_none_or(|t| t.sid != tapped.sid) {
                 *track = Some(tapped.clone());
             }
         }
@@ -362,9 +397,40 @@ mod tests {
             ssrc: 7,
             encryption: Encryption::None,
         };
-        feeds.forward("call-1", "@alice:x", &tapped, packet);
+        feeds.forward("call-1", "@alice:x", &tapped, packet.clone());
         let got = tap.recv().await.expect("alice's packet");
         assert_eq!(got.payload.as_ref(), b"opus");
+        // The same packet again (a second subscription, a retransmission),
+        // or an older one, is not played twice; the next one is.
+        feeds.forward("call-1", "@alice:x", &tapped, packet.clone());
+        let older = AudioPacket {
+            sequence: 0,
+            ..packet.clone()
+        };
+        feeds.forward("call-1", "@alice:x", &tapped, older);
+        let next = AudioPacket {
+            sequence: 2,
+            ..packet.clone()
+        };
+        feeds.forward("call-1", "@alice:x", &tapped, next);
+        assert_eq!(tap.recv().await.expect("the next packet").sequence, 2);
+        // Another track of hers waits until the first falls silent.
+        let other_track = AudioPacket {
+            track_sid: "TR_9".into(),
+            sequence: 500,
+            ..packet.clone()
+        };
+        feeds.forward("call-1", "@alice:x", &tapped, other_track.clone());
+        let later = AudioPacket {
+            received_at: Instant::now() + Duration::from_secs(2),
+            sequence: 501,
+            ..other_track
+        };
+        feeds.forward("call-1", "@alice:x", &tapped, later);
+        assert_eq!(
+            tap.recv().await.expect("the new track's packet").sequence,
+            501
+        );
         assert_eq!(tap.track(), Some(tapped));
         assert_eq!(
             feeds.track_sid("call-1", "@alice:x").as_deref(),
