@@ -366,34 +366,44 @@ impl Bridge {
             .await?;
         let applied = applied.into_inner().expect("applied lock");
         info!(user = %sender, ?applied, "MatrixRTC membership");
-        if applied != crate::rtc::Applied::Joined {
-            return Ok(());
-        }
         let current = self.store.room_call(room_id)?;
-        let outcome = calls::start_from_session(
-            current.as_ref(),
-            StartRequest {
-                room_id,
-                by: &sender,
-                by_power: 0,
-                event: Some(event.event_id.clone()),
-                now,
-            },
-            new_call_id,
-        );
-        let StartOutcome::Started(mut call) = outcome else {
-            return Ok(());
+        // This very event started the live call, and the homeserver failed
+        // before the room was told (the event came back): finish telling it.
+        let replayed = current
+            .as_ref()
+            .filter(|c| c.is_active() && c.started_by_event.as_ref() == Some(&event.event_id))
+            .cloned();
+        let mut call = match replayed {
+            Some(call) => call,
+            None if applied == crate::rtc::Applied::Joined => {
+                let outcome = calls::start_from_session(
+                    current.as_ref(),
+                    StartRequest {
+                        room_id,
+                        by: &sender,
+                        by_power: 0,
+                        event: Some(event.event_id.clone()),
+                        now,
+                    },
+                    new_call_id,
+                );
+                let StartOutcome::Started(mut call) = outcome else {
+                    return Ok(());
+                };
+                self.sync_participants(&mut call)?;
+                self.store.save_call(&call).await?;
+                Metrics::inc(&self.metrics.calls_started);
+                self.refresh_live_calls();
+                info!(call_id = %call.id, by = %sender, "call started from a MatrixRTC session (Element Call)");
+                call
+            }
+            None => return Ok(()),
         };
-        self.sync_participants(&mut call)?;
-        self.store.save_call(&call).await?;
         let power = self.power_levels(room_id).await?;
         if self.bot_lacks_power(&power).is_none() {
-            self.write_room_state(&mut call, RoomStateWrite::Publish)
-                .await?;
+            let owed = call.room_state_owed();
+            self.write_room_state(&mut call, owed).await?;
         }
-        Metrics::inc(&self.metrics.calls_started);
-        self.refresh_live_calls();
-        info!(call_id = %call.id, by = %sender, "call started from a MatrixRTC session (Element Call)");
         let url = self.config.call_url(&call.id);
         let body = format!(
             "📞 {sender} started a call with Element Call. Type `!visio transcribe on` to transcribe it; people without Element Call can join from a browser: {url}"
@@ -416,6 +426,9 @@ impl Bridge {
         self.matrix
             .send_message(room_id, &txn_for(&event.event_id, "rtc-start"), &content)
             .await?;
+        if call.transcribing {
+            return Ok(());
+        }
         self.auto_transcribe(&mut call).await
     }
 
