@@ -25,8 +25,12 @@ use prost::Message as _;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::Sfu;
-use crate::room::{JoinError, Verdict, decode_request, handle_request};
+use crate::room::JoinError;
+
+mod dispatch;
+
 use crate::token::{self, Claims};
+use dispatch::{Verdict, decode_request, handle_request};
 
 /// Largest WebSocket message accepted from a client.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
