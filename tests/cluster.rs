@@ -7,7 +7,8 @@
 //! the room lists who is in the call, learned from LiveKit's signed webhooks
 //! (a forged or unsigned webhook is refused and changes nothing); with
 //! transcription on, a spoken sentence comes back as a transcript notice
-//! under the speaker's mxid and as a LiveKit caption in the call; leaving
+//! under the speaker's mxid and as a LiveKit caption in the call, also after
+//! the bridge was killed and restarted mid-call; leaving
 //! updates the room; `!visio stop` closes the LiveKit room (everyone is
 //! disconnected) and the minutes arrive. `salon doctor` checks the cluster.
 //!
@@ -264,6 +265,12 @@ async fn a_call_on_a_livekit_cluster_is_joined_heard_transcribed_and_closed() {
         still.contains(&alice.user_id) && still.contains(&bob.user_id),
         "a refused webhook changed the room: {still:?}"
     );
+
+    // The bridge dies and comes back mid-call: the webhooks of those already
+    // in the call are long gone, so it asks LiveKit who is there (the
+    // transcription below needs it to know alice is in the call).
+    env.kill_bridge();
+    env.start_bridge().await;
 
     // Transcription on: the hidden transcriber joins, alice speaks, the room
     // gets her sentence under her mxid, and bob gets LiveKit captions.

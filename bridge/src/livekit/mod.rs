@@ -51,6 +51,9 @@ pub struct LiveKitBackend {
     participants: Mutex<HashMap<String, BTreeMap<String, String>>>,
     feeds: Arc<Feeds>,
     listeners: Mutex<HashMap<String, Listener>>,
+    /// Calls whose participants were asked of LiveKit (once per run: after a
+    /// restart, the webhooks of those already in a call are long gone).
+    asked: Mutex<std::collections::HashSet<String>>,
     refused_webhooks: AtomicU64,
     this: Weak<LiveKitBackend>,
 }
@@ -75,6 +78,7 @@ impl LiveKitBackend {
             participants: Mutex::default(),
             feeds: Arc::default(),
             listeners: Mutex::default(),
+            asked: Mutex::default(),
             refused_webhooks: AtomicU64::new(0),
             this: this.clone(),
         }))
@@ -180,6 +184,42 @@ impl LiveKitBackend {
         }
     }
 
+    /// The first time this run asks about `call_id`: asks LiveKit who is in
+    /// it, and reports those the webhooks have not (as joins), so that a
+    /// restarted bridge knows a running call's members again.
+    fn ask_once(&self, call_id: &str) {
+        if !self
+            .asked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(call_id.to_owned())
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (this, call_id) = (self.this.clone(), call_id.to_owned());
+        runtime.spawn(async move {
+            let Some(backend) = this.upgrade() else {
+                return;
+            };
+            match backend.api.list_participants(&call_id).await {
+                Ok(people) => {
+                    for (identity, name) in people {
+                        backend.webhook_event(webhook::WebhookEvent::ParticipantJoined {
+                            room: call_id.clone(),
+                            identity,
+                            name,
+                        });
+                    }
+                }
+                Err(twirp::TwirpError::Failed { status: 404, .. }) => {}
+                Err(error) => warn!(%call_id, %error, "cannot ask LiveKit who is in the call"),
+            }
+        });
+    }
+
     /// Starts the call's hidden participant unless it runs.
     fn ensure_listener(&self, call_id: &str) {
         let mut listeners = self.listeners();
@@ -214,6 +254,7 @@ impl MediaBackend for LiveKitBackend {
     }
 
     fn participants(&self, call_id: &str) -> Vec<MediaParticipant> {
+        self.ask_once(call_id);
         self.participants_of()
             .get(call_id)
             .map(|all| {
@@ -231,6 +272,7 @@ impl MediaBackend for LiveKitBackend {
         if identity == TRANSCRIBER_IDENTITY {
             return None;
         }
+        self.ask_once(call_id);
         let tap = self.feeds.tap(call_id, identity);
         self.ensure_listener(call_id);
         Some(tap)

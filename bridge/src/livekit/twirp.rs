@@ -160,12 +160,12 @@ impl RoomService {
             .map(drop)
     }
 
-    /// The identities in `room`.
-    pub async fn list_participants(&self, room: &str) -> Result<Vec<String>, TwirpError> {
+    /// Who is in `room`: (identity, name), hidden participants included.
+    pub async fn list_participants(&self, room: &str) -> Result<Vec<(String, String)>, TwirpError> {
         let v = self
             .call("ListParticipants", Some(room), json!({"room": room}))
             .await?;
-        Ok(names(&v["participants"], "identity"))
+        Ok(identities_and_names(&v["participants"]))
     }
 
     /// Disconnects `identity` from `room`.
@@ -217,6 +217,20 @@ fn send_data_body(room: &str, topic: &str, payload: &[u8]) -> Value {
         "kind": "RELIABLE",
         "topic": topic,
     })
+}
+
+/// (identity, name) of each participant listed (a missing name is empty).
+fn identities_and_names(list: &Value) -> Vec<(String, String)> {
+    let Some(all) = list.as_array() else {
+        return Vec::new();
+    };
+    all.iter()
+        .filter_map(|p| {
+            let identity = p["identity"].as_str()?.to_owned();
+            let name = p["name"].as_str().unwrap_or_default().to_owned();
+            Some((identity, name))
+        })
+        .collect()
 }
 
 fn names(list: &Value, field: &str) -> Vec<String> {
@@ -296,5 +310,11 @@ mod tests {
             json!({"participants": [{"identity": "@a:x"}, {"sid": "PA_2"}, {"identity": "@b:x"}]});
         assert_eq!(names(&v["participants"], "identity"), vec!["@a:x", "@b:x"]);
         assert!(names(&Value::Null, "identity").is_empty());
+        let people =
+            json!([{"identity": "@a:x", "name": "A"}, {"identity": "@b:x"}, {"sid": "PA_3"}]);
+        assert_eq!(
+            identities_and_names(&people),
+            vec![("@a:x".into(), "A".into()), ("@b:x".into(), String::new())]
+        );
     }
 }
