@@ -44,6 +44,8 @@ if [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1; then
   exit 0
 fi
 
+# Go may be installed without being on this shell's PATH.
+command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null 2>&1 || { echo "setup-livekit-server: Go is not installed (it builds LiveKit server)" >&2; exit 1; }
 
 build() {
