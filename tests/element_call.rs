@@ -260,6 +260,14 @@ async fn element_call_pair(bridge_config: &str) -> (Env, User, User, String, Bro
     (env, alice, bob, room, browsers, joined)
 }
 
+/// Per Element Call person, the to-device messages its host sent and received.
+async fn host_state(browsers: &mut Browsers) -> Value {
+    browsers
+        .ask(json!({"cmd": "host_state"}), Duration::from_secs(30))
+        .await["people"]
+        .clone()
+}
+
 /// What each person heard over `LISTEN_MS`.
 async fn listen(browsers: &mut Browsers) -> Value {
     browsers
@@ -582,6 +590,10 @@ async fn an_element_call_is_a_salon_call_joined_from_salons_page_transcribed_and
             .map(|e| &e["content"]["org.salon.transcript"])
             .collect::<Vec<_>>()
     );
+    let (latency, captions) = caption_latency(&env).await;
+    eprintln!(
+        "unencrypted call: caption latency (end of speech → transcript event) mean {latency:.2} s over {captions} transcripts"
+    );
 
     // Everyone hangs up: the minutes come.
     browsers
@@ -719,4 +731,580 @@ async fn livekit_client_with_element_calls_signalling_falls_back_to_rtc_and_is_h
             "{name}: {console}"
         );
     }
+}
+
+/// Alice's end-to-end-encrypted client (matrix-sdk, its own device), syncing
+/// in the background: it sends her encrypted commands and decrypts what the
+/// bot says in an encrypted room, as her Element would.
+struct Decrypting {
+    client: matrix_sdk::Client,
+    sync: tokio::task::JoinHandle<()>,
+    _store: tempfile::TempDir,
+}
+
+impl Drop for Decrypting {
+    fn drop(&mut self) {
+        self.sync.abort();
+    }
+}
+
+impl Decrypting {
+    async fn log_in(env: &Env, name: &str) -> Decrypting {
+        use matrix_sdk::config::{RequestConfig, SyncSettings};
+        let store = tempfile::tempdir().unwrap();
+        let client = matrix_sdk::Client::builder()
+            .homeserver_url(&env.hs_url)
+            .sqlite_store(store.path(), None)
+            .request_config(RequestConfig::short_retry())
+            .build()
+            .await
+            .unwrap();
+        client
+            .matrix_auth()
+            .login_username(name, support::PASSWORD)
+            .initial_device_display_name("element call e2ee test")
+            .send()
+            .await
+            .unwrap();
+        // Its keys are on the server before any room key is shared.
+        client
+            .sync_once(SyncSettings::default().timeout(Duration::ZERO))
+            .await
+            .unwrap();
+        let syncing = client.clone();
+        let sync = tokio::spawn(async move {
+            loop {
+                let _ = syncing
+                    .sync_once(SyncSettings::default().timeout(Duration::from_secs(2)))
+                    .await;
+            }
+        });
+        Decrypting {
+            client,
+            sync,
+            _store: store,
+        }
+    }
+
+    async fn room(&self, room: &str) -> matrix_sdk::Room {
+        let id = ruma::OwnedRoomId::try_from(room).unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(room) = self.client.get_room(&id) {
+                return room;
+            }
+            assert!(start.elapsed() < support::WAIT, "{id} never synced");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Sends `text` encrypted; its event id.
+    async fn say(&self, room: &str, text: &str) -> String {
+        use ruma::events::room::message::RoomMessageEventContent;
+        self.room(room)
+            .await
+            .send(RoomMessageEventContent::text_plain(text))
+            .await
+            .unwrap()
+            .response
+            .event_id
+            .to_string()
+    }
+
+    /// The clear event of a raw `m.room.encrypted` one, once its key is here.
+    async fn decrypt(&self, room: &str, raw: &Value) -> Option<Value> {
+        let raw = ruma::serde::Raw::from_json_string(raw.to_string()).unwrap();
+        let event = self.room(room).await.decrypt_event(&raw, None).await.ok()?;
+        if event.kind.is_utd() {
+            return None;
+        }
+        serde_json::from_str(event.raw().json().get()).ok()
+    }
+
+    /// The bot's messages in the room so far, each encrypted (asserted) and
+    /// decrypted, in order; `seen` caches those already decrypted.
+    async fn bot_messages(
+        &self,
+        env: &Env,
+        viewer: &User,
+        room: &str,
+        seen: &mut std::collections::BTreeMap<String, Value>,
+    ) -> Vec<Value> {
+        let mut out = Vec::new();
+        for raw in viewer.timeline(room).await {
+            if raw["sender"] != env.bot_id().as_str() || raw.get("state_key").is_some() {
+                continue;
+            }
+            let id = raw["event_id"].as_str().unwrap_or("").to_owned();
+            if let Some(clear) = seen.get(&id) {
+                out.push(clear.clone());
+                continue;
+            }
+            assert_eq!(
+                raw["type"], "m.room.encrypted",
+                "the bot spoke in the clear in an encrypted room: {raw}"
+            );
+            if let Some(mut clear) = self.decrypt(room, &raw).await {
+                clear["origin_server_ts"] = raw["origin_server_ts"].clone();
+                clear["event_id"] = raw["event_id"].clone();
+                seen.insert(id, clear.clone());
+                out.push(clear);
+            }
+        }
+        out
+    }
+
+    /// Says a command, encrypted; the bot's decrypted reply content.
+    async fn command(&self, env: &Env, viewer: &User, room: &str, text: &str) -> Value {
+        let id = self.say(room, text).await;
+        let mut seen = std::collections::BTreeMap::new();
+        let start = Instant::now();
+        loop {
+            if let Some(reply) = self
+                .bot_messages(env, viewer, room, &mut seen)
+                .await
+                .into_iter()
+                .find(|e| e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == id.as_str())
+            {
+                return reply["content"].clone();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no decryptable reply to {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+/// A room made by `owner` with `m.room.encryption` from its creation (as
+/// Tchap makes private rooms), the bot a moderator, `others` joined, and
+/// `org.matrix.msc3401.call.member` open to members.
+async fn encrypted_call_room(env: &Env, owner: &User, others: &[&User]) -> String {
+    let room = owner
+        .create_room(json!({
+            "initial_state": [{"type": "m.room.encryption", "state_key": "",
+                               "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+            "power_level_content_override": {"users": {env.bot_id(): 50}},
+        }))
+        .await;
+    owner
+        .set_power_levels(&room, |levels| {
+            levels["events"]["org.matrix.msc3401.call.member"] = json!(0);
+        })
+        .await;
+    for other in others {
+        owner.invite(&room, &other.user_id).await;
+        other.join(&room).await;
+    }
+    owner.invite(&room, &env.bot_id()).await;
+    let bot = env.bot_id();
+    owner
+        .wait_until("the bot to join", support::WAIT, || {
+            owner.is_joined(&room, &bot)
+        })
+        .await;
+    room
+}
+
+/// One counter's value in the bridge's `/metrics` (0 when absent).
+async fn metric(env: &Env, name: &str) -> f64 {
+    let text = env.metrics().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The mean caption latency so far (end of speech to the transcript event),
+/// from the bridge's histogram, and how many it averages.
+async fn caption_latency(env: &Env) -> (f64, f64) {
+    let sum = metric(env, "salon_caption_latency_seconds_sum").await;
+    let count = metric(env, "salon_caption_latency_seconds_count").await;
+    (if count > 0.0 { sum / count } else { 0.0 }, count)
+}
+
+/// How `user`'s saying of `sentence` came out best in `notices` sent after
+/// `after_ms` (server time): the lowest word error rate over one notice or
+/// up to three consecutive ones of theirs (the segmenter may cut a sentence
+/// at a pause), with the text it scored.
+fn best_sentence(
+    notices: &[Value],
+    user: &User,
+    sentence: &str,
+    after_ms: i64,
+) -> Option<(f64, String)> {
+    let texts: Vec<&str> = notices
+        .iter()
+        .filter(|e| e["content"]["org.salon.transcript"]["speaker"] == user.user_id.as_str())
+        .filter(|e| e["origin_server_ts"].as_i64().unwrap_or(0) > after_ms)
+        .filter_map(|e| e["content"]["org.salon.transcript"]["text"].as_str())
+        .collect();
+    let texts = &texts;
+    (0..texts.len())
+        .flat_map(|i| (i + 1..=(i + 3).min(texts.len())).map(move |j| texts[i..j].join(" ")))
+        .map(|text| (score::wer(sentence, &text), text))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+/// The highest word error rate a sentence may be heard with.
+const MAX_WER: f64 = 0.25;
+
+/// Waits until each of `said` (user, sentence) has a notice sent after
+/// `after_ms` with WER ≤ [`MAX_WER`], or `TRANSCRIPT_WAIT`; the failures
+/// (with what was heard), and per speaker the seconds from now to their
+/// first good sentence, its WER and text.
+async fn wait_for_sentences(
+    env: &Env,
+    viewer: &User,
+    elements: &Decrypting,
+    room: &str,
+    seen: &mut std::collections::BTreeMap<String, Value>,
+    said: &[(&User, &str)],
+    after_ms: i64,
+) -> (Vec<String>, Vec<(String, f64, f64, String)>) {
+    let start = Instant::now();
+    let mut first: Vec<Option<(f64, f64, String)>> = vec![None; said.len()];
+    loop {
+        let notices: Vec<Value> = elements
+            .bot_messages(env, viewer, room, seen)
+            .await
+            .into_iter()
+            .filter(|e| e["content"]["org.salon.transcript"].is_object())
+            .collect();
+        for (i, (user, sentence)) in said.iter().enumerate() {
+            if first[i].is_none()
+                && let Some((wer, text)) = best_sentence(&notices, user, sentence, after_ms)
+                && wer <= MAX_WER
+            {
+                first[i] = Some((start.elapsed().as_secs_f64(), wer, text));
+            }
+        }
+        if first.iter().all(Option::is_some) || start.elapsed() > TRANSCRIPT_WAIT {
+            let mut failures = Vec::new();
+            let mut firsts = Vec::new();
+            for (i, (user, sentence)) in said.iter().enumerate() {
+                match first[i].take() {
+                    Some((secs, wer, text)) => firsts.push((user.user_id.clone(), secs, wer, text)),
+                    None => {
+                        let heard: Vec<&str> = notices
+                            .iter()
+                            .filter(|e| {
+                                e["content"]["org.salon.transcript"]["speaker"]
+                                    == user.user_id.as_str()
+                                    && e["origin_server_ts"].as_i64().unwrap_or(0) > after_ms
+                            })
+                            .filter_map(|e| e["content"]["org.salon.transcript"]["text"].as_str())
+                            .collect();
+                        failures.push(format!(
+                            "{} said {sentence:?}; no notice within {TRANSCRIPT_WAIT:?} heard it with WER ≤ {MAX_WER}: {heard:?}",
+                            user.user_id
+                        ));
+                    }
+                }
+            }
+            return (failures, firsts);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Milliseconds since the epoch, to compare with `origin_server_ts` (Synapse
+/// runs on this machine).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The E2EE counters and the caption latency, for the log.
+async fn e2ee_figures(env: &Env, when: &str) -> (f64, f64) {
+    let decrypted = metric(env, "salon_e2ee_frames_decrypted_total").await;
+    let undecryptable = metric(env, "salon_e2ee_frames_undecryptable_total").await;
+    let (latency, captions) = caption_latency(env).await;
+    eprintln!(
+        "encrypted call, {when}: salon_e2ee_frames_decrypted_total {decrypted}, salon_e2ee_frames_undecryptable_total {undecryptable}; caption latency (end of speech → transcript event) mean {latency:.2} s over {captions} transcripts"
+    );
+    (decrypted, undecryptable)
+}
+
+/// The `io.element.call.encryption_keys` messages `name`'s Element Call sent
+/// to `device` (user:device), from a `host_state` answer.
+fn keys_sent_to(hosts: &Value, name: &str, device: &str) -> Vec<Value> {
+    hosts[name]["toDeviceSent"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            m["type"] == "io.element.call.encryption_keys"
+                && m["to"]
+                    .as_array()
+                    .is_some_and(|to| to.iter().any(|t| t == device))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Element Call in an encrypted room encrypts every frame with per-member
+/// keys it sends, Olm-encrypted, only to the call's members. Two members
+/// hear each other through Salon; before consent no member sends Visio a key
+/// and Salon decrypts nothing; `!visio transcribe on` makes Visio's device a
+/// member of the call, the members send it their keys, and each sentence
+/// comes back, encrypted, in the thread under its speaker. A third member
+/// joins (a new key) and is transcribed; one leaves (everyone rotates) and
+/// transcription goes on; `off` ends the membership; the minutes come,
+/// encrypted, when the call ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_encrypted_element_call_is_transcribed_once_visio_joins_it_as_a_member() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = matrix_rtc_env("\n[calls]\nempty_grace_seconds = 5\n").await;
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    let carol = env.user("carol").await;
+    let elements = Decrypting::log_in(&env, "alice").await;
+    let room = encrypted_call_room(&env, &alice, &[&bob, &carol]).await;
+    let bot = env.bot_id();
+    let dir = env.dir.path().to_owned();
+    let alice_wav = speech_wav(&dir, "alice", ALICE_SAYS, "en-us");
+    let bob_wav = speech_wav(&dir, "bob", BOB_SAYS, "en-gb");
+    let carol_wav = speech_wav(&dir, "carol", CAROL_SAYS, "en");
+    let mut browsers = Browsers::start(&dir).await;
+    let mut failures: Vec<String> = Vec::new();
+    let mut seen = std::collections::BTreeMap::new();
+    // The bot's device, as it keeps it next to its crypto store.
+    let device: Value = serde_json::from_str(
+        &std::fs::read_to_string(env.dir.path().join("data/e2ee/device.json"))
+            .expect("the bot's E2EE device"),
+    )
+    .unwrap();
+    let bot_device = device["device_id"].as_str().unwrap().to_owned();
+    let bot_identity = format!("{bot}:{bot_device}");
+    let bot_member = format!("_{bot}_{bot_device}_m.call");
+
+    // 1. Both join (the room is encrypted, so Element Call encrypts per
+    // participant) and hear each other through Salon.
+    browsers
+        .ask(
+            json!({
+                "cmd": "ec_join", "hs": env.hs_url, "room": room, "e2ee": true,
+                "people": [person("alice", &alice_wav), person("bob", &bob_wav)],
+                "expect_heard": 1, "timeout_ms": 120_000, "stagger": true,
+            }),
+            Duration::from_secs(200),
+        )
+        .await;
+    let heard = listen(&mut browsers).await;
+    eprintln!("encrypted element call listening: {heard}");
+    for name in ["alice", "bob"] {
+        if heard_streams(&heard[name]).len() != 1 {
+            failures.push(format!(
+                "{name} must hear the other member in the encrypted call: {}",
+                heard[name]
+            ));
+        }
+    }
+    let hosts = host_state(&mut browsers).await;
+    eprintln!("to-device before transcription: {hosts}");
+
+    // 5. Before consent Visio is no member: no key goes to its device and
+    // Salon decrypts nothing (it forwards what it cannot read).
+    for name in ["alice", "bob"] {
+        let exchanged = hosts[name]["toDeviceSent"].as_array().is_some_and(|sent| {
+            sent.iter()
+                .any(|m| m["type"] == "io.element.call.encryption_keys")
+        });
+        if !exchanged {
+            failures.push(format!(
+                "{name}'s Element Call sent no media key to the other member: is E2EE on? {}",
+                hosts[name]
+            ));
+        }
+        let to_bot = keys_sent_to(&hosts, name, &bot_identity);
+        if !to_bot.is_empty() {
+            failures.push(format!(
+                "{name} sent Visio a media key before it was a member: {to_bot:?}"
+            ));
+        }
+    }
+    let (decrypted, _) = e2ee_figures(&env, "before transcription").await;
+    if decrypted != 0.0 {
+        failures.push(format!(
+            "Salon decrypted {decrypted} frames before Visio was a member"
+        ));
+    }
+
+    // 2. Transcription on, asked encrypted as from Element.
+    let saved = elements
+        .command(&env, &alice, &room, "!visio settings language=en")
+        .await;
+    assert_eq!(saved["org.salon.reply"]["language"], "en", "{saved}");
+    let on = elements
+        .command(&env, &alice, &room, "!visio transcribe on")
+        .await;
+    assert_eq!(on["org.salon.reply"]["outcome"], "on", "{on}");
+    assert_eq!(on["org.salon.transcription"]["member"], true, "{on}");
+    let on_ms = now_ms();
+    let membership = alice
+        .wait_for("Visio's call membership", support::WAIT, || async {
+            alice
+                .state(&room, "org.matrix.msc3401.call.member", &bot_member)
+                .await
+                .filter(|m| m.get("device_id").is_some())
+        })
+        .await;
+    assert_eq!(membership["device_id"], bot_device.as_str(), "{membership}");
+    eprintln!("visio's membership: {membership}");
+
+    // Each sentence arrives in the thread, encrypted, under its speaker.
+    let (missed, firsts) = wait_for_sentences(
+        &env,
+        &alice,
+        &elements,
+        &room,
+        &mut seen,
+        &[(&alice, ALICE_SAYS), (&bob, BOB_SAYS)],
+        on_ms,
+    )
+    .await;
+    eprintln!(
+        "encrypted call: after transcribe on, first sentence with WER ≤ {MAX_WER} (speaker, s, WER, text): {firsts:?}"
+    );
+    failures.extend(missed);
+    let (decrypted, _) = e2ee_figures(&env, "two members transcribed").await;
+    if decrypted == 0.0 {
+        failures.push("salon_e2ee_frames_decrypted_total is 0 after transcription on".into());
+    }
+    let hosts = host_state(&mut browsers).await;
+    for name in ["alice", "bob"] {
+        let to_bot = keys_sent_to(&hosts, name, &bot_identity);
+        eprintln!("{name}'s keys to Visio: {to_bot:?}");
+        if to_bot.is_empty() {
+            failures.push(format!(
+                "{name}'s Element Call sent no media key to Visio's device {bot_device}"
+            ));
+        }
+    }
+
+    // 3. Carol joins mid-call: her key reaches Visio, she is transcribed.
+    let carol_at = now_ms();
+    let carol_joined = browsers
+        .try_ask(
+            json!({
+                "cmd": "ec_join", "hs": env.hs_url, "room": room, "e2ee": true,
+                "people": [person("carol", &carol_wav)],
+                "expect_heard": 2, "timeout_ms": 120_000,
+            }),
+            Duration::from_secs(200),
+        )
+        .await;
+    if carol_joined["ok"] != true {
+        failures.push(format!(
+            "carol's Element Call did not join and hear both: {}",
+            carol_joined["error"]
+        ));
+    }
+    let (missed, firsts) = wait_for_sentences(
+        &env,
+        &alice,
+        &elements,
+        &room,
+        &mut seen,
+        &[(&carol, CAROL_SAYS)],
+        carol_at,
+    )
+    .await;
+    eprintln!("encrypted call: carol joined, first sentence (speaker, s, WER, text): {firsts:?}");
+    failures.extend(missed);
+    e2ee_figures(&env, "carol joined").await;
+
+    // Bob leaves: the others rotate to a new key index; both still transcribed.
+    let leaving = now_ms();
+    browsers
+        .ask(
+            json!({"cmd": "hang_up", "names": ["bob"]}),
+            Duration::from_secs(60),
+        )
+        .await;
+    let bob_left = now_ms();
+    // livekit-client switches to a rotated key 1 s after sending it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (missed, firsts) = wait_for_sentences(
+        &env,
+        &alice,
+        &elements,
+        &room,
+        &mut seen,
+        &[(&alice, ALICE_SAYS), (&carol, CAROL_SAYS)],
+        bob_left + 3000,
+    )
+    .await;
+    eprintln!("encrypted call: bob left, first sentence (speaker, s, WER, text): {firsts:?}");
+    failures.extend(missed);
+    let hosts = host_state(&mut browsers).await;
+    for name in ["alice", "carol"] {
+        let to_bot = keys_sent_to(&hosts, name, &bot_identity);
+        eprintln!("{name}'s keys to Visio: {to_bot:?}");
+        let rotated = to_bot
+            .iter()
+            .any(|m| m["at"].as_i64().unwrap_or(0) >= leaving);
+        if !rotated {
+            failures.push(format!(
+                "{name} sent Visio no new key after bob left: {to_bot:?}"
+            ));
+        }
+    }
+    // The rotated keys are in use: frames keep decrypting, few fail.
+    let (decrypted_before, failed_before) = e2ee_figures(&env, "bob left").await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (decrypted, failed) = e2ee_figures(&env, "10 s later").await;
+    let (decrypted, failed) = (decrypted - decrypted_before, failed - failed_before);
+    if decrypted < 200.0 || failed * 10.0 > decrypted {
+        failures.push(format!(
+            "after the rotation, over 10 s: {decrypted} frames decrypted, {failed} undecryptable"
+        ));
+    }
+
+    // 4. Off: Visio's membership is emptied.
+    let off = elements
+        .command(&env, &alice, &room, "!visio transcribe off")
+        .await;
+    assert_eq!(off["org.salon.reply"]["outcome"], "off", "{off}");
+    let left = alice
+        .state(&room, "org.matrix.msc3401.call.member", &bot_member)
+        .await;
+    if left != Some(json!({})) {
+        failures.push(format!("Visio is still a member after off: {left:?}"));
+    }
+
+    // Everyone hangs up: the minutes come, encrypted.
+    browsers
+        .ask(
+            json!({"cmd": "hang_up", "names": ["alice", "carol"]}),
+            Duration::from_secs(60),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let minutes = loop {
+        let found = elements
+            .bot_messages(&env, &alice, &room, &mut seen)
+            .await
+            .into_iter()
+            .find(|e| e["content"]["org.salon.minutes"].is_object());
+        if found.is_some() || Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    match minutes {
+        None => failures.push("no decryptable minutes within 180 s of everyone leaving".into()),
+        Some(m) => eprintln!("encrypted minutes: {}", m["content"]["org.salon.minutes"]),
+    }
+    assert!(
+        failures.is_empty(),
+        "{} check(s) failed:\n- {}\n{}",
+        failures.len(),
+        failures.join("\n- "),
+        env.logs()
+    );
 }

@@ -2,14 +2,17 @@
 // a matrix-js-sdk client logged in with a password, a matrix-widget-api
 // ClientWidgetApi with a WidgetDriver backed by that client, and Element Call
 // in an iframe. Bundled by esbuild (run.mjs) and opened as
-//   /host.html?hs=…&user=…&password=…&room=…
+//   /host.html?hs=…&user=…&password=…&room=…[&e2ee=1]
+// With e2ee=1 the client has matrix-js-sdk's Rust crypto (its wasm served by
+// run.mjs) and sends Element Call's encrypted to-device messages as Element
+// Web does: encrypted by the crypto API, then queued.
 // It shows its progress on `window.hostTest` for the Playwright runner.
 
 import { ClientEvent, createClient, MatrixError, RoomStateEvent, SyncState } from 'matrix-js-sdk';
 import { ClientWidgetApi, OpenIDRequestState, Widget, WidgetDriver } from 'matrix-widget-api';
 
 const params = new URLSearchParams(location.search);
-const test = (window.hostTest = { state: 'starting', error: null, userId: null, deviceId: null, widgetActions: [] });
+const test = (window.hostTest = { state: 'starting', error: null, userId: null, deviceId: null, widgetActions: [], toDeviceSent: [], toDeviceReceived: [] });
 const log = (...parts) => console.log('[host]', ...parts);
 
 function fail(step, err) {
@@ -18,7 +21,7 @@ function fail(step, err) {
   console.error('[host] failed', test.error);
 }
 
-/** Element Web's driver (apps/web/src/stores/widgets/ElementWidgetDriver.ts), reduced to one room and no E2EE. */
+/** Element Web's driver (apps/web/src/stores/widgets/ElementWidgetDriver.ts), reduced to one room. */
 class Driver extends WidgetDriver {
   constructor(client, roomId) {
     super();
@@ -74,14 +77,39 @@ class Driver extends WidgetDriver {
   }
 
   async sendToDevice(eventType, encrypted, contentMap) {
-    // The test room is unencrypted: Element Call sends no encrypted to-device messages there.
-    if (encrypted) throw new Error('this host has no E2EE');
-    await this.client.queueToDevice({
-      eventType,
-      batch: Object.entries(contentMap).flatMap(([userId, devices]) =>
-        Object.entries(devices).map(([deviceId, payload]) => ({ userId, deviceId, payload })),
-      ),
-    });
+    if (!encrypted) {
+      await this.client.queueToDevice({
+        eventType,
+        batch: Object.entries(contentMap).flatMap(([userId, devices]) =>
+          Object.entries(devices).map(([deviceId, payload]) => ({ userId, deviceId, payload })),
+        ),
+      });
+      return;
+    }
+    // As Element Web: recipients grouped by identical content, each group
+    // encrypted with Olm by the crypto API (which ignores trust), then queued.
+    const crypto = this.client.getCrypto();
+    if (!crypto) throw new Error('encrypted to-device asked of a host without E2EE (open it with e2ee=1)');
+    const groups = new Map();
+    for (const [userId, devices] of Object.entries(contentMap)) {
+      for (const [deviceId, content] of Object.entries(devices)) {
+        const key = JSON.stringify(content);
+        if (!groups.has(key)) groups.set(key, []);
+        if (deviceId === '*') {
+          const known = (await crypto.getUserDeviceInfo([userId], true)).get(userId) || new Map();
+          for (const id of known.keys()) groups.get(key).push({ userId, deviceId: id });
+        } else {
+          groups.get(key).push({ userId, deviceId });
+        }
+      }
+    }
+    for (const [content, recipients] of groups) {
+      const batch = await crypto.encryptToDeviceMessages(eventType, recipients, JSON.parse(content));
+      // The key index (never the key) shows the rotations.
+      const index = JSON.parse(content).keys?.index;
+      test.toDeviceSent.push({ type: eventType, index, at: Date.now(), to: recipients.map((r) => `${r.userId}:${r.deviceId}`), encrypted: batch.batch.length });
+      await this.client.queueToDevice(batch);
+    }
   }
 
   async readRoomTimeline(roomId, eventType, msgtype, stateKey, limit, since) {
@@ -167,6 +195,11 @@ async function main() {
       if (state === SyncState.Error) reject(data?.error || new Error('sync failed'));
     });
   });
+  if (params.get('e2ee') === '1') {
+    test.state = 'crypto';
+    // Each browser is a fresh profile and each login a new device: an in-memory store is enough.
+    await client.initRustCrypto({ useIndexedDB: false });
+  }
   await client.startClient({ initialSyncLimit: 20 });
   await prepared;
   if (!client.getRoom(roomId)) throw new Error(`${login.user_id} is not in ${roomId}`);
@@ -226,6 +259,7 @@ async function main() {
     api.feedStateUpdate(ev.getEffectiveEvent()).catch((err) => log('feedStateUpdate failed', err?.message));
   });
   client.on(ClientEvent.ReceivedToDeviceMessage, ({ message, encryptionInfo }) => {
+    test.toDeviceReceived.push({ type: message.type, sender: message.sender, encrypted: encryptionInfo != null });
     api.feedToDevice(message, encryptionInfo != null).catch((err) => log('feedToDevice failed', err?.message));
   });
   test.hangUp = () => api.transport.send('im.vector.hangup', {});

@@ -6,13 +6,17 @@
 //              installed at test time by scripts/setup-element-call.sh into
 //              .cache/element-call, never committed, never served by Salon);
 //   /host.html the widget host (host.js, bundled here with esbuild);
+//   /pkg/matrix_sdk_crypto_wasm_bg.wasm  matrix-js-sdk's Rust crypto, which the
+//              bundled host fetches relative to its own URL (e2ee hosts);
 //   /lk.html   a livekit-client 2.22.3 page with default options (lk.js).
 // Each person gets their own Chromium (a fake microphone is per browser).
 //
 // Protocol: one JSON command per line on stdin, one JSON answer per line on
 // stdout ({"ok":true,…} or {"ok":false,"error":…}). The first line on stdout
 // is {"ok":true,"ready":true,"origin":…}. Commands:
-//   {"cmd":"ec_join","hs":URL,"room":ID,"people":[{name,login,password,wav}],"expect_heard":N,"timeout_ms":T,"stagger":BOOL}
+//   {"cmd":"ec_join","hs":URL,"room":ID,"people":[{name,login,password,wav}],"expect_heard":N,"timeout_ms":T,"stagger":BOOL,"e2ee":BOOL}
+//                                      e2ee: the hosts have Rust crypto and send encrypted to-device
+//   {"cmd":"host_state"}                per Element Call person, the to-device messages its host sent and received
 //   {"cmd":"lk_join","people":[{name,url,token,wav}],"expect_heard":N,"timeout_ms":T}
 //   {"cmd":"salon_join","person":{name,login,password,wav},"url":CALL_LINK,"expect_heard":N,"timeout_ms":T}
 //   {"cmd":"listen","ms":MS}            per person, what each received audio stream sounded like
@@ -33,10 +37,11 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const CACHE = process.env.SALON_EC_CACHE || join(HERE, '..', '..', '.cache', 'element-call');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const EC_DIST = join(CACHE, 'node_modules', '@element-hq', 'element-call-embedded', 'dist');
+const CRYPTO_WASM = join(CACHE, 'node_modules', '@matrix-org', 'matrix-sdk-crypto-wasm', 'pkg', 'matrix_sdk_crypto_wasm_bg.wasm');
 /** An inbound audio level (0..1, linear; 1 is full scale) clearly above silence. */
 const HEARD_LEVEL = 0.05;
 /** Console lines that tell how Element Call's connection went. */
-const TELLING = /livekitRoom\.connect|has no matching matrix call member|MatrixRTCTransportMissingError|v1 RTC path|ConnectionError|could not establish|\[host\]|\[lk\]|\[pageerror\]|\[requestfailed\]|\[http [45]\d\d\]/;
+const TELLING = /livekitRoom\.connect|EncryptionManager|ToDeviceKeyTransport|E2EE|e2ee|has no matching matrix call member|MatrixRTCTransportMissingError|v1 RTC path|ConnectionError|could not establish|\[host\]|\[lk\]|\[pageerror\]|\[requestfailed\]|\[http [45]\d\d\]/;
 
 function stderr(line) {
   process.stderr.write(`run.mjs: ${line}\n`);
@@ -84,6 +89,7 @@ async function startServer() {
     '/host.js': { type: TYPES['.js'], body: await bundle('host.js') },
     '/lk.html': { type: TYPES['.html'], body: page('lk.js') },
     '/lk.js': { type: TYPES['.js'], body: await bundle('lk.js') },
+    '/pkg/matrix_sdk_crypto_wasm_bg.wasm': { type: TYPES['.wasm'], body: readFileSync(CRYPTO_WASM) },
   };
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
@@ -320,13 +326,14 @@ async function launchAll(list, kind) {
  * before is connected, so the later ones join a call already under way (the
  * usual case of pressing the call button).
  */
-async function ecJoin({ hs, room, people: list, expect_heard: expect = 1, timeout_ms: timeoutMs = 90000, stagger = false }, origin) {
+async function ecJoin({ hs, room, people: list, expect_heard: expect = 1, timeout_ms: timeoutMs = 90000, stagger = false, e2ee = false }, origin) {
   const joined = await launchAll(list, 'ec');
   const out = {};
   const join = async ({ spec, person }) => {
     const url = new URL('/host.html', origin);
     for (const [k, v] of Object.entries({ hs, room, user: spec.login, password: spec.password })) url.searchParams.set(k, v);
     if (spec.intent) url.searchParams.set('intent', spec.intent);
+    if (e2ee) url.searchParams.set('e2ee', '1');
     person.openedAt = Date.now();
     await person.page.goto(url.href, { waitUntil: 'domcontentloaded' });
     const host = await until(
@@ -439,6 +446,15 @@ async function listen({ ms = 5000 }) {
   return { people: out };
 }
 
+async function hostState() {
+  const out = {};
+  for (const [name, person] of people) {
+    if (person.kind !== 'ec' || !person.browser) continue;
+    out[name] = await person.page.evaluate(() => ({ toDeviceSent: window.hostTest.toDeviceSent, toDeviceReceived: window.hostTest.toDeviceReceived })).catch((err) => ({ error: err.message }));
+  }
+  return { people: out };
+}
+
 async function hangUp({ names }) {
   const out = {};
   await Promise.all(
@@ -478,7 +494,7 @@ async function main() {
         return;
       }
       if (command.cmd === 'quit') return quit(0);
-      const handlers = { ec_join: ecJoin, lk_join: lkJoin, salon_join: salonJoin, listen, hang_up: hangUp };
+      const handlers = { ec_join: ecJoin, lk_join: lkJoin, salon_join: salonJoin, listen, hang_up: hangUp, host_state: hostState };
       const handler = handlers[command.cmd];
       let answer;
       try {
