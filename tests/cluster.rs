@@ -157,6 +157,25 @@ async fn a_call_on_a_livekit_cluster_is_joined_heard_transcribed_and_closed() {
         "{report}"
     );
     assert!(report.contains("Salon's webhook answers"), "{report}");
+    // With a secret the cluster does not know, it says so in plain words.
+    let wrong = env.dir.path().join("wrong-secret.toml");
+    std::fs::write(
+        env.dir.path().join("wrong_secret"),
+        "not-the-cluster-secret-0123456789abcdef",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&env.config_path)
+        .unwrap()
+        .replace("livekit_secret", "wrong_secret");
+    std::fs::write(&wrong, text).unwrap();
+    let (ok, report) = env.doctor(&wrong);
+    assert!(!ok, "doctor fails with a wrong secret:\n{report}");
+    assert!(
+        report.contains(&format!(
+            "LiveKit refused the API key `{KEY}` or its secret"
+        )),
+        "{report}"
+    );
 
     let started = alice.command(&room, "!visio start").await;
     let call_id = started["org.salon.reply"]["call_id"]
