@@ -2,7 +2,7 @@
 //! each subscriber gets, when it may switch, and how its packets are
 //! renumbered so that its decoder sees one continuous stream.
 //!
-//! It sits in the forwarding loop (`room::Forwarder`): for every packet of a
+//! It sits in the forwarding loop (`room::forward`): for every packet of a
 //! published track, the loop asks the subscriber's [`LayerForward`] whether to
 //! send it and with which sequence number and timestamp. What a subscriber
 //! asked for (`UpdateTrackSettings`) is kept in a [`LayerRequest`], packed in

@@ -10,6 +10,11 @@
 //!
 //! Signaling messages to a participant go through its outbox, drained by its
 //! WebSocket session (see `signal`). Different rooms share no lock.
+//!
+//! This file holds the rooms (admission, lookup, closing) and a room (its
+//! participants, speakers, broadcasts); `participant` a participant's two
+//! connections, publishing and subscribing; `track` a published track and
+//! its subscriber list; `forward` the per-track forwarding loop.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
