@@ -597,13 +597,14 @@ impl UpTrack {
         self.layers.iter().any(|(_, layer)| *layer > 0)
     }
 
-    /// The simulcast layer an SSRC carries (0 without simulcast).
-    pub(crate) fn layer_of(&self, ssrc: u32) -> u8 {
+    /// The simulcast layer an SSRC carries (0 without simulcast); `None` for
+    /// an SSRC whose opening was not seen (the crate drops that event when
+    /// its queue is full).
+    pub(crate) fn layer_of(&self, ssrc: u32) -> Option<u8> {
         self.layers
             .iter()
             .find(|(s, _)| *s == ssrc)
             .map(|(_, layer)| *layer)
-            .unwrap_or(0)
     }
 
     /// The codec as negotiated, for the forwarded copies.

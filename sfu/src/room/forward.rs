@@ -55,7 +55,13 @@ impl Forwarder {
                 break;
             }
             let now = Instant::now();
-            let layer = up.layer_of(packet.ssrc()).min(MAX_LAYERS as u8 - 1);
+            // On a simulcast track, a stream of unknown layer is not
+            // forwarded: taken for layer 0 it would interleave with it.
+            let layer = match up.layer_of(packet.ssrc()) {
+                Some(layer) => layer.min(MAX_LAYERS as u8 - 1),
+                None if self.track.simulcast || up.has_layers() => continue,
+                None => 0,
+            };
             let slot = &self.track.layer_ssrcs[usize::from(layer)];
             if slot.load(Ordering::Relaxed) != packet.ssrc() {
                 slot.store(packet.ssrc(), Ordering::Relaxed);
