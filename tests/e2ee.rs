@@ -647,6 +647,34 @@ async fn in_an_encrypted_element_call_visio_joins_as_a_visible_member_while_tran
         Some("Visio (transcription)")
     );
 
+    // A restart loses the media keys (memory only): Visio leaves the call and
+    // joins it again, so that members send it their current keys.
+    let bot_memberships = || async {
+        alice
+            .timeline(room_id.as_str())
+            .await
+            .into_iter()
+            .filter(|e| {
+                e["type"] == "org.matrix.msc3401.call.member" && e["sender"] == bot.as_str()
+            })
+            .map(|e| e["content"].get("device_id").is_some())
+            .collect::<Vec<bool>>()
+    };
+    assert_eq!(
+        bot_memberships().await,
+        [true],
+        "one join before the restart"
+    );
+    env.kill_bridge();
+    env.start_bridge().await;
+    alice
+        .wait_until(
+            "Visio to rejoin the call after the restart",
+            WAIT,
+            || async { bot_memberships().await == [true, false, true] },
+        )
+        .await;
+
     // Off: Visio leaves the call and takes its usual name back.
     let command = member.say(&room, "!visio transcribe off").await;
     let reply = encrypted_reply(&env, &alice, &member, &room, &command).await;

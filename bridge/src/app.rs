@@ -271,14 +271,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Picks up what a previous run left: calls being transcribed listen again
 /// (their participants rejoin the new SFU), and owed minutes are posted.
+/// In an encrypted call the media keys died with the previous run, and
+/// members send their current key only to a member who joins: Visio leaves
+/// the call and joins it again, so that they send it.
 async fn resume_after_restart(app: &Arc<Bridge>) -> anyhow::Result<()> {
-    for call in app.store.active_calls()? {
+    for mut call in app.store.active_calls()? {
         if call.transcribing {
             let language = app.store.room_settings(&call.room_id)?.language;
             match app.transcriber.ensure_engine().await {
                 Ok(()) => app.transcriber.start(&call, language.as_deref()),
                 Err(e) => warn!(call_id = %call.id, error = %e, "cannot resume transcription"),
             }
+        }
+        if call.bot_membership.is_some() {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let rejoined = match app.leave_call_as_member(&mut call).await {
+                    Ok(()) => app.join_call_as_member(&mut call).await,
+                    Err(e) => Err(e),
+                };
+                match rejoined {
+                    Ok(()) => {
+                        info!(call_id = %call.id, "Visio joined the encrypted call again, for its keys")
+                    }
+                    Err(e) => {
+                        warn!(call_id = %call.id, error = %e, "cannot rejoin the encrypted call; its audio stays unheard until the next key rotation")
+                    }
+                }
+            });
         }
     }
     if app.config.minutes.enabled {
