@@ -87,6 +87,10 @@ pub struct Call {
     /// to receive its media keys.
     #[serde(default)]
     pub bot_membership: Option<String>,
+    /// When the bot's membership was last written (ms), to refresh it
+    /// before it lapses.
+    #[serde(default)]
+    pub bot_membership_at: Option<Millis>,
 }
 
 /// How a call began.
@@ -341,6 +345,7 @@ fn fresh_call(req: StartRequest<'_>, id: String, origin: CallOrigin) -> Call {
         room_view: RoomView::Missing,
         origin,
         bot_membership: None,
+        bot_membership_at: None,
     }
 }
 

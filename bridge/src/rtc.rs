@@ -79,18 +79,31 @@ pub fn membership_state_key(user: &str, device: &str) -> String {
     format!("_{user}_{device}_m.call")
 }
 
+/// How long a membership Salon writes lasts (Element Call's 4 h).
+pub const MEMBERSHIP_LASTS_MS: u64 = 14_400_000;
+
+/// Whether a membership Salon wrote at `written_at` (ms) should be written
+/// again at `now`: an hour before it lapses, or when nobody knows when.
+pub fn membership_refresh_due(written_at: Option<u64>, now: u64) -> bool {
+    written_at.is_none_or(|at| now.saturating_sub(at) >= MEMBERSHIP_LASTS_MS - 3_600_000)
+}
+
 /// A call membership for `user`'s `device` in `room_id`'s call, naming
-/// Salon's focus at `focus_url`, as Element Call 0.26 writes its own.
+/// Salon's focus at `focus_url`, as Element Call 0.26 writes its own,
+/// created at `created_ts` (ms): it lasts [`MEMBERSHIP_LASTS_MS`] from then
+/// (a rewrite with a new `created_ts` refreshes it; the homeserver would
+/// ignore a rewrite of the same content).
 pub fn membership_content(
     user: &str,
     device: &str,
     room_id: &str,
     focus_url: &str,
+    created_ts: u64,
 ) -> serde_json::Value {
     serde_json::json!({
         "application": "m.call", "call_id": "", "scope": "m.room",
         "device_id": device, "membershipID": legacy_identity(user, device),
-        "expires": 14_400_000, "m.call.intent": "audio",
+        "expires": MEMBERSHIP_LASTS_MS, "created_ts": created_ts, "m.call.intent": "audio",
         "focus_active": {"type": "livekit", "focus_selection": "multi_sfu"},
         "foci_preferred": [{"type": "livekit", "livekit_alias": room_id, "livekit_service_url": focus_url}],
     })
@@ -301,10 +314,16 @@ mod tests {
             "BOTDEV",
             "!r:hs",
             "https://v.example/livekit/jwt",
+            5,
         );
         let change = read_call_member(&membership_state_key("@visio:hs", "BOTDEV"), &content, 7);
         assert_eq!(change.key, "state:_@visio:hs_BOTDEV_m.call");
-        assert_eq!(change.device, Some(("BOTDEV".to_owned(), 7 + 14_400_000)));
+        // it lasts from its created_ts, not from when the server stamped it
+        assert_eq!(change.device, Some(("BOTDEV".to_owned(), 5 + 14_400_000)));
+        // written again an hour before it lapses
+        assert!(membership_refresh_due(None, 0));
+        assert!(!membership_refresh_due(Some(1_000), 1_000 + 10_799_999));
+        assert!(membership_refresh_due(Some(1_000), 1_000 + 10_800_000));
         assert_eq!(content["membershipID"], "@visio:hs:BOTDEV");
         assert_eq!(
             content["foci_preferred"][0]["livekit_service_url"],

@@ -251,11 +251,13 @@ impl Bridge {
             self.config.web.public_url.as_str().trim_end_matches('/'),
             self.config.web.focus_path
         );
+        let now = crate::clock::now_millis();
         let content = crate::rtc::membership_content(
             bot.as_str(),
             device.as_str(),
             call.room_id.as_str(),
             &focus_url,
+            now,
         );
         let name = json!({
             "membership": "join",
@@ -273,7 +275,8 @@ impl Bridge {
             )
             .await?;
         call.bot_membership = Some(device.to_string());
-        self.store.save_call(call).await?;
+        call.bot_membership_at = Some(now);
+        self.store.save_call_only(call).await?;
         info!(call_id = %call.id, device = %device, "Visio joined the encrypted call as a member, to receive its media keys");
         Ok(())
     }
@@ -298,6 +301,7 @@ impl Bridge {
             .send_state(&call.room_id, "m.room.member", bot.as_str(), &name)
             .await?;
         call.bot_membership = None;
+        call.bot_membership_at = None;
         self.store.save_call_only(call).await?;
         info!(call_id = %call.id, "Visio left the encrypted call");
         Ok(())

@@ -434,9 +434,23 @@ impl Bridge {
 
     /// Ends the room's call if its grace period or unjoined timeout has passed.
     pub async fn check_timeout(&self, room_id: &OwnedRoomId) -> Result<(), HandleError> {
-        let Some(call) = self.store.room_call(room_id)? else {
+        let Some(mut call) = self.store.room_call(room_id)? else {
             return Ok(());
         };
+        // Visio's membership of an encrypted call lapses after 4 h unless
+        // written again; members stop sending keys to a lapsed member.
+        let now = now_millis();
+        if call.is_active()
+            && call.bot_membership.is_some()
+            && crate::rtc::membership_refresh_due(call.bot_membership_at, now)
+            && let Err(e) = self.join_call_as_member(&mut call).await
+        {
+            // never in the way of the call's timeouts; try again in 10 min
+            warn!(call_id = %call.id, error = %e, "cannot refresh Visio's membership of the encrypted call");
+            let lasts = crate::rtc::MEMBERSHIP_LASTS_MS - 3_600_000;
+            call.bot_membership_at = Some((now + 600_000).saturating_sub(lasts));
+            self.store.save_call_only(&call).await?;
+        }
         let calls_cfg = self.config.calls;
         if let Some(reason) = call.timeout_due(
             now_millis(),

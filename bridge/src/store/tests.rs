@@ -42,6 +42,7 @@ fn call(id: &str) -> Call {
         room_view: crate::calls::RoomView::Current,
         origin: crate::calls::CallOrigin::Command,
         bot_membership: None,
+        bot_membership_at: None,
     }
 }
 
