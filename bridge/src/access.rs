@@ -214,11 +214,7 @@ async fn call_info(State(state): State<AccessState>, Path(call_id): Path<String>
         "server_name": state.config.homeserver.server_name,
         "transcription": call.transcribing,
         // The page's MatrixRTC membership names this as its transport.
-        "focus_url": format!(
-            "{}{}",
-            state.config.web.public_url.as_str().trim_end_matches('/'),
-            state.config.web.focus_path
-        ),
+        "focus_url": state.config.focus_url(),
     }))
     .into_response()
 }

@@ -168,11 +168,7 @@ async fn check_matrix_rtc(
     config: &Config,
     as_token: &str,
 ) -> Vec<Check> {
-    let focus = format!(
-        "{}{}",
-        config.web.public_url.as_str().trim_end_matches('/'),
-        config.web.focus_path
-    );
+    let focus = config.focus_url();
     let versions: Value = match http
         .get(format!("{hs}/_matrix/client/versions"))
         .send()

@@ -246,11 +246,7 @@ impl Bridge {
             return Ok(());
         };
         let bot = self.matrix.bot_user_id().to_owned();
-        let focus_url = format!(
-            "{}{}",
-            self.config.web.public_url.as_str().trim_end_matches('/'),
-            self.config.web.focus_path
-        );
+        let focus_url = self.config.focus_url();
         let now = crate::clock::now_millis();
         let content = crate::rtc::membership_content(
             bot.as_str(),

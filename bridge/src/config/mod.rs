@@ -306,4 +306,12 @@ impl Config {
         let base = self.web.public_url.as_str().trim_end_matches('/');
         format!("{base}/call/{call_id}")
     }
+
+    /// The public URL of the focus API (Element Call's token service):
+    /// what `matrix_rtc.transports` must name exactly, and what the call
+    /// memberships Salon writes name as their transport.
+    pub fn focus_url(&self) -> String {
+        let base = self.web.public_url.as_str().trim_end_matches('/');
+        format!("{base}{}", self.web.focus_path)
+    }
 }

@@ -357,14 +357,14 @@ impl Bridge {
         let room_id = &event.room_id;
         let now = now_millis();
         let sender = event.sender.clone();
-        let applied = std::sync::Mutex::new(crate::rtc::Applied::Nothing);
+        // read, apply, write: this room's worker is the only writer
+        let mut members = self.store.room_settings(room_id)?.rtc_members;
+        let applied = members.apply(&sender, change, now);
         self.store
             .update_room_settings(room_id, |settings| {
-                let result = settings.rtc_members.apply(&sender, change.clone(), now);
-                *applied.lock().expect("applied lock") = result;
+                settings.rtc_members = members.clone();
             })
             .await?;
-        let applied = applied.into_inner().expect("applied lock");
         info!(user = %sender, ?applied, "MatrixRTC membership");
         let current = self.store.room_call(room_id)?;
         // This very event started the live call, and the homeserver failed
