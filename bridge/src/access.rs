@@ -119,6 +119,36 @@ impl AccessState {
         }
     }
 
+    /// Whether the live `call` lets `user` in: not if a moderator removed
+    /// them, nor, while it is locked, unless they are a moderator. The power
+    /// levels are read only for a locked call. `Err`: status, errcode and
+    /// the reason in words.
+    pub(crate) async fn call_admits(
+        &self,
+        call: &Call,
+        user: &UserId,
+    ) -> Result<(), (StatusCode, &'static str, String)> {
+        let power = match &call.locked_by {
+            None => 0,
+            Some(_) => match self.matrix.power_levels(&call.room_id).await {
+                Ok(levels) => levels.user_level(user),
+                Err(e) => {
+                    warn!(call_id = %call.id, error = %e, "cannot read the power levels of a locked call");
+                    return Err((
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "M_UNAVAILABLE",
+                        "cannot check who may join this locked call right now; try again shortly"
+                            .into(),
+                    ));
+                }
+            },
+        };
+        crate::moderation::admits(call, user, power, &self.config.permissions).map_err(|refusal| {
+            info!(call_id = %call.id, %user, %refusal, "join refused by moderation");
+            (StatusCode::FORBIDDEN, "M_FORBIDDEN", refusal.to_string())
+        })
+    }
+
     /// Whether `user` is joined to `room_id`, as the bot reads the room.
     pub(crate) async fn membership(&self, room_id: &RoomId, user: &UserId) -> Membership {
         match self
@@ -331,6 +361,9 @@ async fn join(
             );
         }
     };
+    if let Err((status, code, reason)) = state.call_admits(&call, &user).await {
+        return matrix_error(status, code, &reason);
+    }
     let name = request
         .display_name
         .map(|n| n.trim().chars().take(80).collect::<String>())

@@ -91,6 +91,15 @@ pub struct Call {
     /// before it lapses.
     #[serde(default)]
     pub bot_membership_at: Option<Millis>,
+    /// The moderator who locked the call (no new joins but moderators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_by: Option<OwnedUserId>,
+    /// Who a moderator removed: refused until the call ends.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub removed: BTreeSet<OwnedUserId>,
+    /// Every moderation act, in order, for the room and the minutes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moderation: Vec<crate::moderation::Act>,
 }
 
 /// How a call began.
@@ -160,6 +169,24 @@ pub enum Refusal {
     CannotTranscribe { required: i64, actual: i64 },
     #[error("transcription is disabled on this server")]
     TranscriptionDisabled,
+    #[error(
+        "you need power level {required} to moderate the call here (you have {actual}); ask a moderator"
+    )]
+    CannotModerate { required: i64, actual: i64 },
+    #[error(
+        "{target} has power level {level}, not below yours: a moderator cannot act on an equal or a superior"
+    )]
+    Outranked { target: OwnedUserId, level: i64 },
+    #[error("{target} is not in the call")]
+    NotInCall { target: OwnedUserId },
+    #[error("say who: `!visio mute @user:server` (or mention them)")]
+    NoTarget,
+    #[error("you cannot remove yourself; hang up instead")]
+    CannotRemoveSelf,
+    #[error("a moderator removed you from this call")]
+    RemovedFromCall,
+    #[error("{by} locked the call: only moderators can join it now")]
+    CallLocked { by: OwnedUserId },
 }
 
 impl Call {
@@ -346,6 +373,9 @@ fn fresh_call(req: StartRequest<'_>, id: String, origin: CallOrigin) -> Call {
         origin,
         bot_membership: None,
         bot_membership_at: None,
+        locked_by: None,
+        removed: BTreeSet::new(),
+        moderation: Vec::new(),
     }
 }
 
@@ -454,6 +484,7 @@ mod tests {
         start_power_level: 0,
         stop_power_level: 50,
         transcribe_power_level: 50,
+        moderate_power_level: 50,
     };
 
     fn req<'a>(
@@ -523,6 +554,7 @@ mod tests {
             start_power_level: 50,
             stop_power_level: 50,
             transcribe_power_level: 50,
+            moderate_power_level: 50,
         };
         let refused = start(
             None,

@@ -2,7 +2,11 @@
 //!
 //! Parsing is a plain function from a message body to a [`Command`], so every
 //! spelling is tested without a homeserver. What a command *does* lives in
-//! `room.rs`.
+//! `room/` (moderation: `room/moderation.rs`, its rules in `moderation`).
+
+use ruma::{OwnedUserId, UserId};
+
+use crate::moderation::Action;
 
 /// A command said in a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +22,10 @@ pub enum Command {
     Settings(Option<Setting>),
     /// `!visio minutes`: post the last call's minutes again.
     Minutes,
+    /// `!visio mute @user`, `!visio mute all`, `!visio remove @user`,
+    /// `!visio lock`, `!visio unlock`. The target is `None` when none was
+    /// named or mentioned (answered with the usage).
+    Moderate(Action, Option<OwnedUserId>),
     /// `!visio something-else`: answered with a hint, never ignored.
     Unknown(String),
 }
@@ -33,6 +41,7 @@ impl Command {
             Command::Transcribe(_) => "transcribe",
             Command::Settings(_) => "settings",
             Command::Minutes => "minutes",
+            Command::Moderate(action, _) => action.name(),
             Command::Unknown(_) => "unknown",
         }
     }
@@ -105,6 +114,32 @@ fn strip_reply_fallback(body: &str) -> &str {
     }
 }
 
+/// The person a moderation command names: a typed mxid, else the one user
+/// the message mentions (`m.mentions`: a pill shows their name in the body).
+fn target(rest: &[&str], mentions: &[String]) -> Option<OwnedUserId> {
+    rest.iter()
+        .map(|w| w.trim_matches(|c: char| c == '<' || c == '>' || c == ',' || c == ':'))
+        .find_map(|w| UserId::parse(w).ok())
+        .or_else(|| match mentions {
+            [one] => UserId::parse(one.as_str()).ok(),
+            _ => None,
+        })
+}
+
+/// Parses a message and the users it mentions; `None` if it does not
+/// address the bot.
+pub fn parse_with_mentions(body: &str, mentions: &[String]) -> Option<Command> {
+    let command = parse(body)?;
+    Some(match command {
+        Command::Moderate(action, None) if action.needs_target() => {
+            let body = strip_reply_fallback(body);
+            let rest: Vec<&str> = body.split_whitespace().skip(2).collect();
+            Command::Moderate(action, target(&rest, mentions))
+        }
+        other => other,
+    })
+}
+
 /// Parses a message body; `None` if it does not address the bot.
 pub fn parse(body: &str) -> Option<Command> {
     let body = strip_reply_fallback(body).trim();
@@ -122,6 +157,17 @@ pub fn parse(body: &str) -> Option<Command> {
             Command::Settings(parse_setting(&rest))
         }
         (_, Some("minutes" | "cr" | "compte-rendu")) => Command::Minutes,
+        (_, Some("mute" | "muet" | "couper")) => match first.as_deref() {
+            Some("all" | "everyone" | "tous" | "tout") => Command::Moderate(Action::MuteAll, None),
+            _ => Command::Moderate(Action::Mute, target(&rest, &[])),
+        },
+        (_, Some("remove" | "kick" | "exclure" | "retirer")) => {
+            Command::Moderate(Action::Remove, target(&rest, &[]))
+        }
+        (_, Some("lock" | "verrouiller")) => Command::Moderate(Action::Lock, None),
+        (_, Some("unlock" | "déverrouiller" | "deverrouiller")) => {
+            Command::Moderate(Action::Unlock, None)
+        }
         (_, None) => Command::Start,
         (_, Some("start" | "démarrer" | "demarrer")) => Command::Start,
         (_, Some("stop" | "end" | "arrêter" | "arreter")) => Command::Stop,
@@ -143,6 +189,8 @@ pub fn help_text() -> &'static str {
      • !visio settings transcription=auto|manual: transcribe every call here from its start, or only on request (moderators)\n\
      • !visio settings language=fr|en|auto: the language spoken here, or detect it per sentence (moderators)\n\
      • !visio minutes: post the last call's minutes again\n\
+     • !visio mute @user:server (or mute all), !visio remove @user:server: mute or remove someone from the live call (moderators)\n\
+     • !visio lock / !visio unlock: let no one but moderators join the live call, or let members in again (moderators)\n\
      • !visio help: this list"
 }
 
@@ -204,6 +252,10 @@ mod tests {
             "!visio status",
             "!visio stop",
             "!visio help",
+            "!visio mute",
+            "!visio remove",
+            "!visio lock",
+            "!visio unlock",
         ] {
             assert!(help_text().contains(word), "{word}");
         }
@@ -266,5 +318,47 @@ mod tests {
             ))))
         );
         assert_eq!(parse("!visio minutes"), Some(Command::Minutes));
+    }
+
+    #[test]
+    fn moderation_commands_name_their_target() {
+        let bob = || Some(OwnedUserId::try_from("@bob:example.org").unwrap());
+        assert_eq!(
+            parse("!visio mute @bob:example.org"),
+            Some(Command::Moderate(Action::Mute, bob()))
+        );
+        assert_eq!(
+            parse("!visio remove <@bob:example.org>"),
+            Some(Command::Moderate(Action::Remove, bob()))
+        );
+        assert_eq!(
+            parse("!visio mute all"),
+            Some(Command::Moderate(Action::MuteAll, None))
+        );
+        assert_eq!(
+            parse("!visio lock"),
+            Some(Command::Moderate(Action::Lock, None))
+        );
+        assert_eq!(
+            parse("!visio déverrouiller"),
+            Some(Command::Moderate(Action::Unlock, None))
+        );
+        // A pill: the body has the name, m.mentions the mxid.
+        assert_eq!(
+            parse_with_mentions("!visio mute Bob", &["@bob:example.org".into()]),
+            Some(Command::Moderate(Action::Mute, bob()))
+        );
+        // Two people mentioned and none typed: ambiguous, answered with usage.
+        assert_eq!(
+            parse_with_mentions(
+                "!visio remove Bob Carol",
+                &["@bob:example.org".into(), "@carol:example.org".into()]
+            ),
+            Some(Command::Moderate(Action::Remove, None))
+        );
+        assert_eq!(
+            parse("!visio mute bob"),
+            Some(Command::Moderate(Action::Mute, None))
+        );
     }
 }

@@ -327,6 +327,33 @@ fn readable_by_atob(jwt: &str) -> bool {
 /// `room`. The room's call, when it is the Matrix room's (`room_id`), and
 /// who the identity is, are recorded first, so that the bridge can name the
 /// participant when the SFU reports the join.
+/// The moderators' word on `user` joining the room's live call, if there is
+/// one (a removal, a lock): as for Salon's page.
+async fn admitted_to_room_call(
+    state: &AccessState,
+    room_id: &OwnedRoomId,
+    user: &ruma::UserId,
+) -> Result<(), Refusal> {
+    let call = match state.store.room_call(room_id) {
+        Ok(call) => call.filter(crate::calls::Call::is_active),
+        Err(e) => {
+            warn!(error = %e, "cannot read the room's call");
+            return Err(Refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "M_UNAVAILABLE",
+                "Salon's storage failed; try again shortly".into(),
+            ));
+        }
+    };
+    match call {
+        Some(call) => state
+            .call_admits(&call, user)
+            .await
+            .map_err(|(status, code, reason)| Refusal(status, code, reason)),
+        None => Ok(()),
+    }
+}
+
 fn grant(
     state: &AccessState,
     (room, room_id): (&str, Option<&OwnedRoomId>),
@@ -389,6 +416,7 @@ async fn sfu_get(
     .await?;
     let room_id = request.validate()?;
     let (user, name) = joined_user(&state, &request.openid_token, &room_id, None).await?;
+    admitted_to_room_call(&state, &room_id, &user).await?;
     let room = livekit_room(room_id.as_str(), ROOM_SLOT);
     let identity = legacy_identity(user.as_str(), &request.device_id);
     let who = MediaIdentity {
@@ -431,6 +459,9 @@ async fn get_token(
     };
     // another slot than the room's call is a call Salon does not run
     let room_call = (request.slot_id == ROOM_SLOT).then_some(&room_id);
+    if room_call.is_some() {
+        admitted_to_room_call(&state, &room_id, &user).await?;
+    }
     let answer = grant(&state, (&room, room_call), &identity, &who)?;
     info!(%room_id, %user, %identity, livekit_room = %room, "focus token issued (get_token)");
     Ok(answer)

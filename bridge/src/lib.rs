@@ -25,6 +25,7 @@ pub mod media;
 pub mod media_e2ee;
 pub mod metrics;
 pub mod minutes;
+pub mod moderation;
 pub mod owed;
 pub mod percall;
 pub mod power;

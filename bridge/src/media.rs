@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use tracing::warn;
 
-pub use salon_sfu::AudioTap;
+pub use salon_sfu::{AudioTap, MuteWhat};
 
 /// Who is in a call's media room.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +77,13 @@ pub trait MediaBackend: Send + Sync + 'static {
     async fn send_caption(&self, caption: Caption<'_>);
     /// Sends a data packet on `topic` to everyone in the call.
     async fn send_data(&self, call_id: &str, topic: &str, payload: &[u8]);
+    /// A moderator's mute of `identity`'s microphone or video: the client
+    /// is told to mute (LiveKit's own message, so every LiveKit client obeys)
+    /// and the tracks stop reaching the others. How many tracks it muted.
+    async fn mute(&self, call_id: &str, identity: &str, what: MuteWhat) -> usize;
+    /// Removes `identity` from the call: it is told why and disconnected.
+    /// True if it was there.
+    async fn remove(&self, call_id: &str, identity: &str) -> bool;
     /// Ends the call's media room: everyone is disconnected.
     async fn close_call(&self, call_id: &str);
     /// HTTP routes the backend serves itself (the embedded SFU's `/rtc`).
@@ -191,6 +198,16 @@ impl MediaBackend for EmbeddedSfu {
 
     async fn send_data(&self, call_id: &str, topic: &str, payload: &[u8]) {
         self.sfu.send_data(call_id, topic, payload).await;
+    }
+
+    async fn mute(&self, call_id: &str, identity: &str, what: MuteWhat) -> usize {
+        self.sfu.mute(call_id, identity, what).len()
+    }
+
+    async fn remove(&self, call_id: &str, identity: &str) -> bool {
+        // The SFU also refuses the identity's token from now on: a removed
+        // page cannot come back before its token expires.
+        self.sfu.remove(call_id, identity).await
     }
 
     async fn close_call(&self, call_id: &str) {

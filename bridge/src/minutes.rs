@@ -265,7 +265,12 @@ impl Bridge {
             return Ok(None);
         }
         let meeting = self.meeting(&call).await?;
-        let minutes = self.summarizer.summarize(&meeting).await;
+        let mut minutes = self.summarizer.summarize(&meeting).await;
+        minutes.moderation = call
+            .moderation
+            .iter()
+            .map(|act| format!("{} — {}", crate::room::format_time(act.at), act.sentence()))
+            .collect();
         let mut progress = self.store.minutes_progress(&call.id)?;
         let mut links = TranscriptLinks::default();
         let mut files = json!({});

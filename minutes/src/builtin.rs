@@ -32,6 +32,7 @@ impl BuiltinSummarizer {
             decisions: decisions::find(&dialogue),
             actions: actions::find(&dialogue),
             questions: questions::find(&dialogue),
+            moderation: Vec::new(),
             lang: lang.code().to_string(),
             generated_by: GeneratedBy::Builtin,
         };

@@ -248,6 +248,7 @@ fn parse_minutes(
         decisions,
         actions,
         questions,
+        moderation: Vec::new(),
         lang: lang.code().to_string(),
         generated_by: GeneratedBy::Llm,
     })

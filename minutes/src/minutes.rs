@@ -41,6 +41,10 @@ pub struct Minutes {
     pub decisions: Vec<String>,
     pub actions: Vec<Action>,
     pub questions: Vec<String>,
+    /// What moderators did during the call (muted, removed, locked), one
+    /// sentence each, in order. Filled by the bridge, not by a summariser.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moderation: Vec<String>,
     /// Language of the meeting (`fr` or `en`).
     pub lang: String,
     pub generated_by: GeneratedBy,

@@ -30,6 +30,7 @@ struct Labels {
     decisions: &'static str,
     actions: &'static str,
     questions: &'static str,
+    moderation: &'static str,
     due: &'static str,
     unassigned: &'static str,
     no_transcript: &'static str,
@@ -48,6 +49,7 @@ const ENGLISH: Labels = Labels {
     decisions: "Decisions",
     actions: "Action items",
     questions: "Open questions",
+    moderation: "Moderation",
     due: "due:",
     unassigned: "Unassigned",
     no_transcript: "No transcript was recorded for this call.",
@@ -66,6 +68,7 @@ const FRENCH: Labels = Labels {
     decisions: "Décisions",
     actions: "Actions",
     questions: "Questions ouvertes",
+    moderation: "Modération",
     due: "échéance :",
     unassigned: "Sans responsable",
     no_transcript: "Aucune transcription n'a été enregistrée pour cet appel.",
@@ -110,6 +113,7 @@ struct Layout<'a> {
     decisions: &'a [String],
     actions: Vec<Item>,
     questions: &'a [String],
+    moderation: &'a [String],
     no_transcript: bool,
     footer: &'static str,
 }
@@ -163,6 +167,7 @@ fn layout<'a>(minutes: &'a Minutes, meeting: &Meeting) -> Layout<'a> {
         decisions: &minutes.decisions,
         actions,
         questions: &minutes.questions,
+        moderation: &minutes.moderation,
         no_transcript: meeting.segments.is_empty(),
         footer: match minutes.generated_by {
             GeneratedBy::Builtin => labels.by_builtin,
@@ -232,6 +237,10 @@ pub fn render_markdown_with(
     section(
         l.labels.questions,
         l.questions.iter().map(|s| md(s)).collect(),
+    );
+    section(
+        l.labels.moderation,
+        l.moderation.iter().map(|s| md(s)).collect(),
     );
     let files = link_list(links, |label, url| {
         format!("[{label}](<{}>)", url.replace('>', "%3E"))
@@ -319,6 +328,10 @@ pub fn render_html_with(minutes: &Minutes, meeting: &Meeting, links: &Transcript
         l.labels.questions,
         l.questions.iter().map(|s| html(s)).collect(),
     );
+    section(
+        l.labels.moderation,
+        l.moderation.iter().map(|s| html(s)).collect(),
+    );
     let files = link_list(links, |label, url| {
         format!("<a href=\"{}\">{label}</a>", html(url))
     });
@@ -394,6 +407,7 @@ pub fn render_plain_with(minutes: &Minutes, meeting: &Meeting, links: &Transcrip
             .collect(),
     );
     section(l.labels.questions, l.questions.to_vec());
+    section(l.labels.moderation, l.moderation.to_vec());
     let files = link_list(links, |label, url| format!("{label} {url}"));
     if !files.is_empty() {
         out.push_str(&format!(

@@ -95,6 +95,7 @@ fn everything_from_the_meeting_is_escaped_in_html() {
             due: Some("<now>".into()),
         }],
         questions: vec!["\"quoted\"?".into()],
+        moderation: vec!["@mod:x removed @eve\"><img:evil.org".into()],
         lang: "en".into(),
         generated_by: GeneratedBy::Llm,
     };
@@ -112,8 +113,15 @@ fn everything_from_the_meeting_is_escaped_in_html() {
         html.contains(r#"href="https://matrix.to/#/@eve%22%3E%3Cimg:evil.org""#),
         "{html}"
     );
+    assert!(html.contains("<h4>Moderation</h4>"), "{html}");
     let markdown = render_markdown(&minutes, &meeting);
     assert!(markdown.contains(r"\<script\>"), "{markdown}");
+    assert!(markdown.contains("Moderation"), "{markdown}");
+    let plain = render_plain(&minutes, &meeting);
+    assert!(
+        plain.contains("Moderation\n- @mod:x removed @eve"),
+        "{plain}"
+    );
 }
 
 #[test]
@@ -134,6 +142,7 @@ fn a_call_without_transcript_shows_only_duration_and_participants() {
             "Decisions",
             "Action items",
             "Open questions",
+            "Moderation",
             "summariser",
         ] {
             assert!(

@@ -1,6 +1,8 @@
 //! What the SFU tells its embedder: room events (joined, left, speaking,
 //! muted, published) on a broadcast channel, and per-participant audio taps
 //! carrying the Opus payloads a participant publishes, for transcription.
+//! Also the few words the embedder uses to act on a participant
+//! ([`MuteWhat`]).
 
 use std::time::Instant;
 
@@ -75,6 +77,27 @@ pub enum TrackKind {
     Audio,
     /// Camera or screen share.
     Video,
+}
+
+/// Which of a participant's tracks a moderator mutes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MuteWhat {
+    /// Their microphone (audio that is not a screen share's).
+    Microphone,
+    /// Their camera and screen share, with the screen share's audio.
+    Video,
+}
+
+impl MuteWhat {
+    /// Whether a track of `kind` from `source` (LiveKit's `TrackSource`
+    /// number as published) is one of these.
+    pub fn covers(self, kind: TrackKind, source: i32) -> bool {
+        let screen_audio = source == livekit_protocol::TrackSource::ScreenShareAudio as i32;
+        match self {
+            MuteWhat::Microphone => kind == TrackKind::Audio && !screen_audio,
+            MuteWhat::Video => kind == TrackKind::Video || screen_audio,
+        }
+    }
 }
 
 /// End-to-end encryption of a track's media, as its publisher announced it in
@@ -247,4 +270,28 @@ pub struct TrackSummary {
     pub muted: bool,
     /// End-to-end encryption the publisher announced for it.
     pub encryption: Encryption,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use livekit_protocol::TrackSource;
+
+    #[test]
+    fn a_moderators_mute_names_the_tracks_it_covers() {
+        let mic = TrackSource::Microphone as i32;
+        let camera = TrackSource::Camera as i32;
+        let screen = TrackSource::ScreenShare as i32;
+        let screen_audio = TrackSource::ScreenShareAudio as i32;
+        let unknown = TrackSource::Unknown as i32;
+        assert!(MuteWhat::Microphone.covers(TrackKind::Audio, mic));
+        // Clients that name no source still publish their microphone.
+        assert!(MuteWhat::Microphone.covers(TrackKind::Audio, unknown));
+        assert!(!MuteWhat::Microphone.covers(TrackKind::Audio, screen_audio));
+        assert!(!MuteWhat::Microphone.covers(TrackKind::Video, camera));
+        assert!(MuteWhat::Video.covers(TrackKind::Video, camera));
+        assert!(MuteWhat::Video.covers(TrackKind::Video, screen));
+        assert!(MuteWhat::Video.covers(TrackKind::Audio, screen_audio));
+        assert!(!MuteWhat::Video.covers(TrackKind::Audio, mic));
+    }
 }

@@ -45,8 +45,8 @@ use tokio::sync::{broadcast, watch};
 pub use config::{IceServer, SfuConfig};
 pub use error::SfuError;
 pub use events::{
-    AudioPacket, AudioTap, Encryption, ParticipantInfoSummary, RoomEvent, TappedTrack, TrackKind,
-    TrackSummary,
+    AudioPacket, AudioTap, Encryption, MuteWhat, ParticipantInfoSummary, RoomEvent, TappedTrack,
+    TrackKind, TrackSummary,
 };
 pub use signal::{MAX_FRAME_BYTES, SERVER_VERSION};
 
@@ -167,11 +167,63 @@ impl Sfu {
         room.send_data_to_all("_reliable", &packet).await;
     }
 
-    /// Disconnects everyone in `room` (they get a `leave`) and removes it.
+    /// Disconnects everyone in `room` (they get a `leave`) and removes it;
+    /// those removed from it may join it again.
     pub async fn close_room(&self, room: &str) {
         if let Some(room) = self.rooms.get(room) {
             room.close(proto::DisconnectReason::RoomDeleted).await;
         }
+        self.rooms.lift_bars(room);
+    }
+
+    /// A moderator's mute of `identity`'s tracks in `room` (see
+    /// [`MuteWhat`]): the publisher is told to mute them and the SFU stops
+    /// forwarding them until the publisher unmutes. The sids muted.
+    pub fn mute(&self, room: &str, identity: &str, what: MuteWhat) -> Vec<String> {
+        let Some(participant) = self.rooms.get(room).and_then(|r| r.find(identity)) else {
+            return Vec::new();
+        };
+        let muted = participant.mute_for_moderator(what);
+        tracing::info!(
+            room,
+            identity,
+            ?what,
+            tracks = muted.len(),
+            "muted by a moderator"
+        );
+        muted
+    }
+
+    /// Removes `identity` from `room`: they get a `leave` saying they were
+    /// removed and are disconnected, and the room refuses them (their token
+    /// included) until [`Sfu::readmit`] or [`Sfu::close_room`]. True if they
+    /// were in the room.
+    pub async fn remove(&self, room: &str, identity: &str) -> bool {
+        self.rooms.bar(room, identity);
+        let Some((room_ref, participant)) = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.find(identity).map(|p| (r, p)))
+        else {
+            tracing::info!(room, identity, "barred from the room (not in it)");
+            return false;
+        };
+        participant.send(proto::signal_response::Message::Leave(
+            proto::LeaveRequest {
+                can_reconnect: false,
+                reason: proto::DisconnectReason::ParticipantRemoved as i32,
+                action: proto::leave_request::Action::Disconnect as i32,
+                regions: None,
+            },
+        ));
+        room_ref.remove_participant(&participant).await;
+        tracing::info!(room, identity, "removed by a moderator");
+        true
+    }
+
+    /// Lets `identity`, removed from `room` earlier, join it again.
+    pub fn readmit(&self, room: &str, identity: &str) {
+        self.rooms.unbar(room, identity);
     }
 
     /// Who is in `room` now, sorted by identity.

@@ -159,6 +159,8 @@ pub struct Permissions {
     pub stop_power_level: i64,
     /// Needed to turn transcription on or off, and to change the room's setting.
     pub transcribe_power_level: i64,
+    /// Needed to mute or remove others, and to lock the call.
+    pub moderate_power_level: i64,
 }
 
 /// Which speech engine transcribes calls.

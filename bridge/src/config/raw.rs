@@ -139,6 +139,7 @@ section! {
         start_power_level: i64 = 0,
         stop_power_level: i64 = 50,
         transcribe_power_level: i64 = 50,
+        moderate_power_level: i64 = 50,
     }
 }
 

@@ -143,6 +143,7 @@ pub(super) fn validate(
             start_power_level: raw.permissions.start_power_level,
             stop_power_level: raw.permissions.stop_power_level,
             transcribe_power_level: raw.permissions.transcribe_power_level,
+            moderate_power_level: raw.permissions.moderate_power_level,
         },
         calls: CallsConfig {
             empty_grace: Duration::from_secs(raw.calls.empty_grace_seconds),

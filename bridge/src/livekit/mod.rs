@@ -315,6 +315,49 @@ impl MediaBackend for LiveKitBackend {
         }
     }
 
+    async fn mute(&self, call_id: &str, identity: &str, what: crate::media::MuteWhat) -> usize {
+        let tracks = match self.api.tracks_of(call_id, identity).await {
+            Ok(tracks) => tracks,
+            Err(error) => {
+                warn!(%call_id, identity, %error, "cannot list the tracks to mute");
+                return 0;
+            }
+        };
+        let mut muted = 0;
+        for (sid, audio, source) in tracks {
+            let kind = if audio {
+                salon_sfu::TrackKind::Audio
+            } else {
+                salon_sfu::TrackKind::Video
+            };
+            if !what.covers(kind, source) {
+                continue;
+            }
+            match self
+                .api
+                .mute_published_track(call_id, identity, &sid, true)
+                .await
+            {
+                Ok(()) => muted += 1,
+                Err(error) => warn!(%call_id, identity, track_sid = %sid, %error, "cannot mute"),
+            }
+        }
+        muted
+    }
+
+    async fn remove(&self, call_id: &str, identity: &str) -> bool {
+        // LiveKit keeps no list of the removed: Salon refuses them new
+        // tokens, and the tokens it gave last five minutes.
+        match self.api.remove_participant(call_id, identity).await {
+            Ok(()) => true,
+            Err(twirp::TwirpError::Failed { status: 404, .. }) => false,
+            Err(error) => {
+                warn!(%call_id, identity, %error, "cannot remove from the LiveKit room");
+                false
+            }
+        }
+    }
+
     async fn close_call(&self, call_id: &str) {
         match self.api.delete_room(call_id).await {
             Ok(()) => info!(%call_id, "closed the LiveKit room"),

@@ -179,6 +179,27 @@ impl RoomService {
         .map(drop)
     }
 
+    /// `identity`'s published tracks in `room`: (sid, audio?, source number
+    /// as in LiveKit's `TrackSource`). Empty if they are not there.
+    pub async fn tracks_of(
+        &self,
+        room: &str,
+        identity: &str,
+    ) -> Result<Vec<(String, bool, i32)>, TwirpError> {
+        let v = match self
+            .call(
+                "GetParticipant",
+                Some(room),
+                json!({"room": room, "identity": identity}),
+            )
+            .await
+        {
+            Err(TwirpError::Failed { status: 404, .. }) => return Ok(Vec::new()),
+            other => other?,
+        };
+        Ok(published_tracks(&v["tracks"]))
+    }
+
     /// Mutes (or unmutes) one of `identity`'s published tracks.
     pub async fn mute_published_track(
         &self,
@@ -229,6 +250,31 @@ fn identities_and_names(list: &Value) -> Vec<(String, String)> {
             let identity = p["identity"].as_str()?.to_owned();
             let name = p["name"].as_str().unwrap_or_default().to_owned();
             Some((identity, name))
+        })
+        .collect()
+}
+
+/// `ParticipantInfo.tracks` as Twirp's JSON writes them (enums by name, or
+/// by number from other encoders): (sid, audio?, source number).
+fn published_tracks(list: &Value) -> Vec<(String, bool, i32)> {
+    use salon_lkclient::proto::{TrackSource, TrackType};
+    let Some(all) = list.as_array() else {
+        return Vec::new();
+    };
+    all.iter()
+        .filter_map(|t| {
+            let sid = t["sid"].as_str()?.to_owned();
+            let audio = match &t["type"] {
+                Value::String(name) => name == TrackType::Audio.as_str_name(),
+                number => number.as_i64() == Some(TrackType::Audio as i64),
+            };
+            let source = match &t["source"] {
+                Value::String(name) => TrackSource::from_str_name(name)
+                    .map(|s| s as i32)
+                    .unwrap_or(0),
+                number => number.as_i64().unwrap_or(0) as i32,
+            };
+            Some((sid, audio, source))
         })
         .collect()
 }

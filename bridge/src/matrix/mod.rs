@@ -195,6 +195,20 @@ impl Matrix {
             .await
     }
 
+    /// The room's power levels (its `m.room.power_levels` and, for the
+    /// creators' power, its `m.room.create`).
+    pub async fn power_levels(
+        &self,
+        room_id: &RoomId,
+    ) -> Result<crate::power::PowerLevels, MatrixError> {
+        let levels = self.state(room_id, "m.room.power_levels", "").await?;
+        let create = self.state_event(room_id, "m.room.create", "").await?;
+        Ok(crate::power::PowerLevels::from_state(
+            levels.as_ref(),
+            create.as_ref(),
+        ))
+    }
+
     /// Uploads a file for a message in `room_id` and returns the content
     /// fields that point at it, to merge into an `m.file` event: in an
     /// encrypted room `{"file": {url, key, iv, hashes, v}}` (encrypted before

@@ -507,6 +507,7 @@ mod tests {
                 start_power_level: 0,
                 stop_power_level: 50,
                 transcribe_power_level: 50,
+                moderate_power_level: 50,
             },
         );
         match start {

@@ -11,9 +11,11 @@
 
 mod call_state;
 mod lifecycle;
+mod moderation;
 
 pub use call_state::{CALL_EVENT, LAYOUT_EVENT, WIDGET_EVENT};
 use call_state::{CALL_STATE_EVENTS, hidden_call_remark, room_state_field};
+pub use moderation::MODERATION_TOPIC;
 
 use ruma::{OwnedEventId, OwnedRoomId, RoomId, UserId};
 use serde_json::{Value, json};
@@ -85,8 +87,8 @@ impl Bridge {
             EventKind::RtcMember { change } => {
                 self.on_rtc_member(event, change.clone()).await?;
             }
-            EventKind::Text { body } => {
-                if let Some(command) = commands::parse(body) {
+            EventKind::Text { body, mentions } => {
+                if let Some(command) = commands::parse_with_mentions(body, mentions) {
                     self.metrics.command(command.name());
                     info!(command = command.name(), sender = %event.sender, event_id = %event.event_id, "command");
                     self.on_command(&event.room_id, event, command).await?;
@@ -150,6 +152,29 @@ impl Bridge {
             .await?)
     }
 
+    /// A [`Bridge::reply`] that also carries one more structured field (say,
+    /// `org.salon.moderation`), for the programs that read the room.
+    pub(crate) async fn reply_with(
+        &self,
+        room_id: &RoomId,
+        to: &Event,
+        body: &str,
+        structured: Value,
+        (field, value): (&str, Value),
+    ) -> Result<OwnedEventId, HandleError> {
+        let content = json!({
+            "msgtype": "m.notice",
+            "body": body,
+            "m.relates_to": { "m.in_reply_to": { "event_id": to.event_id } },
+            "org.salon.reply": structured,
+            field: value,
+        });
+        Ok(self
+            .matrix
+            .send_message(room_id, &txn_for(&to.event_id, "reply"), &content)
+            .await?)
+    }
+
     pub(super) async fn on_command(
         &self,
         room_id: &OwnedRoomId,
@@ -192,20 +217,16 @@ impl Bridge {
             Command::Transcribe(on) => self.transcribe_command(room_id, event, on).await?,
             Command::Settings(setting) => self.settings_command(room_id, event, setting).await?,
             Command::Minutes => self.minutes_command(room_id, event).await?,
+            Command::Moderate(action, target) => {
+                self.moderate_command(room_id, event, action, target)
+                    .await?
+            }
         }
         Ok(())
     }
 
     pub(crate) async fn power_levels(&self, room_id: &RoomId) -> Result<PowerLevels, HandleError> {
-        let levels = self
-            .matrix
-            .state(room_id, "m.room.power_levels", "")
-            .await?;
-        let create = self
-            .matrix
-            .state_event(room_id, "m.room.create", "")
-            .await?;
-        Ok(PowerLevels::from_state(levels.as_ref(), create.as_ref()))
+        Ok(self.matrix.power_levels(room_id).await?)
     }
 
     /// The level the bot lacks to write a call's room state, if any.
@@ -224,7 +245,14 @@ impl Bridge {
             Refusal::NoLiveCall => "no_live_call",
             Refusal::CannotStart { .. }
             | Refusal::CannotStop { .. }
-            | Refusal::CannotTranscribe { .. } => "refused",
+            | Refusal::CannotTranscribe { .. }
+            | Refusal::CannotModerate { .. }
+            | Refusal::Outranked { .. }
+            | Refusal::CannotRemoveSelf
+            | Refusal::RemovedFromCall
+            | Refusal::CallLocked { .. } => "refused",
+            Refusal::NotInCall { .. } => "not_in_call",
+            Refusal::NoTarget => "usage",
             Refusal::TranscriptionDisabled => "disabled",
         };
         let body = match refusal {

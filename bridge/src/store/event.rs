@@ -35,8 +35,14 @@ pub struct QueuedEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// `m.room.message` with `msgtype: m.text`: maybe a command.
-    Text { body: String },
+    /// `m.room.message` with `msgtype: m.text`: maybe a command. `mentions`
+    /// are the users its `m.mentions` names (a pill typed after `!visio
+    /// mute` shows the person's name in `body`, their mxid only there).
+    Text {
+        body: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<String>,
+    },
     /// `m.room.member`: `state_key`'s membership is now `membership`.
     Member {
         state_key: String,
@@ -163,12 +169,34 @@ fn read_message(content: &RawValue) -> Option<EventKind> {
         msgtype: Text,
         #[serde(default)]
         body: Text,
+        #[serde(default, rename = "m.mentions")]
+        mentions: Option<serde_json::Value>,
     }
     let message: Message = serde_json::from_str(content.get()).ok()?;
     match (message.msgtype.0.as_deref(), message.body.0) {
-        (Some("m.text"), Some(body)) => Some(EventKind::Text { body }),
+        (Some("m.text"), Some(body)) => Some(EventKind::Text {
+            body,
+            mentions: mentioned_users(message.mentions.as_ref()),
+        }),
         _ => None,
     }
+}
+
+/// The user ids of an `m.mentions` object (at most 20; anything else in it
+/// is ignored).
+fn mentioned_users(mentions: Option<&serde_json::Value>) -> Vec<String> {
+    mentions
+        .and_then(|m| m.get("user_ids"))
+        .and_then(serde_json::Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(serde_json::Value::as_str)
+                .filter(|id| id.len() <= 255)
+                .take(20)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn read_membership(content: &RawValue) -> Option<String> {
@@ -330,7 +358,7 @@ mod tests {
         assert_eq!(text.event_id.as_str(), "$e");
         assert_eq!(text.room_id.as_str(), "!r:x");
         assert_eq!(text.sender.as_str(), "@a:x");
-        assert!(matches!(text.kind, EventKind::Text { ref body } if body == "!visio start"));
+        assert!(matches!(text.kind, EventKind::Text { ref body, .. } if body == "!visio start"));
 
         let invite = read(
             r#"{"type":"m.room.member","state_key":"@bot:x","content":{"membership":"invite"},"room_id":"!r:x","event_id":"$i","sender":"@a:x"}"#,
@@ -435,7 +463,7 @@ mod tests {
         )
         .unwrap();
         let event = legacy.into_event().unwrap();
-        assert!(matches!(event.kind, EventKind::Text { ref body } if body == "!visio help"));
+        assert!(matches!(event.kind, EventKind::Text { ref body, .. } if body == "!visio help"));
         assert_eq!(
             event_from_json(
                 r#"{"type":"x","event_id":"$s","sender":"@a:x"}"#,

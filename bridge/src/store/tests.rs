@@ -15,6 +15,7 @@ fn event(room: &str, id: &str) -> QueuedEvent {
         sender: owned_user_id!("@a:x"),
         kind: EventKind::Text {
             body: format!("!visio {id}"),
+            mentions: Vec::new(),
         },
     }
 }
@@ -43,6 +44,9 @@ fn call(id: &str) -> Call {
         origin: crate::calls::CallOrigin::Command,
         bot_membership: None,
         bot_membership_at: None,
+        locked_by: None,
+        removed: BTreeSet::new(),
+        moderation: Vec::new(),
     }
 }
 
@@ -279,7 +283,7 @@ async fn an_inbox_left_by_an_older_bridge_is_replayed_typed() {
     let inbox = store.inbox().unwrap();
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0].1.event_id, owned_event_id!("$old"));
-    assert!(matches!(&inbox[0].1.kind, EventKind::Text { body } if body == "!visio status"));
+    assert!(matches!(&inbox[0].1.kind, EventKind::Text { body, .. } if body == "!visio status"));
     assert_eq!(
         store.inbox().unwrap().len(),
         1,

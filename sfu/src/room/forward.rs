@@ -54,6 +54,10 @@ impl Forwarder {
             if self.track.ended.load(Ordering::Acquire) {
                 break;
             }
+            // Muted: nothing goes out, not even to the transcriber.
+            if self.track.muted.load(Ordering::Acquire) {
+                continue;
+            }
             let now = Instant::now();
             // On a simulcast track, a stream of unknown layer is not
             // forwarded: taken for layer 0 it would interleave with it.

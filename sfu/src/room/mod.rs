@@ -16,7 +16,7 @@
 //! connections, publishing and subscribing; `track` a published track and
 //! its subscriber list; `forward` the per-track forwarding loop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -82,6 +82,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) enum JoinError {
     #[error("room is full")]
     RoomFull,
+    #[error("removed from this call by a moderator")]
+    Removed,
     #[error("SFU is shutting down")]
     ShuttingDown,
     #[error(transparent)]
@@ -95,6 +97,9 @@ pub(crate) struct Rooms {
     pub(crate) media: MediaSettings,
     pub(crate) events: broadcast::Sender<RoomEvent>,
     closed: AtomicBool,
+    /// Per room, the identities a moderator removed: refused until the
+    /// embedder lets them back or closes the room (the call ends).
+    removed: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 impl Rooms {
@@ -106,7 +111,39 @@ impl Rooms {
             media,
             events,
             closed: AtomicBool::new(false),
+            removed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Refuses `identity` in `room` from now on; true if it was not already.
+    pub(crate) fn bar(&self, room: &str, identity: &str) -> bool {
+        lock(&self.removed)
+            .entry(room.to_owned())
+            .or_default()
+            .insert(identity.to_owned())
+    }
+
+    /// Whether a moderator removed `identity` from `room`.
+    pub(crate) fn is_barred(&self, room: &str, identity: &str) -> bool {
+        lock(&self.removed)
+            .get(room)
+            .is_some_and(|barred| barred.contains(identity))
+    }
+
+    /// Lets `identity` join `room` again.
+    pub(crate) fn unbar(&self, room: &str, identity: &str) {
+        let mut removed = lock(&self.removed);
+        if let Some(barred) = removed.get_mut(room) {
+            barred.remove(identity);
+            if barred.is_empty() {
+                removed.remove(room);
+            }
+        }
+    }
+
+    /// Lets everyone removed from `room` join it again.
+    pub(crate) fn lift_bars(&self, room: &str) {
+        lock(&self.removed).remove(room);
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<Arc<Room>> {
@@ -224,6 +261,8 @@ impl Rooms {
             let mut state = lock(&room.state);
             if room.closed.load(Ordering::Acquire) {
                 Err(JoinError::ShuttingDown)
+            } else if self.is_barred(room_name, identity) {
+                Err(JoinError::Removed)
             } else {
                 let duplicate = state
                     .participants

@@ -16,7 +16,9 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::error::SfuError;
-use crate::events::{AudioPacket, AudioTap, Encryption, RoomEvent, TappedTrack, TrackKind};
+use crate::events::{
+    AudioPacket, AudioTap, Encryption, MuteWhat, RoomEvent, TappedTrack, TrackKind,
+};
 use crate::media::{DataLink, DownTrack, PeerLink, UpTrack};
 use crate::simulcast::{LayerRequest, LayerSizes, MAX_LAYERS};
 use crate::speakers::AudioMeter;
@@ -269,7 +271,7 @@ impl Participant {
     /// Handles `mute` for one of this participant's tracks.
     pub(crate) fn mute(&self, track_sid: &str, muted: bool) {
         let Some(track) = self.published_track(track_sid) else {
-            // Maybe still pending.
+            // Maybe still pending: published muted, then.
             if let Some(pending) = lock(&self.pending_tracks)
                 .iter_mut()
                 .find(|p| p.info.sid == track_sid)
@@ -278,6 +280,7 @@ impl Participant {
             }
             return;
         };
+        track.muted.store(muted, Ordering::Release);
         {
             let mut info = lock(&track.info);
             if info.muted == muted {
@@ -294,6 +297,30 @@ impl Participant {
                 muted,
             });
         }
+    }
+
+    /// A moderator's mute of the tracks `what` names: the publisher is asked
+    /// to mute them (`MuteTrackRequest`, which LiveKit clients obey: they
+    /// stop sending and show themselves muted), everyone sees them muted, and
+    /// the SFU stops forwarding them until the publisher unmutes them itself.
+    /// The sids of the tracks this muted (none if all were muted already).
+    pub(crate) fn mute_for_moderator(&self, what: MuteWhat) -> Vec<String> {
+        let tracks: Vec<Arc<PublishedTrack>> = lock(&self.published)
+            .iter()
+            .filter(|t| what.covers(t.kind, lock(&t.info).source))
+            .filter(|t| !t.muted.load(Ordering::Acquire))
+            .cloned()
+            .collect();
+        let mut muted = Vec::new();
+        for track in tracks {
+            self.send(signal_response::Message::Mute(proto::MuteTrackRequest {
+                sid: track.sid.clone(),
+                muted: true,
+            }));
+            self.mute(&track.sid, true);
+            muted.push(track.sid.clone());
+        }
+        muted
     }
 
     /// A track's media arrived on the publisher connection: match it with
@@ -362,6 +389,7 @@ impl Participant {
             dynacast_sent: Mutex::new(None),
             publisher: Arc::downgrade(self),
             ended: AtomicBool::new(false),
+            muted: AtomicBool::new(info.muted),
             forwarded: AtomicU64::new(0),
         });
         let encryption = Encryption::from_proto(info.encryption);

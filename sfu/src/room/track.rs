@@ -44,6 +44,10 @@ pub(crate) struct PublishedTrack {
     pub(super) dynacast_sent: Mutex<Option<Option<u8>>>,
     pub(super) publisher: Weak<Participant>,
     pub(super) ended: AtomicBool,
+    /// Muted (by its publisher, or by a moderator through the bridge): the
+    /// forwarding loop drops its packets, so a client that ignores a
+    /// moderator's mute is still not heard.
+    pub(super) muted: AtomicBool,
     pub(super) forwarded: AtomicU64,
 }
 

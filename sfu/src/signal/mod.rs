@@ -108,8 +108,17 @@ fn check_token(
 ) -> Result<Claims, (StatusCode, String)> {
     let token = bearer(params, headers)
         .ok_or_else(|| (StatusCode::UNAUTHORIZED, "no access token".to_owned()))?;
-    token::verify(&token, &sfu.config.api_key, &sfu.config.api_secret, None)
-        .map_err(|error| (StatusCode::UNAUTHORIZED, error.to_string()))
+    let claims = token::verify(&token, &sfu.config.api_key, &sfu.config.api_secret, None)
+        .map_err(|error| (StatusCode::UNAUTHORIZED, error.to_string()))?;
+    // A removed participant's token stays valid until it expires; the
+    // removal is what refuses it.
+    if sfu.rooms.is_barred(&claims.video.room, &claims.sub) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "removed from this call by a moderator".to_owned(),
+        ));
+    }
+    Ok(claims)
 }
 
 /// livekit-client asks this after a failed connection, to show why.
@@ -221,6 +230,7 @@ async fn session(sfu: Arc<Sfu>, socket: WebSocket, claims: Claims, reconnect: bo
             warn!(%error, "join failed");
             let reason = match error {
                 JoinError::RoomFull => proto::DisconnectReason::JoinFailure,
+                JoinError::Removed => proto::DisconnectReason::ParticipantRemoved,
                 JoinError::ShuttingDown => proto::DisconnectReason::ServerShutdown,
                 JoinError::Media(_) => proto::DisconnectReason::JoinFailure,
             };

@@ -86,7 +86,14 @@ fn encrypted_event(
 /// keeps events.
 fn synced_message(room_id: &RoomId, event: OriginalSyncRoomMessageEvent) -> QueuedEvent {
     let kind = match event.content.msgtype {
-        MessageType::Text(text) => EventKind::Text { body: text.body },
+        MessageType::Text(text) => EventKind::Text {
+            body: text.body,
+            mentions: event
+                .content
+                .mentions
+                .map(|m| m.user_ids.into_iter().map(String::from).collect())
+                .unwrap_or_default(),
+        },
         _ => EventKind::Other {
             event_type: "m.room.message".to_owned(),
         },
@@ -222,7 +229,7 @@ mod tests {
         assert_eq!(queued.event_id, owned_event_id!("$e1"));
         assert_eq!(queued.room_id.as_str(), "!r:x");
         assert_eq!(queued.sender.as_str(), "@a:x");
-        assert!(matches!(queued.kind, EventKind::Text { ref body } if body == "!visio start"));
+        assert!(matches!(queued.kind, EventKind::Text { ref body, .. } if body == "!visio start"));
 
         let notice: OriginalSyncRoomMessageEvent = serde_json::from_str(
             r#"{"type":"m.room.message","sender":"@a:x","event_id":"$e2","origin_server_ts":1,"content":{"msgtype":"m.notice","body":"!visio start"}}"#,

@@ -1,0 +1,283 @@
+//! Moderation on a real Synapse with the embedded SFU: a moderator mutes a
+//! participant (the others stop hearing them even though their client keeps
+//! sending), removes another (disconnected with LiveKit's "removed" reason,
+//! their old token refused, no new one given), locks the call (a member is
+//! refused, a moderator is not), and a member without the power level is
+//! refused each time. Every act is a notice in the room and a line of the
+//! minutes.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use salon_lkclient::proto::{self, signal_response};
+use serde_json::{Value, json};
+use support::{Env, User, join_call, join_grant, room_with_bot};
+use tokio::time::Instant;
+
+const WAIT: Duration = support::WAIT;
+
+/// A 440 Hz tone, loud enough for any meter: what bob's microphone sends.
+fn tone_frames() -> Vec<(Vec<u8>, u8)> {
+    let pcm: Vec<f32> = (0..16_000)
+        .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / 16_000.0).sin() * 0.3)
+        .collect();
+    support::opus_frames(&pcm)
+}
+
+/// How many of `track`'s packets arrive within `window`.
+async fn packets_within(track: &mut salon_lkclient::ReceivedTrack, window: Duration) -> usize {
+    let deadline = Instant::now() + window;
+    let mut count = 0;
+    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, track.packets.recv()).await {
+        count += 1;
+    }
+    count
+}
+
+/// The status and body of a join request for `user`.
+async fn join_status(env: &Env, user: &User, call_id: &str) -> (u16, Value) {
+    let r = env
+        .http
+        .post(format!(
+            "http://127.0.0.1:{}/_salon/v1/calls/{call_id}/join",
+            env.web_port
+        ))
+        .json(&json!({"openid_token": user.openid_token().await}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn moderators_mute_remove_and_lock_and_members_cannot() {
+    let mut env = Env::start_with(|cfg| cfg.push_str("\n[calls]\nempty_grace_seconds = 2\n")).await;
+    env.start_bridge().await;
+    let alice = env.user("alice").await; // the room's creator: a moderator
+    let bob = env.user("bob").await;
+    let carol = env.user("carol").await;
+    let erin = env.user("erin").await;
+    let room = room_with_bot(&env, &alice, &[&bob, &carol, &erin]).await;
+    let started = alice.command(&room, "!visio start").await;
+    let call_id = started["org.salon.reply"]["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Bob talks, and keeps talking whatever he is told (a client that
+    // ignores a mute request must still not be heard).
+    let bob_client = join_call(&env, &bob, &call_id, "Bob").await;
+    let bob_track = bob_client.publish(true).await.unwrap();
+    let talking = Arc::new(AtomicBool::new(true));
+    let talker = {
+        let talking = talking.clone();
+        let frames = tone_frames();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for (packet, level) in frames.iter().cycle() {
+                if !talking.load(Ordering::Relaxed) {
+                    break;
+                }
+                tick.tick().await;
+                bob_track.send(packet, *level).await;
+            }
+        })
+    };
+    let carol_grant = join_grant(&env, &carol, &call_id, "Carol").await;
+    let carol_token = carol_grant["token"].as_str().unwrap().to_owned();
+    let carol_url = carol_grant["url"].as_str().unwrap().to_owned();
+    let carol_client = salon_sfu::testing::TestClient::connect(&carol_url, &carol_token)
+        .await
+        .expect("carol joins");
+    let alice_client = join_call(&env, &alice, &call_id, "Alice").await;
+    let mut heard = alice_client.next_track(WAIT).await.expect("bob's track");
+    assert!(heard.is_audio);
+    assert!(
+        packets_within(&mut heard, Duration::from_secs(2)).await > 50,
+        "alice hears bob before anything is done"
+    );
+    alice.wait_in_call(&room, bob.user_id.as_str()).await;
+    alice.wait_in_call(&room, carol.user_id.as_str()).await;
+
+    // A member without the power level is refused, and bob is still heard.
+    let bob_id = bob.user_id.to_string();
+    let refused = carol.command(&room, &format!("!visio mute {bob_id}")).await;
+    assert_eq!(
+        refused["org.salon.reply"]["outcome"], "refused",
+        "{refused}"
+    );
+    assert!(
+        refused["body"].as_str().unwrap().contains("power level 50"),
+        "{refused}"
+    );
+    assert!(refused.get("org.salon.moderation").is_none());
+    assert!(packets_within(&mut heard, Duration::from_secs(1)).await > 25);
+    let refused = bob.command(&room, "!visio lock").await;
+    assert_eq!(
+        refused["org.salon.reply"]["outcome"], "refused",
+        "{refused}"
+    );
+    let usage = alice.command(&room, "!visio mute").await;
+    assert_eq!(usage["org.salon.reply"]["outcome"], "usage", "{usage}");
+
+    // The moderator mutes bob: one notice says who did what…
+    let muted = alice.command(&room, &format!("!visio mute {bob_id}")).await;
+    assert_eq!(muted["org.salon.reply"]["outcome"], "done", "{muted}");
+    assert_eq!(muted["org.salon.reply"]["tracks"], 1, "{muted}");
+    assert_eq!(
+        muted["org.salon.moderation"],
+        json!({"call_id": call_id, "action": "mute", "target": bob_id, "by": alice.user_id.as_str()}),
+    );
+    assert!(muted["body"].as_str().unwrap().contains("muted"), "{muted}");
+    // …bob's client is asked to mute his track (LiveKit's own message)…
+    let asked = bob_client
+        .wait_signal("a mute request", WAIT, |m| match m {
+            signal_response::Message::Mute(request) if request.muted => Some(request.sid.clone()),
+            _ => None,
+        })
+        .await
+        .expect("bob is asked to mute");
+    assert_eq!(asked, heard.track_id);
+    // …alice sees him muted and stops hearing him, though he still sends.
+    alice_client
+        .wait_signal("bob shown muted", WAIT, |m| match m {
+            signal_response::Message::Update(update) => update
+                .participants
+                .iter()
+                .any(|p| p.identity == bob_id && p.tracks.iter().any(|t| t.muted))
+                .then_some(()),
+            _ => None,
+        })
+        .await
+        .expect("alice sees bob muted");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while heard.packets.try_recv().is_ok() {}
+    assert_eq!(
+        packets_within(&mut heard, Duration::from_secs(2)).await,
+        0,
+        "alice must not hear bob once a moderator muted him"
+    );
+    // The call's pages learn who muted him (a data message).
+    let told = loop {
+        let (_, packet) = alice_client
+            .next_data(WAIT)
+            .await
+            .expect("a moderation message");
+        if let Some(proto::data_packet::Value::User(user)) = packet.value
+            && user.topic.as_deref() == Some("org.salon.moderation")
+        {
+            break serde_json::from_slice::<Value>(&user.payload).unwrap();
+        }
+    };
+    assert_eq!(told["action"], "mute");
+    assert_eq!(told["target"], bob_id.as_str());
+    assert_eq!(told["by"], alice.user_id.as_str());
+    assert_eq!(told["by_name"], "alice", "{told}");
+    // Muting someone who is not in the call is said so, and not recorded.
+    let absent = alice
+        .command(&room, &format!("!visio mute {}", erin.user_id))
+        .await;
+    assert_eq!(
+        absent["org.salon.reply"]["outcome"], "not_in_call",
+        "{absent}"
+    );
+
+    // The moderator removes carol: out, told why, and back nowhere.
+    let removed = alice
+        .command(&room, &format!("!visio remove {}", carol.user_id))
+        .await;
+    assert_eq!(removed["org.salon.reply"]["outcome"], "done", "{removed}");
+    assert_eq!(removed["org.salon.moderation"]["action"], "remove");
+    carol_client
+        .wait_signal("a leave", WAIT, |m| match m {
+            signal_response::Message::Leave(leave) => Some(leave.reason),
+            _ => None,
+        })
+        .await
+        .map(|reason| assert_eq!(reason, proto::DisconnectReason::ParticipantRemoved as i32))
+        .expect("carol is told she was removed");
+    carol_client
+        .wait_closed(WAIT)
+        .await
+        .expect("carol is disconnected");
+    assert!(
+        salon_sfu::testing::TestClient::connect(&carol_url, &carol_token)
+            .await
+            .is_err(),
+        "carol's old token must be refused"
+    );
+    let (status, body) = join_status(&env, &carol, &call_id).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN")),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("removed"),
+        "{body}"
+    );
+    alice
+        .wait_until("carol gone from the call", WAIT, || async {
+            alice
+                .state(&room, "org.salon.call", "")
+                .await
+                .is_some_and(|s| !s["participants"].to_string().contains("carol"))
+        })
+        .await;
+
+    // Locked: a member is refused, a moderator is not; unlocked, they come in.
+    let locked = alice.command(&room, "!visio lock").await;
+    assert_eq!(locked["org.salon.reply"]["outcome"], "done", "{locked}");
+    let again = alice.command(&room, "!visio lock").await;
+    assert_eq!(again["org.salon.reply"]["outcome"], "unchanged", "{again}");
+    let (status, body) = join_status(&env, &erin, &call_id).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("locked"), "{body}");
+    let (status, body) = join_status(&env, &alice, &call_id).await;
+    assert_eq!(status, 200, "a moderator joins a locked call: {body}");
+    let unlocked = alice.command(&room, "!visio unlock").await;
+    assert_eq!(unlocked["org.salon.reply"]["outcome"], "done", "{unlocked}");
+    let (status, body) = join_status(&env, &erin, &call_id).await;
+    assert_eq!(status, 200, "{body}");
+    // Carol stays out until the call ends.
+    let (status, _) = join_status(&env, &carol, &call_id).await;
+    assert_eq!(status, 403);
+
+    // The minutes list what the moderators did.
+    talking.store(false, Ordering::Relaxed);
+    talker.await.unwrap();
+    bob_client.leave().await;
+    alice_client.leave().await;
+    let minutes = alice
+        .wait_for("the minutes", Duration::from_secs(60), || async {
+            alice
+                .timeline(&room)
+                .await
+                .into_iter()
+                .find(|e| e["content"]["org.salon.minutes"]["call_id"] == call_id.as_str())
+        })
+        .await;
+    let acts = minutes["content"]["org.salon.minutes"]["moderation"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let acts: Vec<&str> = acts.iter().filter_map(Value::as_str).collect();
+    assert_eq!(acts.len(), 4, "mute, remove, lock, unlock: {acts:?}");
+    assert!(
+        acts[0].ends_with(&format!("{} muted {bob_id}", alice.user_id)),
+        "{acts:?}"
+    );
+    assert!(
+        acts[1].contains(&format!("removed {}", carol.user_id)),
+        "{acts:?}"
+    );
+    assert!(
+        acts[2].contains("locked the call") && acts[3].contains("unlocked"),
+        "{acts:?}"
+    );
+    let body = minutes["content"]["body"].as_str().unwrap_or_default();
+    assert!(body.contains("Moderation"), "{body}");
+}
