@@ -3,15 +3,16 @@
 //!
 //! ```text
 //! loadgen make-y4m OUT.y4m SECONDS
-//! loadgen suite [--quick] --ivf clip.ivf --janus-etc DIR --sfu-serve PATH [--seconds S] [--sfu-cpu C] [--netem-dev lo]
+//! loadgen suite [--quick] --ivf clip.ivf --janus-etc DIR --sfu-serve PATH [--livekit PATH] [--seconds S] [--sfu-cpu C] [--netem-dev lo]
 //! loadgen report SAVED-OUTPUT   # the table again from a run's RESULT lines
-//! loadgen one --sfu salon|janus --scenario a|b --n N --pid PID --ivf clip.ivf [--seconds S] [--netem-loss PCT]
+//! loadgen one --sfu salon|janus|livekit --scenario a|b --n N --pid PID --ivf clip.ivf [--seconds S] [--netem-loss PCT]
 //! ```
 //!
-//! `suite` runs every case against Salon then Janus (alternating), each SFU
-//! freshly started and pinned with `taskset` to its own core, each
-//! measurement in a fresh `one` child process, and prints the table, the
-//! ratios and, last, `sfu pps-per-cpu ratio salon/janus: X.XX`.
+//! `suite` runs every case against Salon, Janus and (with `--livekit`)
+//! LiveKit server, alternating, each SFU freshly started and pinned with
+//! `taskset` to the same core, each measurement in a fresh `one` child
+//! process, and prints the table, the ratios and, last, `sfu pps-per-cpu
+//! ratio salon/janus: X.XX` (after `sfu pps-per-cpu ratio salon/livekit`).
 
 mod janus;
 mod measure;
@@ -82,6 +83,7 @@ struct OneArgs {
     netem_devs: Vec<String>,
     salon_ws: String,
     janus_ws: String,
+    livekit_ws: String,
 }
 
 fn value<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, name: &str) -> Result<T>
@@ -107,6 +109,7 @@ fn parse_one(mut args: impl Iterator<Item = String>) -> Result<OneArgs> {
         netem_devs: vec!["lo".into()],
         salon_ws: "ws://127.0.0.1:7880".into(),
         janus_ws: "ws://127.0.0.1:8188".into(),
+        livekit_ws: suite::LIVEKIT_WS.into(),
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -131,6 +134,7 @@ fn parse_one(mut args: impl Iterator<Item = String>) -> Result<OneArgs> {
             }
             "--salon-ws" => parsed.salon_ws = value(&mut args, &arg)?,
             "--janus-ws" => parsed.janus_ws = value(&mut args, &arg)?,
+            "--livekit-ws" => parsed.livekit_ws = value(&mut args, &arg)?,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -148,19 +152,19 @@ async fn one(args: OneArgs) -> Result<Outcome> {
     let window = Window::new();
     let (collector, stop) = Collector::new(window.clone());
     let started = Instant::now();
-    let setup = match args.sfu.as_str() {
-        "salon" => {
-            scenario::salon(
-                args.scenario,
-                args.n,
-                &args.salon_ws,
-                &clip,
-                &window,
-                &collector,
-            )
-            .await?
+    // Salon and LiveKit server speak the same protocol: one client code path.
+    let livekit_ws = match args.sfu.as_str() {
+        "salon" => Some(&args.salon_ws),
+        "livekit" => Some(&args.livekit_ws),
+        "janus" => None,
+        other => bail!("unknown SFU {other}"),
+    };
+    let setup = match livekit_ws {
+        Some(ws) => {
+            scenario::livekit_protocol(args.scenario, args.n, ws, &clip, &window, &collector)
+                .await?
         }
-        "janus" => {
+        None => {
             scenario::janus(
                 args.scenario,
                 args.n,
@@ -171,7 +175,6 @@ async fn one(args: OneArgs) -> Result<Outcome> {
             )
             .await?
         }
-        other => bail!("unknown SFU {other}"),
     };
     let setup_s = started.elapsed().as_secs_f64();
     // Loss starts once everyone is connected: it is media recovery that is

@@ -1,8 +1,9 @@
 //! The two scenarios, set up on either SFU: A, one publisher (Opus + VP8) to
 //! N subscribers; B, an audio room of 10 speakers (each hearing the 9
-//! others) and N listeners. Salon is driven through LiveKit's protocol
-//! (`TestClient`), Janus through its VideoRoom; the media, pacing and
-//! measurement are the same code for both.
+//! others) and N listeners. Salon and LiveKit server are driven through
+//! LiveKit's protocol (`TestClient`, the same code for both: only the URL
+//! differs), Janus through its VideoRoom; the media, pacing and measurement
+//! are the same code for all three.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -22,8 +23,10 @@ use crate::measure::{Collector, Outbound, Window};
 use crate::media::Vp8Clip;
 use crate::peer::Peer;
 
-const KEY: &str = "APIbench";
-const SECRET: &str = "bench-secret-of-sufficient-length";
+/// The API key and secret tokens are signed with: `sfu-serve`'s defaults,
+/// and the ones the suite writes into LiveKit server's config.
+pub const KEY: &str = "APIbench";
+pub const SECRET: &str = "bench-secret-of-sufficient-length";
 /// Speakers in scenario B.
 pub const SPEAKERS: usize = 10;
 /// Clients connected at once while setting up.
@@ -38,16 +41,17 @@ pub enum Scenario {
     B,
 }
 
-/// A receiver's video track, to send it keyframe requests from.
+/// A receiver's video track, to send it keyframe requests from: one of a
+/// LiveKit-protocol client (Salon or LiveKit server) or of a Janus peer.
 pub enum VideoLeg {
-    Salon(ReceivedTrack),
+    LiveKit(ReceivedTrack),
     Janus(Arc<dyn TrackRemote>),
 }
 
 impl VideoLeg {
     pub async fn request_keyframe(&self) {
         match self {
-            VideoLeg::Salon(track) => {
+            VideoLeg::LiveKit(track) => {
                 let _ = track.request_keyframe().await;
             }
             VideoLeg::Janus(track) => {
@@ -113,19 +117,19 @@ fn take_packets(
     std::mem::replace(&mut track.packets, empty)
 }
 
-/// Connects a Salon client that receives `tracks` tracks, reading them.
-async fn salon_receiver(
+/// Connects a LiveKit-protocol client that receives `tracks` tracks, reading them.
+async fn livekit_receiver(
     ws: &str,
     identity: String,
     tracks: usize,
     collector: &Collector,
 ) -> Result<(TestClient, Vec<tokio::task::JoinHandle<()>>, Vec<VideoLeg>)> {
     let client = TestClient::connect(ws, &mint(&identity)).await?;
-    let (readers, legs) = salon_read(&client, tracks, collector).await?;
+    let (readers, legs) = livekit_read(&client, tracks, collector).await?;
     Ok((client, readers, legs))
 }
 
-async fn salon_read(
+async fn livekit_read(
     client: &TestClient,
     tracks: usize,
     collector: &Collector,
@@ -136,13 +140,15 @@ async fn salon_read(
         let mut track = client.next_track(TRACK_WAIT).await?;
         readers.push(collector.spawn_reader(take_packets(&mut track)));
         if !track.is_audio {
-            legs.push(VideoLeg::Salon(track));
+            legs.push(VideoLeg::LiveKit(track));
         }
     }
     Ok((readers, legs))
 }
 
-pub async fn salon(
+/// Sets `scenario` up on an SFU that speaks LiveKit's protocol at `ws`:
+/// Salon's `sfu-serve` or LiveKit server.
+pub async fn livekit_protocol(
     scenario: Scenario,
     n: usize,
     ws: &str,
@@ -188,7 +194,7 @@ pub async fn salon(
                 speakers.push(speaker);
             }
             for speaker in &speakers {
-                let (readers, _) = salon_read(speaker, SPEAKERS - 1, collector).await?;
+                let (readers, _) = livekit_read(speaker, SPEAKERS - 1, collector).await?;
                 setup.tasks.extend(readers);
             }
             setup.receivers += SPEAKERS;
@@ -200,7 +206,7 @@ pub async fn salon(
         let joined = try_join_all(
             batch
                 .iter()
-                .map(|i| salon_receiver(ws, format!("sub-{i}"), per_receiver, collector)),
+                .map(|i| livekit_receiver(ws, format!("sub-{i}"), per_receiver, collector)),
         )
         .await?;
         for (client, readers, legs) in joined {

@@ -1,7 +1,7 @@
-//! The whole run: for each case, Salon then Janus, each freshly started on
-//! its own pinned core and measured by a fresh `one` child; optional `tc
-//! netem` loss around the lossy cases; then the table, the ratios and the
-//! last line.
+//! The whole run: for each case, Salon, Janus and LiveKit server (when its
+//! binary is given), each freshly started on the same pinned core and
+//! measured by a fresh `one` child; optional `tc netem` loss around the
+//! lossy cases; then the table, the ratios and the last line.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -11,13 +11,20 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::Outcome;
-use crate::scenario::Scenario;
+use crate::scenario::{self, Scenario};
+
+/// LiveKit server's signalling port in the bench (Salon's is 7880).
+const LIVEKIT_PORT: u16 = 7890;
+/// Where the generator joins LiveKit server.
+pub const LIVEKIT_WS: &str = "ws://127.0.0.1:7890";
 
 struct SuiteArgs {
     quick: bool,
     ivf: PathBuf,
     janus_etc: PathBuf,
     sfu_serve: PathBuf,
+    /// LiveKit server's binary; `None`: Salon and Janus only.
+    livekit: Option<PathBuf>,
     seconds: f64,
     sfu_cpu: String,
     netem_devs: Vec<String>,
@@ -37,6 +44,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<SuiteArgs> {
         ivf: PathBuf::new(),
         janus_etc: PathBuf::new(),
         sfu_serve: PathBuf::new(),
+        livekit: None,
         seconds: 0.0,
         sfu_cpu: "1".into(),
         netem_devs: vec!["lo".into()],
@@ -50,6 +58,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<SuiteArgs> {
             "--ivf" => parsed.ivf = next()?.into(),
             "--janus-etc" => parsed.janus_etc = next()?.into(),
             "--sfu-serve" => parsed.sfu_serve = next()?.into(),
+            // An empty value (no binary found) is the same as none.
+            "--livekit" => {
+                parsed.livekit =
+                    Some(next()?.into()).filter(|p: &PathBuf| !p.as_os_str().is_empty())
+            }
             "--seconds" => parsed.seconds = next()?.parse()?,
             "--sfu-cpu" => parsed.sfu_cpu = next()?,
             "--netem-dev" => parsed.netem_devs = next()?.split(',').map(str::to_owned).collect(),
@@ -167,6 +180,53 @@ fn start_janus(args: &SuiteArgs, label: &str) -> Result<Server> {
     Ok(server)
 }
 
+/// LiveKit server's config: a single node (no Redis), signalling on
+/// [`LIVEKIT_PORT`], media on 127.0.0.1 with one UDP port per peer
+/// connection from its production default range (as Salon and Janus do:
+/// neither multiplexes), warnings only in its log (Salon's `sfu-serve` logs
+/// nothing). Everything else is LiveKit's default.
+fn livekit_config() -> String {
+    format!(
+        "port: {LIVEKIT_PORT}\n\
+         bind_addresses: [\"127.0.0.1\"]\n\
+         keys:\n  {key}: {secret}\n\
+         rtc:\n  node_ip: 127.0.0.1\n  use_external_ip: false\n  \
+         enable_loopback_candidate: true\n  port_range_start: 50000\n  \
+         port_range_end: 60000\n  tcp_port: {tcp}\n\
+         logging:\n  level: warn\n",
+        key = scenario::KEY,
+        secret = scenario::SECRET,
+        tcp = LIVEKIT_PORT + 1,
+    )
+}
+
+fn start_livekit(args: &SuiteArgs, binary: &std::path::Path, label: &str) -> Result<Server> {
+    let config = args.log_dir.join("livekit.yaml");
+    std::fs::write(&config, livekit_config())?;
+    let log = std::fs::File::create(args.log_dir.join(format!("livekit-{label}.log")))?;
+    let child = Command::new("taskset")
+        .args(["-c", &args.sfu_cpu])
+        .arg(binary)
+        .arg("--config")
+        .arg(&config)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting livekit-server")?;
+    let mut server = Server { child };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", LIVEKIT_PORT)).is_err() {
+        if let Some(status) = server.child.try_wait()? {
+            bail!("livekit-server exited ({status}): see livekit-{label}.log");
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("livekit-server did not listen on {LIVEKIT_PORT} within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(server)
+}
+
 /// Injects `loss_pct` random loss on every UDP packet in the namespace (0
 /// removes it): `tc netem` on the devices when the kernel has it, else an
 /// nftables `numgen random` drop rule on input (silent to the sender, unlike
@@ -227,8 +287,9 @@ fn measure(args: &SuiteArgs, case: &Case, sfu: &str) -> Result<Outcome> {
             ""
         }
     );
-    let server = match sfu {
-        "salon" => start_salon(args)?,
+    let server = match (sfu, &args.livekit) {
+        ("salon", _) => start_salon(args)?,
+        ("livekit", Some(binary)) => start_livekit(args, binary, &label)?,
         _ => start_janus(args, &label)?,
     };
     std::thread::sleep(Duration::from_millis(500));
@@ -269,9 +330,19 @@ fn measure(args: &SuiteArgs, case: &Case, sfu: &str) -> Result<Outcome> {
 
 pub fn run(args: impl Iterator<Item = String>) -> Result<()> {
     let args = parse(args)?;
+    let mut sfus = vec!["salon", "janus"];
+    match &args.livekit {
+        Some(binary) => {
+            sfus.push("livekit");
+            eprintln!("bench: LiveKit server is {}", binary.display());
+        }
+        None => eprintln!(
+            "bench: no LiveKit server binary (scripts/setup-livekit-server.sh builds it): Salon and Janus only"
+        ),
+    }
     let mut outcomes: Vec<Outcome> = Vec::new();
     for case in cases(&args) {
-        for sfu in ["salon", "janus"] {
+        for &sfu in &sfus {
             eprintln!(
                 "bench: scenario {:?} N={} loss={}% on {sfu}",
                 case.scenario, case.n, case.netem_loss_pct
@@ -323,6 +394,45 @@ pub fn report_file(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Salon's ratios to `peer` per case (Markdown), and the geometric mean of
+/// the pps/CPU ratio over the cases without netem, with their count.
+fn ratios(outcomes: &[Outcome], peer: &str) -> (String, f64, usize) {
+    let mut out = format!(
+        "\nRatios salon/{peer} (pps/CPU: higher is better; the others: lower is better)\n\n"
+    );
+    out.push_str(
+        "| case | pps/CPU-s | CPU/sub | RSS/sub | p50 | p99 |\n|---|---|---|---|---|---|\n",
+    );
+    let mut logs = Vec::new();
+    for salon in outcomes.iter().filter(|o| o.sfu == "salon") {
+        let Some(other) = find(outcomes, salon, peer) else {
+            continue;
+        };
+        let pps = salon.pps_per_cpu_s / other.pps_per_cpu_s;
+        let rss =
+            |o: &Outcome| o.rss_kib.saturating_sub(o.rss_idle_kib) as f64 / o.receivers as f64;
+        out.push_str(&format!(
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            case_name(salon),
+            pps,
+            (salon.sfu_cpu_pct / salon.receivers as f64)
+                / (other.sfu_cpu_pct / other.receivers as f64),
+            rss(salon) / rss(other).max(1.0),
+            salon.p50_ms / other.p50_ms,
+            salon.p99_ms / other.p99_ms,
+        ));
+        if salon.netem_loss_pct == 0.0 && pps.is_finite() && pps > 0.0 {
+            logs.push(pps.ln());
+        }
+    }
+    let mean = if logs.is_empty() {
+        f64::NAN
+    } else {
+        (logs.iter().sum::<f64>() / logs.len() as f64).exp()
+    };
+    (out, mean, logs.len())
+}
+
 /// The table (Markdown), the ratios, the largest N, and the last line.
 pub fn report(outcomes: &[Outcome]) -> String {
     let mut out = String::new();
@@ -354,37 +464,20 @@ pub fn report(outcomes: &[Outcome]) -> String {
             o.generator_cpu_pct,
         ));
     }
-    out.push_str(
-        "\nRatios salon/janus (pps/CPU: higher is better; the others: lower is better)\n\n",
-    );
-    out.push_str(
-        "| case | pps/CPU-s | CPU/sub | RSS/sub | p50 | p99 |\n|---|---|---|---|---|---|\n",
-    );
-    let mut logs = Vec::new();
-    for salon in outcomes.iter().filter(|o| o.sfu == "salon") {
-        let Some(janus) = find(outcomes, salon, "janus") else {
-            continue;
-        };
-        let pps = salon.pps_per_cpu_s / janus.pps_per_cpu_s;
-        let rss =
-            |o: &Outcome| o.rss_kib.saturating_sub(o.rss_idle_kib) as f64 / o.receivers as f64;
-        out.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
-            case_name(salon),
-            pps,
-            (salon.sfu_cpu_pct / salon.receivers as f64)
-                / (janus.sfu_cpu_pct / janus.receivers as f64),
-            rss(salon) / rss(janus).max(1.0),
-            salon.p50_ms / janus.p50_ms,
-            salon.p99_ms / janus.p99_ms,
-        ));
-        if salon.netem_loss_pct == 0.0 && pps.is_finite() && pps > 0.0 {
-            logs.push(pps.ln());
-        }
+    // Janus last: its ratio line must be the last line printed.
+    let peers: Vec<&str> = ["livekit", "janus"]
+        .into_iter()
+        .filter(|peer| *peer == "janus" || outcomes.iter().any(|o| o.sfu == *peer))
+        .collect();
+    let mut means = Vec::new();
+    for &peer in &peers {
+        let (table, mean, cases) = ratios(outcomes, peer);
+        out.push_str(&table);
+        means.push((peer, mean, cases));
     }
     out.push_str("\nLargest N before loss > 1% or p99 > 50 ms (of the N tried; no netem)\n\n");
     for scenario in [Scenario::A, Scenario::B] {
-        for sfu in ["salon", "janus"] {
+        for sfu in std::iter::once("salon").chain(peers.iter().rev().copied()) {
             let mut tried: Vec<&Outcome> = outcomes
                 .iter()
                 .filter(|o| o.sfu == sfu && o.scenario == scenario && o.netem_loss_pct == 0.0)
@@ -402,14 +495,16 @@ pub fn report(outcomes: &[Outcome]) -> String {
             ));
         }
     }
-    let ratio = if logs.is_empty() {
-        f64::NAN
-    } else {
-        (logs.iter().sum::<f64>() / logs.len() as f64).exp()
-    };
+    let counts: Vec<String> = means
+        .iter()
+        .map(|(peer, _, cases)| format!("{cases} with {peer}"))
+        .collect();
     out.push_str(&format!(
-        "\n(geometric mean over the {} cases without netem)\nsfu pps-per-cpu ratio salon/janus: {ratio:.2}\n",
-        logs.len()
+        "\n(geometric mean over the cases without netem: {})\n",
+        counts.join(", ")
     ));
+    for (peer, mean, _) in means {
+        out.push_str(&format!("sfu pps-per-cpu ratio salon/{peer}: {mean:.2}\n"));
+    }
     out
 }
