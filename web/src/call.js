@@ -103,15 +103,15 @@ function showError(kind, detail = '', retry = () => location.reload()) {
 
 const notices = new Map();
 
-function notice(kind, on) {
-  if (on) notices.set(kind, true);
+function notice(kind, on, vars = {}) {
+  if (on) notices.set(kind, vars);
   else notices.delete(kind);
-  const order = ['reconnecting', 'audio-blocked', 'screen', 'device'];
+  const order = ['reconnecting', 'moderated', 'audio-blocked', 'screen', 'device'];
   const current = order.find((k) => notices.has(k));
   $('notice').hidden = !current;
   if (!current) return;
-  const text = { reconnecting: 'call.reconnecting', 'audio-blocked': 'call.audio.blocked', screen: 'call.screen.error', device: 'call.device.error' }[current];
-  $('notice-text').textContent = t(text);
+  const text = { reconnecting: 'call.reconnecting', moderated: notices.get('moderated')?.key, 'audio-blocked': 'call.audio.blocked', screen: 'call.screen.error', device: 'call.device.error' }[current];
+  $('notice-text').textContent = t(text, notices.get(current));
   const action = $('notice-action');
   action.hidden = current === 'reconnecting';
   action.textContent = current === 'audio-blocked' ? t('call.audio.enable') : 'OK';
@@ -119,6 +119,12 @@ function notice(kind, on) {
     if (current === 'audio-blocked') await page.live?.startAudio();
     notice(current, false);
   };
+}
+
+/** A moderator acted on this person: say who (a removal is said on the page that follows). */
+function moderated({ action, byName }) {
+  const key = { mute: 'call.muted.by', mute_all: 'call.muted.by', stop_video: 'call.video.stopped.by' }[action];
+  if (key) notice('moderated', true, { key, name: byName });
 }
 
 // ---- Login (standalone) ----
@@ -298,7 +304,8 @@ async function join(event) {
     page.view,
     {
       onTranscription: (on) => setTranscriptionBanner(on),
-      onLeft: (reasonKey) => left(reasonKey),
+      onLeft: (reasonKey, vars) => left(reasonKey, vars),
+      onModerated: moderated,
       onNotice: notice,
       onControls: () => showControls(),
       onAnnounce: (key, name) => {
@@ -409,14 +416,14 @@ function wireControls() {
   });
 }
 
-function left(reasonKey) {
+function left(reasonKey, vars = {}) {
   page.membership?.leave();
   clearInterval(page.timer);
   $('call-timer').hidden = true;
   notices.clear();
   notice('reconnecting', false);
   page.live = null;
-  $('left-reason').textContent = t(reasonKey);
+  $('left-reason').textContent = t(reasonKey, vars);
   $('left-title').textContent = reasonKey === 'left.body' ? t('left.title') : t('left.title.dropped');
   setState('left');
   focusHeading('view-left');

@@ -90,6 +90,9 @@ const fr = {
   'left.ended': 'L’appel est terminé.',
   'left.duplicate': 'Vous avez rejoint cet appel depuis un autre appareil ou un autre onglet.',
   'left.removed': 'Vous avez été retiré de l’appel.',
+  'left.removed.by': '{name} vous a retiré de l’appel.',
+  'call.muted.by': 'Micro coupé par {name}.',
+  'call.video.stopped.by': 'Caméra et partage d’écran arrêtés par {name}.',
   'left.lost': 'La connexion à l’appel a été perdue.',
 
   'error.title': 'Impossible de rejoindre l’appel',
@@ -192,6 +195,9 @@ const en = {
   'left.ended': 'The call has ended.',
   'left.duplicate': 'You joined this call from another device or tab.',
   'left.removed': 'You were removed from the call.',
+  'left.removed.by': '{name} removed you from the call.',
+  'call.muted.by': 'Muted by {name}.',
+  'call.video.stopped.by': 'Camera and screen share stopped by {name}.',
   'left.lost': 'The connection to the call was lost.',
 
   'error.title': 'Cannot join the call',

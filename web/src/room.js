@@ -14,6 +14,33 @@ const CONNECT_TIMEOUT_MS = 20000;
 
 /** The data-packet topic on which the bridge may announce transcription: payload `{"transcription": bool}`. */
 export const TRANSCRIPTION_TOPIC = 'salon.transcription';
+/** The bridge's moderation messages (docs/api.md, "Moderation"). */
+export const MODERATION_TOPIC = 'org.salon.moderation';
+
+/** Whether a LiveKit identity is `user`'s: their page's (the mxid) or a device's (`mxid:DEVICE`). */
+function identityOf(identity, user) {
+  return typeof user === 'string' && user !== '' && (identity === user || identity.startsWith(`${user}:`));
+}
+
+/**
+ * What a moderation message means for the person behind `identity`:
+ * `{action, byName}` when it acts on them (named, or everyone but the
+ * moderator for `mute_all`), else null. Malformed messages are null.
+ */
+export function moderationFor(text, identity) {
+  let message;
+  try {
+    message = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!message || typeof message !== 'object' || typeof message.action !== 'string') return null;
+  const mine = identityOf(identity, message.target);
+  const everyone = message.action === 'mute_all' && typeof message.by === 'string' && !identityOf(identity, message.by);
+  if (!mine && !everyone) return null;
+  const byName = typeof message.by_name === 'string' && message.by_name.trim() ? message.by_name : String(message.by ?? '');
+  return { action: message.action, byName };
+}
 
 /** Reads a transcription flag from room metadata or a data payload (JSON text); null when it says nothing. */
 export function transcriptionFlag(text) {
@@ -111,6 +138,14 @@ export class CallSession {
       .on(RoomEvent.TranscriptionReceived, (segments, participant) => this.transcription(segments, participant))
       .on(RoomEvent.RoomMetadataChanged, (metadata) => this.metadata(metadata))
       .on(RoomEvent.DataReceived, (payload, participant, kind, topic) => {
+        if (topic === MODERATION_TOPIC && !participant) {
+          const act = moderationFor(new TextDecoder().decode(payload), room.localParticipant.identity);
+          if (act) {
+            this.moderated = act;
+            this.hooks.onModerated?.(act);
+          }
+          return;
+        }
         if (topic !== TRANSCRIPTION_TOPIC) return;
         const flag = transcriptionFlag(new TextDecoder().decode(payload));
         if (flag !== null) this.hooks.onTranscription(flag);
@@ -297,6 +332,10 @@ export class CallSession {
     // A join that failed is reported by `connect`'s caller, not as a departure.
     if (!this.connected) return;
     this.connected = false;
+    if (!this.leaving && reason === DisconnectReason.PARTICIPANT_REMOVED && this.moderated?.action === 'remove') {
+      this.hooks.onLeft('left.removed.by', { name: this.moderated.byName });
+      return;
+    }
     this.hooks.onLeft(this.leaving ? 'left.body' : leaveReason(reason));
   }
 }

@@ -8,7 +8,7 @@ import { DisconnectReason } from 'livekit-client';
 import { callIdFromPath, failureKind } from '../src/bridge.js';
 import { pickLanguage, setLanguage, t } from '../src/i18n.js';
 import { gridColumns } from '../src/call-view.js';
-import { leaveReason, transcriptionFlag } from '../src/room.js';
+import { leaveReason, moderationFor, transcriptionFlag } from '../src/room.js';
 import { localpart, ssoRedirectUrl, userIdentifier } from '../src/matrix.js';
 
 globalThis.document ??= { documentElement: {} };
@@ -84,4 +84,19 @@ test('login helpers: identifiers, SSO redirect, localparts', () => {
   assert.equal(ssoRedirectUrl('https://hs.example', null, 'https://s/'), 'https://hs.example/_matrix/client/v3/login/sso/redirect?redirectUrl=https%3A%2F%2Fs%2F');
   assert.equal(localpart('@alice:example.org'), 'alice');
   assert.equal(localpart('bob'), 'bob');
+});
+
+test('a moderation message names who acted, for its target only (or everyone but the moderator)', () => {
+  const mute = JSON.stringify({ action: 'mute', target: '@bob:hs', by: '@mod:hs', by_name: 'Modeste' });
+  assert.deepEqual(moderationFor(mute, '@bob:hs'), { action: 'mute', byName: 'Modeste' });
+  // Element Call's and the page's device identities are the same person.
+  assert.deepEqual(moderationFor(mute, '@bob:hs:DEVICE'), { action: 'mute', byName: 'Modeste' });
+  assert.equal(moderationFor(mute, '@bobby:hs'), null);
+  assert.equal(moderationFor(mute, '@carol:hs'), null);
+  const all = JSON.stringify({ action: 'mute_all', by: '@mod:hs' });
+  assert.deepEqual(moderationFor(all, '@carol:hs'), { action: 'mute_all', byName: '@mod:hs' });
+  assert.equal(moderationFor(all, '@mod:hs:DEV'), null);
+  for (const bad of ['', 'nope', 'null', '[]', '{"target":"@bob:hs"}']) assert.equal(moderationFor(bad, '@bob:hs'), null, bad);
+  setLanguage('en');
+  assert.equal(t('call.muted.by', { name: '<b>Eve</b>' }), 'Muted by <b>Eve</b>.');
 });

@@ -363,4 +363,26 @@ mod tests {
             vec![("@a:x".into(), "A".into()), ("@b:x".into(), String::new())]
         );
     }
+
+    #[test]
+    fn published_tracks_are_read_by_name_or_number() {
+        // As LiveKit's Twirp JSON writes a ParticipantInfo's tracks.
+        let tracks = json!([
+            {"sid": "TR_mic", "type": "AUDIO", "source": "MICROPHONE", "muted": false},
+            {"sid": "TR_cam", "type": "VIDEO", "source": "CAMERA"},
+            {"sid": "TR_scr", "type": "AUDIO", "source": "SCREEN_SHARE_AUDIO"},
+            {"sid": "TR_num", "type": 0, "source": 2},
+            {"type": "AUDIO"}
+        ]);
+        assert_eq!(
+            published_tracks(&tracks),
+            vec![
+                ("TR_mic".into(), true, 2),
+                ("TR_cam".into(), false, 1),
+                ("TR_scr".into(), true, 4),
+                ("TR_num".into(), true, 2),
+            ]
+        );
+        assert!(published_tracks(&Value::Null).is_empty());
+    }
 }

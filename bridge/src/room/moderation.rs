@@ -89,6 +89,23 @@ impl Bridge {
         };
         self.store.save_call(&call).await?;
         let media_room = call.media_room();
+        // The pages hear of it first: a removed page is gone a moment later.
+        let act = call.moderation.last().expect("decide recorded the act");
+        let by_name = self.display_name(room_id, &event.sender).await;
+        let payload = json!({
+            "call_id": call.id,
+            "action": command,
+            "target": act.target,
+            "by": act.by,
+            "by_name": by_name,
+        });
+        self.media
+            .send_data(
+                &media_room,
+                MODERATION_TOPIC,
+                payload.to_string().as_bytes(),
+            )
+            .await;
         let tracks = match action {
             Action::Mute | Action::StopVideo => {
                 let what = if action == Action::Mute {
@@ -127,23 +144,7 @@ impl Bridge {
             }
             Action::Lock | Action::Unlock => 0,
         };
-        let act = call.moderation.last().expect("decide recorded the act");
         info!(call_id = %call.id, action = command, target = ?act.target, by = %act.by, tracks, "moderation");
-        let by_name = self.display_name(room_id, &event.sender).await;
-        let payload = json!({
-            "call_id": call.id,
-            "action": command,
-            "target": act.target,
-            "by": act.by,
-            "by_name": by_name,
-        });
-        self.media
-            .send_data(
-                &media_room,
-                MODERATION_TOPIC,
-                payload.to_string().as_bytes(),
-            )
-            .await;
         let body = format!("🛡️ {} {}.", by_name, sentence_tail(act));
         self.reply_with(
             room_id,
