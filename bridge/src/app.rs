@@ -171,6 +171,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         matrix.clone(),
         media.clone(),
     )))
+    .merge(crate::lobby::router(access::AccessState::new(
+        config.clone(),
+        store.clone(),
+        matrix.clone(),
+        media.clone(),
+    )))
     .merge(crate::focus::router(
         &config.web.focus_path,
         access::AccessState::new(config.clone(), store.clone(), matrix.clone(), media.clone()),

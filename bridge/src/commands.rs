@@ -26,6 +26,16 @@ pub enum Command {
     /// `!visio lock`, `!visio unlock`. The target is `None` when none was
     /// named or mentioned (answered with the usage).
     Moderate(Action, Option<OwnedUserId>),
+    /// `!visio guest [name]`: a guest link for the live call.
+    Guest(Option<String>),
+    /// `!visio guest revoke`: the live call's guest links stop working.
+    GuestRevoke,
+    /// `!visio admit [number|name]` / `!visio deny [number|name]`: a guest
+    /// waiting in the lobby (the only one, when none is named).
+    Lobby {
+        admit: bool,
+        which: Option<String>,
+    },
     /// `!visio something-else`: answered with a hint, never ignored.
     Unknown(String),
 }
@@ -42,6 +52,10 @@ impl Command {
             Command::Settings(_) => "settings",
             Command::Minutes => "minutes",
             Command::Moderate(action, _) => action.name(),
+            Command::Guest(_) => "guest",
+            Command::GuestRevoke => "guest_revoke",
+            Command::Lobby { admit: true, .. } => "admit",
+            Command::Lobby { admit: false, .. } => "deny",
             Command::Unknown(_) => "unknown",
         }
     }
@@ -126,6 +140,14 @@ fn target(rest: &[&str], mentions: &[String]) -> Option<OwnedUserId> {
         })
 }
 
+/// The words after a command, as one string (at most 60 characters), if any.
+fn words_of(rest: &[&str]) -> Option<String> {
+    let text = rest.join(" ");
+    let text: String = text.chars().take(60).collect();
+    let text = text.trim().to_owned();
+    (!text.is_empty()).then_some(text)
+}
+
 /// Parses a message and the users it mentions; `None` if it does not
 /// address the bot.
 pub fn parse_with_mentions(body: &str, mentions: &[String]) -> Option<Command> {
@@ -165,6 +187,14 @@ pub fn parse(body: &str) -> Option<Command> {
             Command::Moderate(Action::Remove, target(&rest, &[]))
         }
         (_, Some("lock" | "verrouiller")) => Command::Moderate(Action::Lock, None),
+        (_, Some("guest" | "invité" | "invite" | "invitee")) => match first.as_deref() {
+            Some("revoke" | "révoquer" | "revoquer") if rest.len() == 1 => Command::GuestRevoke,
+            _ => Command::Guest(words_of(&rest)),
+        },
+        (_, Some(word @ ("admit" | "admettre" | "deny" | "refuser"))) => Command::Lobby {
+            admit: matches!(word, "admit" | "admettre"),
+            which: words_of(&rest),
+        },
         (_, Some("unlock" | "déverrouiller" | "deverrouiller")) => {
             Command::Moderate(Action::Unlock, None)
         }
@@ -191,6 +221,8 @@ pub fn help_text() -> &'static str {
      • !visio minutes: post the last call's minutes again\n\
      • !visio mute @user:server (or mute all), !visio remove @user:server: mute or remove someone from the live call (moderators)\n\
      • !visio lock / !visio unlock: let no one but moderators join the live call, or let members in again (moderators)\n\
+     • !visio guest [name]: a link for someone without a Matrix account; they wait in a lobby until admitted; !visio guest revoke ends the links (moderators)\n\
+     • !visio admit [number|name] / !visio deny [number|name]: let a waiting guest in, or not (moderators)\n\
      • !visio help: this list"
 }
 
@@ -256,6 +288,9 @@ mod tests {
             "!visio remove",
             "!visio lock",
             "!visio unlock",
+            "!visio guest",
+            "!visio admit",
+            "!visio deny",
         ] {
             assert!(help_text().contains(word), "{word}");
         }
@@ -318,6 +353,42 @@ mod tests {
             ))))
         );
         assert_eq!(parse("!visio minutes"), Some(Command::Minutes));
+    }
+
+    #[test]
+    fn guest_and_lobby_commands() {
+        assert_eq!(parse("!visio guest"), Some(Command::Guest(None)));
+        assert_eq!(
+            parse("!visio guest Mairie de Lyon"),
+            Some(Command::Guest(Some("Mairie de Lyon".into())))
+        );
+        assert_eq!(parse("!visio guest revoke"), Some(Command::GuestRevoke));
+        // A guest named "Revoke Smith" is a name, not the revoke command.
+        assert_eq!(
+            parse("!visio guest revoke smith"),
+            Some(Command::Guest(Some("revoke smith".into())))
+        );
+        assert_eq!(
+            parse("!visio admit"),
+            Some(Command::Lobby {
+                admit: true,
+                which: None
+            })
+        );
+        assert_eq!(
+            parse("!visio deny 2"),
+            Some(Command::Lobby {
+                admit: false,
+                which: Some("2".into())
+            })
+        );
+        assert_eq!(
+            parse("!visio admettre Ada"),
+            Some(Command::Lobby {
+                admit: true,
+                which: Some("Ada".into())
+            })
+        );
     }
 
     #[test]

@@ -135,6 +135,12 @@ impl Bridge {
         let mut participants = Vec::new();
         for mxid in people {
             let display_name = match ruma::UserId::parse(mxid.as_str()) {
+                // A guest has no membership: the name they were admitted under.
+                Ok(user) if crate::guests::is_guest(&user) => self
+                    .store
+                    .identity(user.as_str())?
+                    .map(|who| who.name)
+                    .filter(|name| !name.is_empty()),
                 Ok(user) => self
                     .matrix
                     .state(&call.room_id, "m.room.member", user.as_str())

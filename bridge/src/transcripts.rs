@@ -477,16 +477,23 @@ impl Bridge {
             .store
             .call(&t.call_id)?
             .and_then(|c| c.transcript_thread);
+        // A guest has no Matrix account to link to.
+        let is_guest = ruma::UserId::parse(t.speaker.as_str())
+            .is_ok_and(|user| crate::guests::is_guest(&user));
+        let who = if is_guest {
+            escape_html(&t.speaker_name)
+        } else {
+            format!(
+                "<a href=\"https://matrix.to/#/{}\">{}</a>",
+                escape_html(&t.speaker),
+                escape_html(&t.speaker_name)
+            )
+        };
         let mut content = json!({
             "msgtype": "m.notice",
             "body": format!("{}: {}", t.speaker_name, t.text),
             "format": "org.matrix.custom.html",
-            "formatted_body": format!(
-                "<b><a href=\"https://matrix.to/#/{}\">{}</a></b>: {}",
-                escape_html(&t.speaker),
-                escape_html(&t.speaker_name),
-                escape_html(&t.text)
-            ),
+            "formatted_body": format!("<b>{who}</b>: {}", escape_html(&t.text)),
             "org.salon.transcript": {
                 "call_id": t.call_id,
                 "speaker": t.speaker,

@@ -1,4 +1,5 @@
-//! The public web side: the call page at `/call/{call_id}` and its assets.
+//! The public web side: the call page at `/call/{call_id}` (and at
+//! `/guest/{token}`, where it runs in guest mode) and its assets.
 //!
 //! When the page is built (`web/build.sh` makes `web/dist/`), every call id is
 //! served the same `call.html`, which asks `/_salon/v1` about the call and joins
@@ -26,9 +27,26 @@ pub fn router(state: WebState) -> Router {
     let dist = state.config.web.assets.join("dist");
     Router::new()
         .route("/call/{call_id}", get(call_page))
+        .route("/guest/{token}", get(guest_page))
         .route("/health", get(|| async { "ok" }))
         .nest_service("/assets", tower_http::services::ServeDir::new(dist))
         .with_state(state)
+}
+
+/// A guest link: the call page, which reads the token from its path and asks
+/// `/_salon/v1/guests/…` (`lobby.rs`); without a built page, a plain one.
+async fn guest_page(State(state): State<WebState>) -> Response {
+    let assets = &state.config.web.assets;
+    if assets.join("dist/call.js").exists()
+        && let Ok(page) = tokio::fs::read_to_string(assets.join("call.html")).await
+    {
+        return Html(page).into_response();
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Html("<!doctype html><title>Visio</title><p>The call page is not installed on this server (web/build.sh).</p>"),
+    )
+        .into_response()
 }
 
 async fn call_page(State(state): State<WebState>, Path(call_id): Path<String>) -> Response {

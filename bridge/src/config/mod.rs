@@ -220,6 +220,8 @@ pub struct MinutesConfig {
 pub struct CallsConfig {
     pub empty_grace: Duration,
     pub unjoined_timeout: Duration,
+    /// A guest link expires after this long (or when its call ends).
+    pub guest_link_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -307,6 +309,13 @@ impl Config {
     pub fn call_url(&self, call_id: &str) -> String {
         let base = self.web.public_url.as_str().trim_end_matches('/');
         format!("{base}/call/{call_id}")
+    }
+
+    /// A guest link: the page that lets someone without a Matrix account
+    /// knock at a call's lobby.
+    pub fn guest_url(&self, token: &str) -> String {
+        let base = self.web.public_url.as_str().trim_end_matches('/');
+        format!("{base}/guest/{token}")
     }
 
     /// The public URL of the focus API (Element Call's token service):

@@ -147,6 +147,7 @@ section! {
     RawCalls {
         empty_grace_seconds: u64 = 120,
         unjoined_timeout_minutes: u64 = 60,
+        guest_link_minutes: u64 = 240,
     }
 }
 

@@ -91,6 +91,12 @@ pub(super) fn validate(
             "must be at most one day (86400)",
         ));
     }
+    if !(1..=7 * 24 * 60).contains(&raw.calls.guest_link_minutes) {
+        return Err(invalid(
+            "calls.guest_link_minutes",
+            "must be between 1 and 10080 (a week)",
+        ));
+    }
     if raw.calls.unjoined_timeout_minutes == 0 {
         return Err(invalid(
             "calls.unjoined_timeout_minutes",
@@ -148,6 +154,7 @@ pub(super) fn validate(
         calls: CallsConfig {
             empty_grace: Duration::from_secs(raw.calls.empty_grace_seconds),
             unjoined_timeout: Duration::from_secs(raw.calls.unjoined_timeout_minutes * 60),
+            guest_link_ttl: Duration::from_secs(raw.calls.guest_link_minutes * 60),
         },
         sfu,
         transcription,

@@ -10,11 +10,13 @@
 //! that other programs can read outcomes without scraping text.
 
 mod call_state;
+mod guests;
 mod lifecycle;
 mod moderation;
 
 pub use call_state::{CALL_EVENT, LAYOUT_EVENT, WIDGET_EVENT};
 use call_state::{CALL_STATE_EVENTS, hidden_call_remark, room_state_field};
+pub use guests::LOBBY_TOPIC;
 pub use moderation::MODERATION_TOPIC;
 
 use ruma::{OwnedEventId, OwnedRoomId, RoomId, UserId};
@@ -220,6 +222,11 @@ impl Bridge {
             Command::Moderate(action, target) => {
                 self.moderate_command(room_id, event, action, target)
                     .await?
+            }
+            Command::Guest(name) => self.guest_command(room_id, event, name).await?,
+            Command::GuestRevoke => self.guest_revoke_command(room_id, event).await?,
+            Command::Lobby { admit, which } => {
+                self.lobby_command(room_id, event, admit, which).await?
             }
         }
         Ok(())

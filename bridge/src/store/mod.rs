@@ -16,6 +16,7 @@
 
 mod calls;
 mod event;
+mod guests;
 mod inbox;
 mod media;
 mod minutes;
@@ -64,6 +65,8 @@ pub struct Store {
     minutes: sled::Tree,
     media_rooms: sled::Tree,
     identities: sled::Tree,
+    guest_links: sled::Tree,
+    lobby: sled::Tree,
 }
 
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -121,6 +124,8 @@ impl Store {
             minutes: db.open_tree("minutes_progress")?,
             media_rooms: db.open_tree("media_rooms")?,
             identities: db.open_tree("media_identities")?,
+            guest_links: db.open_tree("guest_links")?,
+            lobby: db.open_tree("lobby")?,
             db,
         })
     }
