@@ -1358,3 +1358,122 @@ async fn an_encrypted_element_call_is_transcribed_once_visio_joins_it_as_a_membe
         env.logs()
     );
 }
+
+/// A guest without a Matrix account on Salon's page: the guest link opens
+/// the pre-join, the guest picks a name and waits in the lobby (the room is
+/// told), a moderator admits them from the chat, and they and a member on
+/// Salon's page hear each other; the guest's words are transcribed under
+/// "Name (guest, invited by @mxid)".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_on_salons_page_waits_in_the_lobby_then_is_heard_and_transcribed() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let env = matrix_rtc_env("\n[calls]\nempty_grace_seconds = 5\n").await;
+    let alice = env.user("alice").await;
+    let room = call_room(&env, &alice, &[]).await;
+    let started = alice.command(&room, "!visio start").await;
+    let link = started["org.salon.reply"]["url"]
+        .as_str()
+        .expect("a join link")
+        .to_owned();
+    let saved = alice.command(&room, "!visio settings language=en").await;
+    assert_eq!(saved["org.salon.reply"]["outcome"], "saved", "{saved}");
+    let on = alice.command(&room, "!visio transcribe on").await;
+    assert_eq!(on["org.salon.reply"]["outcome"], "on", "{on}");
+    let made = alice.command(&room, "!visio guest").await;
+    let guest_url = made["org.salon.reply"]["url"]
+        .as_str()
+        .expect("a guest link")
+        .to_owned();
+    let dir = env.dir.path().to_owned();
+    let alice_wav = speech_wav(&dir, "alice", ALICE_SAYS, "en-gb", "3");
+    let guest_wav = speech_wav(&dir, "guest", CAROL_SAYS, "en-gb", "3");
+    let mut browsers = Browsers::start(&dir).await;
+
+    // The member is in the call on Salon's page.
+    browsers
+        .ask(
+            json!({"cmd": "salon_join", "person": person("alice", &alice_wav), "url": link,
+                   "expect_heard": 0, "timeout_ms": 90_000}),
+            Duration::from_secs(150),
+        )
+        .await;
+    // The guest knocks and waits: the page says so, the room is told.
+    let knocked = browsers
+        .ask(
+            json!({"cmd": "guest_knock", "url": guest_url, "timeout_ms": 60_000,
+                   "person": {"name": "guest", "display_name": "Ada Lovelace", "wav": guest_wav}}),
+            Duration::from_secs(90),
+        )
+        .await;
+    assert!(
+        knocked["lobby_text"]
+            .as_str()
+            .is_some_and(|t| t.contains(alice.user_id.as_str())),
+        "the lobby names who invited the guest: {knocked}"
+    );
+    let label = format!("Ada Lovelace (guest, invited by {})", alice.user_id);
+    let waiting = alice
+        .wait_for("the lobby notice", support::WAIT, || async {
+            alice.timeline(&room).await.into_iter().find(|e| {
+                e["content"]["org.salon.lobby"]["state"] == "waiting"
+                    && e["content"]["org.salon.lobby"]["name"] == "Ada Lovelace"
+            })
+        })
+        .await;
+    let guest = waiting["content"]["org.salon.lobby"]["guest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Waiting, the guest hears nothing: nobody else is in alice's call.
+    let before = listen_for(&mut browsers, 3000).await;
+    assert!(
+        heard_streams(&before["alice"]).is_empty(),
+        "alice hears someone while the guest waits: {}",
+        without_console(&before)
+    );
+
+    // Admitted from the chat: the guest is in, and both hear each other.
+    let admitted = alice.command(&room, "!visio admit").await;
+    assert_eq!(
+        admitted["org.salon.reply"]["outcome"], "admitted",
+        "{admitted}"
+    );
+    let decided = browsers
+        .ask(
+            json!({"cmd": "guest_decided", "name": "guest", "expect_heard": 1, "timeout_ms": 60_000}),
+            Duration::from_secs(90),
+        )
+        .await;
+    assert_eq!(decided["state"], "in-call", "{decided}");
+    assert_eq!(decided["person"]["identity"], guest.as_str(), "{decided}");
+    let heard = listen_for(&mut browsers, 8000).await;
+    let level = heard["alice"]["by_identity"][&guest]["max"].as_f64();
+    assert!(
+        level.is_some_and(|l| l > 0.01),
+        "alice must hear the guest: {}",
+        without_console(&heard)
+    );
+
+    // The guest's words, under the guest's label.
+    let notice = alice
+        .wait_for("the guest's sentence", Duration::from_secs(120), || async {
+            transcript_notices(&alice, &room)
+                .await
+                .into_iter()
+                .find(|e| {
+                    e["content"]["org.salon.transcript"]["speaker"] == guest.as_str()
+                        && e["content"]["org.salon.transcript"]["text"]
+                            .as_str()
+                            .is_some_and(|t| score::wer(CAROL_SAYS, t) <= MAX_WER)
+                })
+        })
+        .await;
+    let body = notice["content"]["body"].as_str().unwrap();
+    assert!(body.starts_with(&format!("{label}: ")), "{body}");
+    browsers
+        .ask(
+            json!({"cmd": "hang_up", "names": ["alice", "guest"]}),
+            Duration::from_secs(60),
+        )
+        .await;
+}

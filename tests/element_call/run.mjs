@@ -19,6 +19,8 @@
 //   {"cmd":"host_state"}                per Element Call person, the to-device messages its host sent and received
 //   {"cmd":"lk_join","people":[{name,url,token,wav}],"expect_heard":N,"timeout_ms":T}
 //   {"cmd":"salon_join","person":{name,login,password,wav},"url":CALL_LINK,"expect_heard":N,"timeout_ms":T}
+//   {"cmd":"guest_knock","person":{name,display_name,wav},"url":GUEST_LINK,"timeout_ms":T}   a guest, up to the lobby
+//   {"cmd":"guest_decided","name":NAME,"expect_heard":N,"timeout_ms":T}                    in the call (hearing N) or an error page
 //   {"cmd":"listen","ms":MS}            per person, what each received audio stream sounded like
 //   {"cmd":"hang_up","names":[…]}      Element Call hangs up (widget action), then the browser closes
 //   {"cmd":"quit"}
@@ -410,6 +412,36 @@ async function salonJoin({ person: spec, url, expect_heard: expect = 1, timeout_
   return { person: { identity: await page.evaluate(() => window.salonTest.participants()[0]), ...summary(person, p) } };
 }
 
+/** A guest on Salon's page (no Matrix account): open the guest link, pick a name, knock; returns once in the lobby. */
+async function guestKnock({ person: spec, url, timeout_ms: timeoutMs = 60000 }) {
+  const person = new Person(spec.name, 'salon');
+  people.set(spec.name, person);
+  await person.launch(spec.wav);
+  const page = person.page;
+  person.openedAt = Date.now();
+  const response = await page.goto(url, { waitUntil: 'domcontentloaded' });
+  if (!response || response.status() !== 200) throw new Error(`GET ${url} answered ${response?.status()}`);
+  const state = (wanted) =>
+    until(() => page.evaluate((w) => (w.includes(window.salonTest?.state) ? window.salonTest.state : null), wanted), timeoutMs, `the guest page to reach ${wanted.join(' or ')}`);
+  if ((await state(['prejoin', 'error'])) === 'error') throw new Error(`the guest page shows an error: ${JSON.stringify(await page.evaluate(() => window.salonTest.error))}`);
+  await page.fill('#display-name', spec.display_name);
+  await page.click('#join-button');
+  if ((await state(['lobby', 'error'])) !== 'lobby') throw new Error(`knocking failed: ${JSON.stringify(await page.evaluate(() => window.salonTest.error))}`);
+  return { lobby_text: await page.textContent('#lobby-text'), state: 'lobby' };
+}
+
+/** The guest waits for a moderator's decision: in the call (then hears `expect_heard` others), or an error page. */
+async function guestDecided({ name, expect_heard: expect = 1, timeout_ms: timeoutMs = 60000 }) {
+  const person = people.get(name);
+  const page = person.page;
+  const reached = await until(() => page.evaluate(() => (['in-call', 'error'].includes(window.salonTest?.state) ? window.salonTest.state : null)), timeoutMs, 'a moderator to decide');
+  if (reached === 'error') {
+    return { state: 'error', error: await page.evaluate(() => window.salonTest.error), message: await page.textContent('#error-message') };
+  }
+  const p = await hearing(person, expect, timeoutMs);
+  return { state: 'in-call', person: { identity: await page.evaluate(() => window.salonTest.participants()[0]), ...summary(person, p) } };
+}
+
 async function listen({ ms = 5000 }) {
   const out = {};
   await Promise.all(
@@ -494,7 +526,7 @@ async function main() {
         return;
       }
       if (command.cmd === 'quit') return quit(0);
-      const handlers = { ec_join: ecJoin, lk_join: lkJoin, salon_join: salonJoin, listen, hang_up: hangUp, host_state: hostState };
+      const handlers = { ec_join: ecJoin, lk_join: lkJoin, salon_join: salonJoin, guest_knock: guestKnock, guest_decided: guestDecided, listen, hang_up: hangUp, host_state: hostState };
       const handler = handlers[command.cmd];
       let answer;
       try {

@@ -67,6 +67,33 @@ export async function joinCall(callId, openidToken, displayName, deviceId = null
   return grant;
 }
 
+/** The token in a `/guest/<token>` path (a guest link), or null. */
+export function guestTokenFromPath(pathname) {
+  const match = /^\/guest\/([A-Za-z0-9_-]{43})\/?$/.exec(pathname);
+  return match ? match[1] : null;
+}
+
+/** What a guest link opens: `{call_id, room_name, invited_by, name_hint, transcription}`. */
+export async function fetchGuestLink(token) {
+  return request(`/_salon/v1/guests/${token}`);
+}
+
+/** Knocks at the lobby as `displayName`: `{guest, secret, number}`. */
+export async function knock(token, displayName) {
+  return request(`/_salon/v1/guests/${token}/knock`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ display_name: displayName }),
+  });
+}
+
+/** Where a knock stands: `{state: 'waiting'|'denied'}` or `{state: 'admitted', url, token, identity, name}`. */
+export async function knockState(token, guest, secret) {
+  return request(`/_salon/v1/guests/${token}/knock/${encodeURIComponent(guest)}`, {
+    headers: { Authorization: `Bearer ${secret}` },
+  });
+}
+
 /** The call id in a `/call/<id>` path, or null. */
 export function callIdFromPath(pathname) {
   const match = /^\/call\/([^/]+)\/?$/.exec(pathname);

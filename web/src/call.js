@@ -6,7 +6,7 @@
 // between them and `window.salonTest` lets end-to-end tests watch.
 
 import { applyStaticText, currentLanguage, pickLanguage, setLanguage, t } from './i18n.js';
-import { callIdFromPath, fetchCall, joinCall, JoinError } from './bridge.js';
+import { callIdFromPath, fetchCall, fetchGuestLink, guestTokenFromPath, joinCall, JoinError, knock, knockState } from './bridge.js';
 import {
   displayName as profileName,
   localpart,
@@ -27,7 +27,9 @@ import { CallSession } from './room.js';
 import { startDemo } from './demo.js';
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = { loading: 'view-loading', login: 'view-login', prejoin: 'view-prejoin', joining: 'view-prejoin', 'in-call': 'view-call', left: 'view-left', error: 'view-error' };
+const VIEWS = { loading: 'view-loading', login: 'view-login', prejoin: 'view-prejoin', joining: 'view-prejoin', lobby: 'view-lobby', 'in-call': 'view-call', left: 'view-left', error: 'view-error' };
+/** How often a guest's page asks whether a moderator let them in. */
+const LOBBY_POLL_MS = 2000;
 const NAME_KEY = 'salon.displayName';
 
 const page = {
@@ -35,6 +37,8 @@ const page = {
   callId: null,
   call: null,
   widget: null,
+  /** A guest's link: `{token, link}` (no Matrix account, a lobby). */
+  guest: null,
   session: null,
   prejoin: null,
   view: null,
@@ -90,12 +94,14 @@ function showError(kind, detail = '', retry = () => location.reload()) {
     network: 'error.network',
     media: 'error.media',
     widget: 'error.widget',
+    'guest-link': 'error.guest.link',
+    denied: 'error.denied',
   }[kind] || 'error.server';
   $('error-message').textContent = t(key);
   $('error-detail').textContent = detail ? t('error.details', { detail }) : '';
   $('error-detail').hidden = !detail;
   $('error-detail').dataset.kind = kind;
-  $('retry-button').hidden = kind === 'no-call';
+  $('retry-button').hidden = kind === 'no-call' || kind === 'guest-link' || kind === 'denied';
   $('retry-button').onclick = retry;
   setState('error');
   focusHeading('view-error');
@@ -202,6 +208,16 @@ async function submitLogin(event) {
 
 async function showPrejoin() {
   setState('prejoin');
+  if (page.guest) {
+    const name = $('display-name');
+    if (!name.value) name.value = sessionStorage.getItem(NAME_KEY) || '';
+    $('prejoin-identity-text').textContent = t('prejoin.guest', { user: page.guest.link.invited_by });
+    $('logout-button').hidden = true;
+    page.prejoin ||= new PreJoin();
+    focusHeading('view-prejoin');
+    await page.prejoin.start();
+    return;
+  }
   const userId = page.widget ? page.widget.userId : page.session.user_id;
   const name = $('display-name');
   if (!name.value) {
@@ -267,6 +283,10 @@ async function membershipPlan() {
 }
 
 function backToStart() {
+  if (page.guest) {
+    showPrejoin();
+    return;
+  }
   if (!page.widget && !storedSession(page.call.homeserver_url)) {
     page.session = null;
     showLogin(null);
@@ -275,8 +295,35 @@ function backToStart() {
   }
 }
 
+/**
+ * A guest's way in: knock as `displayName`, wait in the lobby until a
+ * moderator decides, and return the grant once admitted. Denied, or the
+ * link revoked meanwhile, throws.
+ */
+async function lobbyGrant(displayName) {
+  const { token } = page.guest;
+  const knocked = await knock(token, displayName);
+  setState('lobby');
+  $('lobby-text').textContent = t('lobby.waiting', { user: page.guest.link.invited_by });
+  focusHeading('view-lobby');
+  page.lobby = { guest: knocked.guest, number: knocked.number };
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, LOBBY_POLL_MS));
+    const state = await knockState(token, knocked.guest, knocked.secret);
+    if (state.state === 'admitted') {
+      page.lobby.admitted = true;
+      return state;
+    }
+    if (state.state === 'denied') throw new JoinError('denied', '');
+  }
+}
+
 async function join(event) {
   event.preventDefault();
+  if (page.guest && !$('display-name').value.trim()) {
+    $('display-name').focus();
+    return;
+  }
   const displayName = $('display-name').value.trim() || localpart(page.widget?.userId || page.session?.user_id);
   $('display-name').value = displayName;
   sessionStorage.setItem(NAME_KEY, displayName);
@@ -287,14 +334,20 @@ async function join(event) {
   let grant;
   let plan;
   try {
-    const openid = await openIdToken();
-    plan = await membershipPlan();
-    grant = await joinCall(page.callId, openid, displayName, plan?.deviceId);
+    if (page.guest) {
+      grant = await lobbyGrant(displayName);
+    } else {
+      const openid = await openIdToken();
+      plan = await membershipPlan();
+      grant = await joinCall(page.callId, openid, displayName, plan?.deviceId);
+    }
   } catch (err) {
     setJoinBusy(false);
     audioContext.close();
-    const kind = err instanceof JoinError ? err.kind : 'server';
-    if (kind === 'unauthorized' && !page.widget) logout(page.session);
+    let kind = err instanceof JoinError ? err.kind : 'server';
+    // A guest's link stopped working (revoked, expired, the call ended).
+    if (page.guest && (kind === 'unauthorized' || kind === 'forbidden')) kind = 'guest-link';
+    if (kind === 'unauthorized' && !page.widget && !page.guest) logout(page.session);
     showError(kind, err?.detail || err?.message || '', backToStart);
     return;
   }
@@ -501,6 +554,24 @@ async function main() {
   // capabilities as soon as the iframe has loaded.
   page.widget = widgetContext();
   if (page.widget) startWidget(page.widget);
+  const guestToken = guestTokenFromPath(location.pathname);
+  if (guestToken) {
+    let link;
+    try {
+      link = await fetchGuestLink(guestToken);
+    } catch (err) {
+      showError('guest-link', err?.detail || err?.message || '');
+      return;
+    }
+    page.guest = { token: guestToken, link };
+    page.callId = link.call_id;
+    $('room-name').textContent = link.room_name || '';
+    if (link.room_name) document.title = `${link.room_name} – ${t('app.title')}`;
+    setTranscriptionBanner(!!link.transcription);
+    if (link.name_hint) $('display-name').value = link.name_hint;
+    await showPrejoin();
+    return;
+  }
   page.callId = callIdFromPath(location.pathname);
   if (!page.callId) {
     showError('no-call');

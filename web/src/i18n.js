@@ -48,6 +48,11 @@ const fr = {
   'prejoin.denied': 'Le navigateur n’a pas l’autorisation d’utiliser le micro ou la caméra. Vous pouvez l’autoriser dans les réglages du site, ou rejoindre l’appel sans eux.',
   'prejoin.device.error': 'Impossible d’utiliser cet appareil : il est peut-être occupé par une autre application.',
   'prejoin.widget': 'Vous rejoignez depuis votre messagerie en tant que {user}.',
+  'prejoin.guest': 'Vous rejoignez en invité, à l’invitation de {user}. Un modérateur vous fera entrer.',
+  'lobby.title': 'Salle d’attente',
+  'lobby.waiting': 'Un modérateur de l’appel va vous faire entrer. Invitation de {user}. Gardez cette page ouverte.',
+  'error.guest.link': 'Ce lien d’invité ne fonctionne pas (ou plus). Demandez-en un nouveau à la personne qui vous a invité.',
+  'error.denied': 'Un modérateur ne vous a pas fait entrer dans l’appel.',
 
   'transcription.on': 'La transcription est activée : ce qui est dit dans cet appel est retranscrit et publié dans le salon.',
 
@@ -153,6 +158,11 @@ const en = {
   'prejoin.denied': 'The browser may not use your microphone or camera. You can allow it in the site settings, or join without them.',
   'prejoin.device.error': 'This device cannot be used: another application may be using it.',
   'prejoin.widget': 'You are joining from your messaging app as {user}.',
+  'prejoin.guest': 'You are joining as a guest, invited by {user}. A moderator will let you in.',
+  'lobby.title': 'Waiting room',
+  'lobby.waiting': 'A moderator of the call will let you in. Invited by {user}. Keep this page open.',
+  'error.guest.link': 'This guest link does not work (or no longer). Ask the person who invited you for a new one.',
+  'error.denied': 'A moderator did not let you into the call.',
 
   'transcription.on': 'Transcription is on: what is said in this call is transcribed and posted in the room.',
 
