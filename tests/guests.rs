@@ -246,8 +246,21 @@ async fn a_guest_waits_in_the_lobby_is_admitted_and_transcribed_under_their_labe
     )
     .await;
     assert_eq!(status, 202, "{second}");
-    let denied = alice.command(&room, "!visio deny Mallory").await;
-    assert_eq!(denied["org.salon.reply"]["outcome"], "denied", "{denied}");
+    // Denied from the moderator's call page (the lobby's data message names
+    // the guest; the page sends back its id).
+    let deny = env
+        .http
+        .post(format!(
+            "http://127.0.0.1:{}/_salon/v1/calls/{call_id}/moderate",
+            env.web_port
+        ))
+        .json(&json!({"openid_token": alice.openid_token().await, "action": "deny", "guest": second["guest"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deny.status(), 200);
+    let denied: Value = deny.json().await.unwrap();
+    assert_eq!(denied["outcome"], "denied", "{denied}");
     let (status, state) = lobby(
         &env,
         get.clone(),

@@ -246,6 +246,59 @@ async fn moderators_mute_remove_and_lock_and_members_cannot() {
     let (status, _) = join_status(&env, &carol, &call_id).await;
     assert_eq!(status, 403);
 
+    // The call page's buttons: the same acts, the same rules.
+    let page_act = |user: &User, body: Value| {
+        let http = env.http.clone();
+        let url = format!(
+            "http://127.0.0.1:{}/_salon/v1/calls/{call_id}/moderate",
+            env.web_port
+        );
+        let user = user.clone();
+        async move {
+            let mut body = body;
+            body["openid_token"] = user.openid_token().await;
+            let r = http.post(url).json(&body).send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, body) = page_act(&bob, json!({"action": "lock"})).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN")),
+        "{body}"
+    );
+    let (status, body) = page_act(&alice, json!({"action": "dance"})).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = page_act(&alice, json!({"action": "lock"})).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("done")),
+        "{body}"
+    );
+    let notice = alice
+        .wait_for("the page's lock in the room", WAIT, || async {
+            alice.timeline(&room).await.into_iter().rev().find(|e| {
+                e["content"]["org.salon.moderation"]["action"] == "lock"
+                    && e["content"]["m.relates_to"].is_null()
+            })
+        })
+        .await;
+    assert_eq!(
+        notice["content"]["org.salon.moderation"]["by"],
+        alice.user_id.as_str()
+    );
+    let (status, body) = join_status(&env, &erin, &call_id).await;
+    assert_eq!(status, 403, "the page's lock holds: {body}");
+    let (status, body) = page_act(&alice, json!({"action": "unlock"})).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("done")),
+        "{body}"
+    );
+
     // The minutes list what the moderators did.
     talking.store(false, Ordering::Relaxed);
     talker.await.unwrap();
@@ -265,7 +318,11 @@ async fn moderators_mute_remove_and_lock_and_members_cannot() {
         .cloned()
         .unwrap_or_default();
     let acts: Vec<&str> = acts.iter().filter_map(Value::as_str).collect();
-    assert_eq!(acts.len(), 4, "mute, remove, lock, unlock: {acts:?}");
+    assert_eq!(
+        acts.len(),
+        6,
+        "mute, remove, lock, unlock, lock, unlock: {acts:?}"
+    );
     assert!(
         acts[0].ends_with(&format!("{} muted {bob_id}", alice.user_id)),
         "{acts:?}"

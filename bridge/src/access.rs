@@ -43,6 +43,9 @@ pub struct AccessState {
     pub store: Store,
     pub matrix: Matrix,
     pub media: Arc<dyn MediaBackend>,
+    /// The rooms' queues, for moderators' acts from the page (in order with
+    /// the room's commands). `None`: the page cannot moderate.
+    pub rooms: Option<crate::queues::RoomQueues>,
     http: reqwest::Client,
     limiter: Arc<Mutex<RateLimiter>>,
 }
@@ -59,12 +62,19 @@ impl AccessState {
             store,
             matrix,
             media,
+            rooms: None,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("a plain HTTP client builds"),
             limiter: Arc::new(Mutex::new(RateLimiter::default())),
         }
+    }
+
+    /// The same, with the rooms' queues for the page's moderation route.
+    pub fn with_rooms(mut self, rooms: crate::queues::RoomQueues) -> Self {
+        self.rooms = Some(rooms);
+        self
     }
 
     /// Counts one attempt from the client behind `peer`; false once it made
@@ -206,6 +216,7 @@ pub fn router(state: AccessState) -> Router {
     Router::new()
         .route("/_salon/v1/calls/{call_id}", get(call_info))
         .route("/_salon/v1/calls/{call_id}/join", post(join))
+        .route("/_salon/v1/calls/{call_id}/moderate", post(moderate))
         .with_state(state)
 }
 
@@ -281,6 +292,58 @@ struct OpenIdToken {
     matrix_server_name: String,
 }
 
+impl AccessState {
+    /// Who `token` is, if they are joined to `call`'s room: the user and
+    /// their `m.room.member` content; else the answer that says why not.
+    async fn verified_member(
+        &self,
+        call: &Call,
+        token: &OpenIdToken,
+    ) -> Result<(OwnedUserId, Value), Response> {
+        let user = match self
+            .verify_openid(&token.access_token, &token.matrix_server_name)
+            .await
+        {
+            Verification::User(user) => user,
+            Verification::Rejected => {
+                warn!(call_id = %call.id, "refused: the homeserver did not vouch for the OpenID token");
+                return Err(matrix_error(
+                    StatusCode::UNAUTHORIZED,
+                    "M_UNKNOWN_TOKEN",
+                    "the homeserver did not accept this OpenID token; sign in again",
+                ));
+            }
+            Verification::Unavailable(reason) => {
+                warn!(call_id = %call.id, %reason, "cannot verify an OpenID token: homeserver unavailable");
+                return Err(matrix_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "M_UNAVAILABLE",
+                    "the homeserver cannot be reached to check who you are; try again shortly",
+                ));
+            }
+        };
+        match self.membership(&call.room_id, &user).await {
+            Membership::Joined(member) => Ok((user, member)),
+            Membership::NotJoined => {
+                info!(call_id = %call.id, user = %user, "refused: not a member of the room");
+                Err(matrix_error(
+                    StatusCode::FORBIDDEN,
+                    "M_FORBIDDEN",
+                    "only members of the room can join its call",
+                ))
+            }
+            Membership::Unknown(e) => {
+                warn!(call_id = %call.id, error = %e, "cannot read room membership");
+                Err(matrix_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "M_UNAVAILABLE",
+                    "cannot check room membership right now; try again shortly",
+                ))
+            }
+        }
+    }
+}
+
 async fn join(
     State(state): State<AccessState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -319,47 +382,9 @@ async fn join(
             "device_id must be 1 to 255 printable ASCII characters",
         );
     }
-    let token = &request.openid_token;
-    let user = match state
-        .verify_openid(&token.access_token, &token.matrix_server_name)
-        .await
-    {
-        Verification::User(user) => user,
-        Verification::Rejected => {
-            warn!(call_id = %call.id, "join refused: the homeserver did not vouch for the OpenID token");
-            return matrix_error(
-                StatusCode::UNAUTHORIZED,
-                "M_UNKNOWN_TOKEN",
-                "the homeserver did not accept this OpenID token; sign in again",
-            );
-        }
-        Verification::Unavailable(reason) => {
-            warn!(call_id = %call.id, %reason, "cannot verify an OpenID token: homeserver unavailable");
-            return matrix_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "M_UNAVAILABLE",
-                "the homeserver cannot be reached to check who you are; try again shortly",
-            );
-        }
-    };
-    let membership = match state.membership(&call.room_id, &user).await {
-        Membership::Joined(member) => member,
-        Membership::NotJoined => {
-            info!(call_id = %call.id, user = %user, "join refused: not a member of the room");
-            return matrix_error(
-                StatusCode::FORBIDDEN,
-                "M_FORBIDDEN",
-                "only members of the room can join its call",
-            );
-        }
-        Membership::Unknown(e) => {
-            warn!(call_id = %call.id, error = %e, "cannot read room membership");
-            return matrix_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "M_UNAVAILABLE",
-                "cannot check room membership right now; try again shortly",
-            );
-        }
+    let (user, membership) = match state.verified_member(&call, &request.openid_token).await {
+        Ok(member) => member,
+        Err(refused) => return refused,
     };
     if let Err((status, code, reason)) = state.call_admits(&call, &user).await {
         return matrix_error(status, code, &reason);
@@ -394,8 +419,107 @@ async fn join(
     let grant = state
         .media
         .join_grant(&media_room, &identity, &name, JOIN_TOKEN_TTL);
-    info!(call_id = %call.id, user = %user, %identity, "join token issued");
-    Json(json!({ "url": grant.url, "token": grant.token })).into_response()
+    // Whether the page shows moderation controls (the bridge checks again
+    // at each act); unknown power levels show none.
+    let moderator = state
+        .matrix
+        .power_levels(&call.room_id)
+        .await
+        .is_ok_and(|p| p.user_level(&user) >= state.config.permissions.moderate_power_level);
+    info!(call_id = %call.id, user = %user, %identity, moderator, "join token issued");
+    Json(json!({ "url": grant.url, "token": grant.token, "identity": identity, "moderator": moderator }))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct ModerateRequest {
+    openid_token: OpenIdToken,
+    action: String,
+    /// The LiveKit identity acted on (mute, stop_video, remove).
+    #[serde(default)]
+    target: Option<String>,
+    /// The waiting guest (admit, deny).
+    #[serde(default)]
+    guest: Option<String>,
+}
+
+/// A moderator's act from the call page: `{openid_token, action, target?,
+/// guest?}` with `action` one of `mute`, `stop_video`, `mute_all`,
+/// `remove`, `lock`, `unlock`, `admit`, `deny`. Performed by the room's
+/// worker, in order with the room's commands, with the same rules.
+async fn moderate(
+    State(state): State<AccessState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(call_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    use crate::queues::PageAct;
+    if !state.allow_attempt(peer, &headers) {
+        return matrix_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "M_LIMIT_EXCEEDED",
+            "too many attempts; wait a minute",
+        );
+    }
+    let Some(call) = live_call(&state.store, &call_id).filter(Call::is_active) else {
+        return not_found();
+    };
+    let Some(rooms) = state.rooms.clone() else {
+        return not_found();
+    };
+    let request: ModerateRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return matrix_error(
+                StatusCode::BAD_REQUEST,
+                "M_BAD_JSON",
+                &format!("expected {{openid_token, action, target?, guest?}}: {e}"),
+            );
+        }
+    };
+    let act = match (request.action.as_str(), request.guest) {
+        ("admit" | "deny", Some(guest)) if guest.len() <= 255 => PageAct::Lobby {
+            admit: request.action == "admit",
+            guest,
+        },
+        (name, _) => match crate::moderation::Action::from_name(name) {
+            Some(action) => PageAct::Moderate {
+                action,
+                target_identity: request.target.filter(|t| t.len() <= 255),
+            },
+            None => {
+                return matrix_error(
+                    StatusCode::BAD_REQUEST,
+                    "M_BAD_JSON",
+                    "action must be mute, stop_video, mute_all, remove, lock, unlock, or admit/deny with a guest",
+                );
+            }
+        },
+    };
+    let user = match state.verified_member(&call, &request.openid_token).await {
+        Ok((user, _)) => user,
+        Err(refused) => return refused,
+    };
+    let answer = rooms.page_act(call.room_id.clone(), user, act);
+    match tokio::time::timeout(Duration::from_secs(60), answer).await {
+        Ok(Ok(Ok(outcome))) => Json(outcome).into_response(),
+        Ok(Ok(Err((status, reason)))) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+            let code = match status {
+                StatusCode::NOT_FOUND => "M_NOT_FOUND",
+                StatusCode::BAD_REQUEST => "M_BAD_JSON",
+                StatusCode::SERVICE_UNAVAILABLE => "M_UNAVAILABLE",
+                _ => "M_FORBIDDEN",
+            };
+            matrix_error(status, code, &reason)
+        }
+        _ => matrix_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "M_UNAVAILABLE",
+            "the room is busy; try again shortly",
+        ),
+    }
 }
 
 /// The client's address: the connecting peer, or, when the peer is a

@@ -165,12 +165,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config: config.clone(),
         store: store.clone(),
     })
-    .merge(access::router(access::AccessState::new(
-        config.clone(),
-        store.clone(),
-        matrix.clone(),
-        media.clone(),
-    )))
+    .merge(access::router(
+        access::AccessState::new(config.clone(), store.clone(), matrix.clone(), media.clone())
+            .with_rooms(rooms.clone()),
+    ))
     .merge(crate::lobby::router(access::AccessState::new(
         config.clone(),
         store.clone(),

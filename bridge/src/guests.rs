@@ -185,7 +185,8 @@ pub fn clean_name(name: &str) -> Option<String> {
 }
 
 /// Which waiting guest `!visio admit [which]` means: the only one when
-/// `which` is absent, else the one with that number or name (case-insensitive).
+/// `which` is absent, else the one with that number, name (case-insensitive)
+/// or guest id (the call page's buttons).
 pub fn pick_waiting<'k>(waiting: &'k [Knock], which: Option<&str>) -> Result<&'k Knock, PickError> {
     let waiting: Vec<&Knock> = waiting
         .iter()
@@ -202,7 +203,11 @@ pub fn pick_waiting<'k>(waiting: &'k [Knock], which: Option<&str>) -> Result<&'k
             let found: Vec<&Knock> = waiting
                 .iter()
                 .copied()
-                .filter(|k| k.number.to_string() == which || k.name.eq_ignore_ascii_case(which))
+                .filter(|k| {
+                    k.number.to_string() == which
+                        || k.name.eq_ignore_ascii_case(which)
+                        || k.guest.as_str() == which
+                })
                 .collect();
             match found.as_slice() {
                 [] if waiting.is_empty() => Err(PickError::NobodyWaiting),

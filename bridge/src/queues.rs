@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use ruma::OwnedRoomId;
-use tokio::sync::mpsc;
+use ruma::{OwnedRoomId, OwnedUserId};
+use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, info_span};
 
 use crate::store::QueuedEvent;
@@ -27,7 +27,31 @@ pub enum RoomJob {
     Participant { identity: String, joined: bool },
     /// A stored utterance to post in the call's transcript thread.
     TranscriptNotice(u64, Box<Transcribed>),
+    /// A moderator's act from the call page, in order with the room's
+    /// commands; `answer` gets the outcome for the page.
+    PageAct {
+        by: OwnedUserId,
+        act: PageAct,
+        answer: oneshot::Sender<PageAnswer>,
+    },
 }
+
+/// What a moderator asks from the call page.
+#[derive(Debug, Clone)]
+pub enum PageAct {
+    /// Mute, remove… the participant behind a LiveKit identity (none for
+    /// mute all, lock, unlock).
+    Moderate {
+        action: crate::moderation::Action,
+        target_identity: Option<String>,
+    },
+    /// Admit or deny a guest waiting in the lobby.
+    Lobby { admit: bool, guest: String },
+}
+
+/// The outcome of a [`PageAct`]: the JSON for the page, or an HTTP status
+/// and the reason.
+pub type PageAnswer = Result<serde_json::Value, (u16, String)>;
 
 /// What runs a room's jobs; implemented by the app.
 pub trait RoomWorker: Send + Sync + 'static {
@@ -124,6 +148,19 @@ impl RoomQueues {
 
     pub fn transcript_notice(&self, room_id: OwnedRoomId, seq: u64, t: Box<Transcribed>) {
         self.send(room_id, RoomJob::TranscriptNotice(seq, t));
+    }
+
+    /// Queues a moderator's act from the call page; the outcome comes on the
+    /// returned channel (dropped unanswered if the bridge stops first).
+    pub fn page_act(
+        &self,
+        room_id: OwnedRoomId,
+        by: OwnedUserId,
+        act: PageAct,
+    ) -> oneshot::Receiver<PageAnswer> {
+        let (answer, outcome) = oneshot::channel();
+        self.send(room_id, RoomJob::PageAct { by, act, answer });
+        outcome
     }
 }
 

@@ -99,6 +99,10 @@ impl RoomWorker for Bridge {
                 }
             }
             RoomJob::TranscriptNotice(seq, t) => self.post_transcript_notice(seq, &t).await,
+            RoomJob::PageAct { by, act, answer } => {
+                let outcome = self.page_act(&room_id, &by, act).await;
+                let _ = answer.send(outcome);
+            }
             RoomJob::CheckTimeout => {
                 if let Err(e) = self.check_timeout(&room_id).await {
                     Metrics::inc(&self.metrics.errors);

@@ -3,7 +3,7 @@
 //! decide on a guest waiting in the lobby. The rules are `crate::guests`;
 //! the lobby's web side is `lobby.rs`.
 
-use ruma::OwnedRoomId;
+use ruma::{OwnedRoomId, UserId};
 use serde_json::json;
 use tracing::info;
 
@@ -19,32 +19,37 @@ use crate::worker::Bridge;
 pub const LOBBY_TOPIC: &str = "org.salon.lobby";
 
 impl Bridge {
-    /// The room's live call, if `event`'s sender may moderate it; otherwise
-    /// the refusal has been said and `None` is returned.
+    /// The room's live call, if `by` may moderate it; else why not.
+    async fn moderator_call(
+        &self,
+        room_id: &OwnedRoomId,
+        by: &UserId,
+    ) -> Result<Result<Call, Refusal>, HandleError> {
+        let Some(call) = self.store.room_call(room_id)?.filter(Call::is_active) else {
+            return Ok(Err(Refusal::NoLiveCall));
+        };
+        let required = self.config.permissions.moderate_power_level;
+        let actual = self.power_levels(room_id).await?.user_level(by);
+        if actual < required {
+            return Ok(Err(Refusal::CannotModerate { required, actual }));
+        }
+        Ok(Ok(call))
+    }
+
+    /// [`Bridge::moderator_call`] for a command: a refusal is said.
     async fn moderated_call(
         &self,
         room_id: &OwnedRoomId,
         event: &Event,
         command: &str,
     ) -> Result<Option<Call>, HandleError> {
-        let Some(call) = self.store.room_call(room_id)?.filter(Call::is_active) else {
-            self.refuse(room_id, event, command, &Refusal::NoLiveCall)
-                .await?;
-            return Ok(None);
-        };
-        let required = self.config.permissions.moderate_power_level;
-        let actual = self.power_levels(room_id).await?.user_level(&event.sender);
-        if actual < required {
-            self.refuse(
-                room_id,
-                event,
-                command,
-                &Refusal::CannotModerate { required, actual },
-            )
-            .await?;
-            return Ok(None);
+        match self.moderator_call(room_id, &event.sender).await? {
+            Ok(call) => Ok(Some(call)),
+            Err(refusal) => {
+                self.refuse(room_id, event, command, &refusal).await?;
+                Ok(None)
+            }
         }
-        Ok(Some(call))
     }
 
     pub(super) async fn guest_command(
@@ -129,11 +134,47 @@ impl Bridge {
         which: Option<String>,
     ) -> Result<(), HandleError> {
         let command = if admit { "admit" } else { "deny" };
-        let Some(call) = self.moderated_call(room_id, event, command).await? else {
-            return Ok(());
+        match self
+            .decide_knock(room_id, &event.sender, admit, which.as_deref())
+            .await?
+        {
+            LobbyDecided::Refused(refusal) => self.refuse(room_id, event, command, &refusal).await,
+            LobbyDecided::NoSuchGuest { body, reason } => {
+                self.reply(
+                    room_id,
+                    event,
+                    &body,
+                    None,
+                    json!({ "command": command, "outcome": "no_such_guest", "reason": reason }),
+                )
+                .await?;
+                Ok(())
+            }
+            LobbyDecided::Done { body, reply, lobby } => {
+                self.reply_with(room_id, event, &body, reply, ("org.salon.lobby", lobby))
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Admits or denies a waiting guest (`which`: number, name or guest
+    /// id; none for the only one), on `by`'s word, from the chat or the
+    /// call page; the caller tells the room.
+    pub(crate) async fn decide_knock(
+        &self,
+        room_id: &OwnedRoomId,
+        by: &UserId,
+        admit: bool,
+        which: Option<&str>,
+    ) -> Result<LobbyDecided, HandleError> {
+        let command = if admit { "admit" } else { "deny" };
+        let call = match self.moderator_call(room_id, by).await? {
+            Ok(call) => call,
+            Err(refusal) => return Ok(LobbyDecided::Refused(refusal)),
         };
         let knocks = self.store.knocks_of(&call.id)?;
-        let mut knock = match guests::pick_waiting(&knocks, which.as_deref()) {
+        let mut knock = match guests::pick_waiting(&knocks, which) {
             Ok(knock) => knock.clone(),
             Err(error) => {
                 let waiting: Vec<String> = knocks
@@ -146,18 +187,13 @@ impl Bridge {
                 } else {
                     format!("Sorry, {error}. Waiting: {}.", waiting.join(", "))
                 };
-                self.reply(
-                    room_id,
-                    event,
-                    &body,
-                    None,
-                    json!({ "command": command, "outcome": "no_such_guest", "reason": error.to_string() }),
-                )
-                .await?;
-                return Ok(());
+                return Ok(LobbyDecided::NoSuchGuest {
+                    body,
+                    reason: error.to_string(),
+                });
             }
         };
-        let by = event.sender.clone();
+        let by = by.to_owned();
         knock.state = if admit {
             KnockState::Admitted { by: by.clone() }
         } else {
@@ -192,14 +228,25 @@ impl Bridge {
         } else {
             format!("⛔ {} was not let into the call.", knock.label())
         };
-        self.reply_with(
-            room_id,
-            event,
-            &body,
-            json!({ "command": command, "outcome": outcome, "call_id": call.id, "guest": knock.guest }),
-            ("org.salon.lobby", lobby),
-        )
-        .await?;
-        Ok(())
+        Ok(LobbyDecided::Done {
+            body,
+            reply: json!({ "command": command, "outcome": outcome, "call_id": call.id, "guest": knock.guest }),
+            lobby,
+        })
     }
+}
+
+/// What a lobby decision came to.
+pub(crate) enum LobbyDecided {
+    Refused(Refusal),
+    /// Nobody waiting matched: what to say, and why in short.
+    NoSuchGuest {
+        body: String,
+        reason: String,
+    },
+    Done {
+        body: String,
+        reply: serde_json::Value,
+        lobby: serde_json::Value,
+    },
 }

@@ -9,17 +9,32 @@
 
 use ruma::{OwnedRoomId, OwnedUserId, UserId};
 use serde_json::json;
-use tracing::info;
+use tracing::{info, warn};
 
+use super::guests::LobbyDecided;
 use super::{Event, HandleError};
 use crate::calls::{Call, Refusal};
 use crate::clock::now_millis;
 use crate::media::MuteWhat;
 use crate::moderation::{self, Action, Request, Verdict};
+use crate::queues::{PageAct, PageAnswer};
 use crate::worker::Bridge;
 
 /// The data topic of moderation messages in a call.
 pub const MODERATION_TOPIC: &str = "org.salon.moderation";
+
+/// What a moderation request came to.
+pub(crate) enum Moderated {
+    /// Performed: the notice's text and the structured fields.
+    Done {
+        body: String,
+        reply: serde_json::Value,
+        moderation: serde_json::Value,
+    },
+    /// Already so (a lock of a locked call): what to say.
+    Unchanged(&'static str),
+    Refused(Refusal),
+}
 
 impl Bridge {
     pub(super) async fn moderate_command(
@@ -30,14 +45,57 @@ impl Bridge {
         target: Option<OwnedUserId>,
     ) -> Result<(), HandleError> {
         let command = action.name();
+        match self
+            .moderate(room_id, &event.sender, action, target)
+            .await?
+        {
+            Moderated::Refused(refusal) => self.refuse(room_id, event, command, &refusal).await,
+            Moderated::Unchanged(body) => {
+                self.reply(
+                    room_id,
+                    event,
+                    body,
+                    None,
+                    json!({ "command": command, "outcome": "unchanged" }),
+                )
+                .await?;
+                Ok(())
+            }
+            Moderated::Done {
+                body,
+                reply,
+                moderation,
+            } => {
+                self.reply_with(
+                    room_id,
+                    event,
+                    &body,
+                    reply,
+                    ("org.salon.moderation", moderation),
+                )
+                .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Decides and performs one moderation act by `by` (from the chat or
+    /// the call page): the act is recorded on the call, the media backend
+    /// performs it and the call's pages are told; the caller tells the room.
+    pub(crate) async fn moderate(
+        &self,
+        room_id: &OwnedRoomId,
+        by: &UserId,
+        action: Action,
+        target: Option<OwnedUserId>,
+    ) -> Result<Moderated, HandleError> {
+        let command = action.name();
         if action.needs_target() && target.is_none() {
-            return self
-                .refuse(room_id, event, command, &Refusal::NoTarget)
-                .await;
+            return Ok(Moderated::Refused(Refusal::NoTarget));
         }
         let mut current = self.store.room_call(room_id)?;
         let power = self.power_levels(room_id).await?;
-        let by_power = power.user_level(&event.sender);
+        let by_power = power.user_level(by);
         let target_power = target.as_deref().map_or(0, |t| power.user_level(t));
         // Whom the act reaches in the media room: decided before the act is
         // recorded, so that muting someone absent records nothing.
@@ -51,17 +109,16 @@ impl Bridge {
             && by_power >= self.config.permissions.moderate_power_level
             && current.as_ref().is_some_and(Call::is_active)
         {
-            let refusal = Refusal::NotInCall {
+            return Ok(Moderated::Refused(Refusal::NotInCall {
                 target: target.clone(),
-            };
-            return self.refuse(room_id, event, command, &refusal).await;
+            }));
         }
         let verdict = moderation::decide(
             current.as_mut(),
             Request {
                 action,
                 target: target.as_deref(),
-                by: &event.sender,
+                by,
                 by_power,
                 target_power,
                 now: now_millis(),
@@ -69,21 +126,12 @@ impl Bridge {
             &self.config.permissions,
         );
         let call = match verdict {
-            Err(refusal) => return self.refuse(room_id, event, command, &refusal).await,
+            Err(refusal) => return Ok(Moderated::Refused(refusal)),
             Ok(Verdict::Unchanged) => {
-                let body = match action {
+                return Ok(Moderated::Unchanged(match action {
                     Action::Lock => "The call is already locked.",
                     _ => "The call is not locked.",
-                };
-                self.reply(
-                    room_id,
-                    event,
-                    body,
-                    None,
-                    json!({ "command": command, "outcome": "unchanged" }),
-                )
-                .await?;
-                return Ok(());
+                }));
             }
             Ok(Verdict::Apply) => current.expect("decide applies only to a live call"),
         };
@@ -91,7 +139,7 @@ impl Bridge {
         let media_room = call.media_room();
         // The pages hear of it first: a removed page is gone a moment later.
         let act = call.moderation.last().expect("decide recorded the act");
-        let by_name = self.display_name(room_id, &event.sender).await;
+        let by_name = self.display_name(room_id, by).await;
         let payload = json!({
             "call_id": call.id,
             "action": command,
@@ -126,7 +174,7 @@ impl Bridge {
                         .store
                         .identity(&participant.identity)?
                         .map(|w| w.user_id);
-                    if user.as_deref() == Some(&*event.sender) {
+                    if user.as_deref() == Some(by) {
                         continue;
                     }
                     tracks += self
@@ -145,24 +193,94 @@ impl Bridge {
             Action::Lock | Action::Unlock => 0,
         };
         info!(call_id = %call.id, action = command, target = ?act.target, by = %act.by, tracks, "moderation");
-        let body = format!("🛡️ {} {}.", by_name, sentence_tail(act));
-        self.reply_with(
-            room_id,
-            event,
-            &body,
-            json!({ "command": command, "outcome": "done", "call_id": call.id, "tracks": tracks }),
+        Ok(Moderated::Done {
+            body: format!("🛡️ {} {}.", by_name, sentence_tail(act)),
+            reply: json!({ "command": command, "outcome": "done", "call_id": call.id, "tracks": tracks }),
+            moderation: json!({
+                "call_id": call.id,
+                "action": command,
+                "target": act.target,
+                "by": act.by,
+            }),
+        })
+    }
+
+    /// A moderator's act from the call page (`access.rs`'s moderation
+    /// route), performed as the same command from the chat would be; the
+    /// room gets a plain notice (there is no message to reply to).
+    pub(crate) async fn page_act(
+        &self,
+        room_id: &OwnedRoomId,
+        by: &UserId,
+        act: PageAct,
+    ) -> PageAnswer {
+        let unavailable = |e: HandleError| {
+            warn!(error = %e, "a moderation act from the call page failed");
             (
-                "org.salon.moderation",
-                json!({
-                    "call_id": call.id,
-                    "action": command,
-                    "target": act.target,
-                    "by": act.by,
-                }),
-            ),
-        )
-        .await?;
-        Ok(())
+                503,
+                "the homeserver or Salon's storage failed; try again".to_owned(),
+            )
+        };
+        let refused = |refusal: Refusal| match refusal {
+            Refusal::NoLiveCall => (404, refusal.to_string()),
+            Refusal::NoTarget | Refusal::NotInCall { .. } => (400, refusal.to_string()),
+            other => (403, other.to_string()),
+        };
+        let (field, body, reply, structured) = match act {
+            PageAct::Moderate {
+                action,
+                target_identity,
+            } => {
+                let target = match target_identity {
+                    Some(identity) => match self
+                        .store
+                        .identity(&identity)
+                        .map_err(|e| unavailable(e.into()))?
+                    {
+                        Some(who) => Some(who.user_id),
+                        None => return Err((400, format!("nobody Salon knows is {identity}"))),
+                    },
+                    None => None,
+                };
+                match self
+                    .moderate(room_id, by, action, target)
+                    .await
+                    .map_err(unavailable)?
+                {
+                    Moderated::Refused(refusal) => return Err(refused(refusal)),
+                    Moderated::Unchanged(body) => {
+                        return Ok(json!({ "outcome": "unchanged", "reason": body }));
+                    }
+                    Moderated::Done {
+                        body,
+                        reply,
+                        moderation,
+                    } => ("org.salon.moderation", body, reply, moderation),
+                }
+            }
+            PageAct::Lobby { admit, guest } => match self
+                .decide_knock(room_id, by, admit, Some(&guest))
+                .await
+                .map_err(unavailable)?
+            {
+                LobbyDecided::Refused(refusal) => return Err(refused(refusal)),
+                LobbyDecided::NoSuchGuest { reason, .. } => return Err((404, reason)),
+                LobbyDecided::Done { body, reply, lobby } => {
+                    ("org.salon.lobby", body, reply, lobby)
+                }
+            },
+        };
+        let content = json!({
+            "msgtype": "m.notice",
+            "body": body,
+            "org.salon.reply": reply,
+            field: structured,
+        });
+        let txn = format!("salon.page.{}", uuid::Uuid::new_v4().simple());
+        if let Err(e) = self.matrix.send_message(room_id, &txn, &content).await {
+            warn!(error = %e, "cannot tell the room of a moderation act from the call page");
+        }
+        Ok(reply)
     }
 
     /// The identities `user` is connected to the call's media room under
