@@ -1432,11 +1432,36 @@ async fn a_guest_on_salons_page_waits_in_the_lobby_then_is_heard_and_transcribed
         without_console(&before)
     );
 
-    // Admitted from the chat: the guest is in, and both hear each other.
-    let admitted = alice.command(&room, "!visio admit").await;
+    // Alice's page (she moderates) lists the guest; she admits them there.
+    let listed = browsers
+        .ask(
+            json!({"cmd": "page_text", "name": "alice", "selector": ".lobby-entry .lobby-name"}),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(
+        listed["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Ada Lovelace")),
+        "alice's page lists the waiting guest: {listed}"
+    );
+    browsers
+        .ask(
+            json!({"cmd": "page_click", "name": "alice", "selector": ".lobby-entry .lobby-admit"}),
+            Duration::from_secs(60),
+        )
+        .await;
+    let admitted = alice
+        .wait_for("the admission in the room", support::WAIT, || async {
+            alice.timeline(&room).await.into_iter().find(|e| {
+                e["content"]["org.salon.lobby"]["state"] == "admitted"
+                    && e["content"]["org.salon.lobby"]["guest"] == guest.as_str()
+            })
+        })
+        .await;
     assert_eq!(
-        admitted["org.salon.reply"]["outcome"], "admitted",
-        "{admitted}"
+        admitted["content"]["org.salon.lobby"]["by"],
+        alice.user_id.as_str()
     );
     let decided = browsers
         .ask(
@@ -1470,6 +1495,34 @@ async fn a_guest_on_salons_page_waits_in_the_lobby_then_is_heard_and_transcribed
         .await;
     let body = notice["content"]["body"].as_str().unwrap();
     assert!(body.starts_with(&format!("{label}: ")), "{body}");
+
+    // Alice mutes the guest from the guest's tile: the guest's page says who.
+    browsers
+        .ask(
+            json!({"cmd": "page_click", "name": "alice",
+                   "selector": format!("li.tile[data-identity=\"{guest}\"] .tile-action-mute")}),
+            Duration::from_secs(60),
+        )
+        .await;
+    let told = browsers
+        .ask(
+            json!({"cmd": "page_text", "name": "guest", "selector": "#notice-text"}),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(
+        told["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("alice") && t.to_lowercase().contains("mute")),
+        "the guest's page says who muted them: {told}"
+    );
+    let muted = listen_for(&mut browsers, 4000).await;
+    let after = muted["alice"]["by_identity"][&guest]["max"].as_f64();
+    assert!(
+        after.unwrap_or(0.0) < 0.01,
+        "alice must not hear the muted guest (before: {level:?}): {}",
+        without_console(&muted)
+    );
     browsers
         .ask(
             json!({"cmd": "hang_up", "names": ["alice", "guest"]}),

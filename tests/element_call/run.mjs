@@ -21,6 +21,8 @@
 //   {"cmd":"salon_join","person":{name,login,password,wav},"url":CALL_LINK,"expect_heard":N,"timeout_ms":T}
 //   {"cmd":"guest_knock","person":{name,display_name,wav},"url":GUEST_LINK,"timeout_ms":T}   a guest, up to the lobby
 //   {"cmd":"guest_decided","name":NAME,"expect_heard":N,"timeout_ms":T}                    in the call (hearing N) or an error page
+//   {"cmd":"page_click","name":NAME,"selector":CSS,"timeout_ms":T}     clicks once visible
+//   {"cmd":"page_text","name":NAME,"selector":CSS,"timeout_ms":T}      {text} once visible, or {text: null}
 //   {"cmd":"listen","ms":MS}            per person, what each received audio stream sounded like
 //   {"cmd":"hang_up","names":[…]}      Element Call hangs up (widget action), then the browser closes
 //   {"cmd":"quit"}
@@ -442,6 +444,25 @@ async function guestDecided({ name, expect_heard: expect = 1, timeout_ms: timeou
   return { state: 'in-call', person: { identity: await page.evaluate(() => window.salonTest.participants()[0]), ...summary(person, p) } };
 }
 
+/** Clicks `selector` in `name`'s page once it is visible. */
+async function pageClick({ name, selector, timeout_ms: timeoutMs = 30000 }) {
+  const page = people.get(name).page;
+  await page.locator(selector).first().click({ timeout: timeoutMs });
+  return { clicked: selector };
+}
+
+/** The text of `selector` in `name`'s page, once it is visible (null if it never is). */
+async function pageText({ name, selector, timeout_ms: timeoutMs = 30000 }) {
+  const page = people.get(name).page;
+  const node = page.locator(selector).first();
+  try {
+    await node.waitFor({ state: 'visible', timeout: timeoutMs });
+  } catch {
+    return { text: null };
+  }
+  return { text: await node.textContent() };
+}
+
 async function listen({ ms = 5000 }) {
   const out = {};
   await Promise.all(
@@ -526,7 +547,7 @@ async function main() {
         return;
       }
       if (command.cmd === 'quit') return quit(0);
-      const handlers = { ec_join: ecJoin, lk_join: lkJoin, salon_join: salonJoin, guest_knock: guestKnock, guest_decided: guestDecided, listen, hang_up: hangUp, host_state: hostState };
+      const handlers = { ec_join: ecJoin, lk_join: lkJoin, salon_join: salonJoin, guest_knock: guestKnock, guest_decided: guestDecided, page_click: pageClick, page_text: pageText, listen, hang_up: hangUp, host_state: hostState };
       const handler = handlers[command.cmd];
       let answer;
       try {

@@ -67,6 +67,15 @@ export async function joinCall(callId, openidToken, displayName, deviceId = null
   return grant;
 }
 
+/** A moderator's act (`mute`, `stop_video`, `remove` on `target`; `mute_all`, `lock`, `unlock`; `admit`/`deny` a `guest`). */
+export async function moderate(callId, openidToken, act) {
+  return request(`/_salon/v1/calls/${encodeURIComponent(callId)}/moderate`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ openid_token: openidToken, ...act }),
+  });
+}
+
 /** The token in a `/guest/<token>` path (a guest link), or null. */
 export function guestTokenFromPath(pathname) {
   const match = /^\/guest\/([A-Za-z0-9_-]{43})\/?$/.exec(pathname);

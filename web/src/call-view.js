@@ -103,6 +103,34 @@ class Tile {
     this.mutedLabel.textContent = micMuted ? `, ${t('call.muted')}` : '';
   }
 
+  /** Moderators' buttons on another participant's tile; `onAct(action)` on a click. Null removes them. */
+  setActions(name, onAct) {
+    if (!onAct) {
+      this.actions?.remove();
+      this.actions = null;
+      return;
+    }
+    if (!this.actions) {
+      this.actions = document.createElement('div');
+      this.actions.className = 'tile-actions';
+      for (const [action, key] of [['mute', 'moderation.mute'], ['stop_video', 'moderation.stop.video'], ['remove', 'moderation.remove']]) {
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.className = `tile-action tile-action-${action.replace('_', '-')}`;
+        button.dataset.action = action;
+        button.textContent = t(key);
+        button.addEventListener('click', () => this.onAct?.(action));
+        this.actions.append(button);
+      }
+      this.element.append(this.actions);
+    }
+    this.onAct = onAct;
+    for (const button of this.actions.children) {
+      const key = { mute: 'moderation.mute.of', stop_video: 'moderation.stop.video.of', remove: 'moderation.remove.of' }[button.dataset.action];
+      button.setAttribute('aria-label', t(key, { name }));
+    }
+  }
+
   remove() {
     this.setTrack(null);
     this.element.remove();
@@ -118,6 +146,8 @@ export class CallView {
     this.tiles = new Map();
     this.captionItems = new Map();
     this.captionOrder = [];
+    /** Set for moderators: `(action, identity)` acts on a participant. */
+    this.onModerate = null;
     this.resize = new ResizeObserver(() => this.layout());
     this.resize.observe(this.grid);
   }
@@ -145,6 +175,8 @@ export class CallView {
       tile.setTrack(p.camera || null);
       tile.update({ label: p.local ? `${p.name} ${t('call.you')}` : p.name, name: p.name, local: p.local, speaking: p.speaking, micMuted: p.micMuted });
       tile.element.dataset.identity = p.identity;
+      const onModerate = this.onModerate;
+      tile.setActions(p.name, !p.local && onModerate ? (action) => onModerate(action, p.identity) : null);
     }
     for (const [key, tile] of this.tiles) {
       if (!seen.has(key)) {

@@ -6,7 +6,7 @@
 // between them and `window.salonTest` lets end-to-end tests watch.
 
 import { applyStaticText, currentLanguage, pickLanguage, setLanguage, t } from './i18n.js';
-import { callIdFromPath, fetchCall, fetchGuestLink, guestTokenFromPath, joinCall, JoinError, knock, knockState } from './bridge.js';
+import { callIdFromPath, fetchCall, fetchGuestLink, guestTokenFromPath, joinCall, JoinError, knock, knockState, moderate } from './bridge.js';
 import {
   displayName as profileName,
   localpart,
@@ -125,6 +125,70 @@ function notice(kind, on, vars = {}) {
     if (current === 'audio-blocked') await page.live?.startAudio();
     notice(current, false);
   };
+}
+
+// ---- Moderators ----
+
+/** Shows (or hides) a moderator's controls: tile actions, mute all, lock, the lobby. */
+function enableModeration(on) {
+  page.moderator = on;
+  page.view.onModerate = on ? (action, identity) => moderatorAct({ action, target: identity }) : null;
+  $('mute-all-button').hidden = !on;
+  $('lock-button').hidden = !on;
+  if (!on) $('lobby-panel').hidden = true;
+  page.live?.render();
+}
+
+/** Sends a moderator's act to the bridge; says in the page when it is refused. */
+async function moderatorAct(act) {
+  try {
+    const outcome = await moderate(page.callId, await openIdToken(), act);
+    if (act.action === 'lock' || act.action === 'unlock') {
+      page.locked = act.action === 'lock';
+      $('lock-button').setAttribute('aria-pressed', String(page.locked));
+    }
+    return outcome;
+  } catch (err) {
+    const reason = err?.detail || err?.message || '';
+    console.warn('salon: a moderation act was refused', reason);
+    $('announcer').textContent = t('moderation.refused', { reason });
+    notice('moderated', true, { key: 'moderation.refused', reason });
+    return null;
+  }
+}
+
+/** A lobby message: a guest waits (listed with admit and deny), or was decided (unlisted). */
+function lobbyChanged({ guest, name, invitedBy, state }) {
+  if (!page.moderator) return;
+  const list = $('lobby-list');
+  const existing = [...list.children].find((li) => li.dataset.guest === guest);
+  if (state !== 'waiting') {
+    existing?.remove();
+  } else if (!existing) {
+    const item = document.createElement('li');
+    item.className = 'lobby-entry';
+    item.dataset.guest = guest;
+    const label = document.createElement('span');
+    label.className = 'lobby-name';
+    label.textContent = t('lobby.is.waiting', { name, user: invitedBy });
+    item.append(label);
+    for (const [action, key, style] of [['admit', 'lobby.admit', 'button-primary'], ['deny', 'lobby.deny', 'button-secondary']]) {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = `button ${style} lobby-${action}`;
+      button.textContent = t(key);
+      button.addEventListener('click', async () => {
+        for (const b of item.querySelectorAll('button')) b.disabled = true;
+        if (await moderatorAct({ action, guest })) item.remove();
+        else for (const b of item.querySelectorAll('button')) b.disabled = false;
+        $('lobby-panel').hidden = list.children.length === 0;
+      });
+      item.append(button);
+    }
+    list.append(item);
+    $('announcer').textContent = label.textContent;
+  }
+  $('lobby-panel').hidden = list.children.length === 0;
 }
 
 /** A moderator acted on this person: say who (a removal is said on the page that follows). */
@@ -359,6 +423,7 @@ async function join(event) {
       onTranscription: (on) => setTranscriptionBanner(on),
       onLeft: (reasonKey, vars) => left(reasonKey, vars),
       onModerated: moderated,
+      onLobby: lobbyChanged,
       onNotice: notice,
       onControls: () => showControls(),
       onAnnounce: (key, name) => {
@@ -379,6 +444,7 @@ async function join(event) {
   }
   setJoinBusy(false);
   setState('in-call');
+  enableModeration(!page.guest && grant.moderator === true);
   if (plan) {
     // In the background: a refused membership never stops the call.
     page.membership = new CallMembership(plan.transport, plan);
@@ -436,6 +502,8 @@ function wireControls() {
     }
   };
   $('mic-button').addEventListener('click', act((live) => live.toggleMic()));
+  $('mute-all-button').addEventListener('click', () => moderatorAct({ action: 'mute_all' }));
+  $('lock-button').addEventListener('click', () => moderatorAct({ action: page.locked ? 'unlock' : 'lock' }));
   $('cam-button').addEventListener('click', act((live) => live.toggleCamera()));
   $('screen-button').addEventListener('click', act((live) => live.toggleScreen()));
   $('captions-button').addEventListener('click', () => {

@@ -16,6 +16,21 @@ const CONNECT_TIMEOUT_MS = 20000;
 export const TRANSCRIPTION_TOPIC = 'salon.transcription';
 /** The bridge's moderation messages (docs/api.md, "Moderation"). */
 export const MODERATION_TOPIC = 'org.salon.moderation';
+/** The bridge's lobby messages: a guest waits, was admitted or denied. */
+export const LOBBY_TOPIC = 'org.salon.lobby';
+
+/** A lobby message as `{guest, name, invitedBy, state}`, or null if malformed. */
+export function lobbyMessage(text) {
+  let message;
+  try {
+    message = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!message || typeof message.guest !== 'string' || typeof message.name !== 'string') return null;
+  if (!['waiting', 'admitted', 'denied'].includes(message.state)) return null;
+  return { guest: message.guest, name: message.name, invitedBy: String(message.invited_by ?? ''), state: message.state };
+}
 
 /** Whether a LiveKit identity is `user`'s: their page's (the mxid) or a device's (`mxid:DEVICE`). */
 function identityOf(identity, user) {
@@ -138,6 +153,11 @@ export class CallSession {
       .on(RoomEvent.TranscriptionReceived, (segments, participant) => this.transcription(segments, participant))
       .on(RoomEvent.RoomMetadataChanged, (metadata) => this.metadata(metadata))
       .on(RoomEvent.DataReceived, (payload, participant, kind, topic) => {
+        if (topic === LOBBY_TOPIC && !participant) {
+          const entry = lobbyMessage(new TextDecoder().decode(payload));
+          if (entry) this.hooks.onLobby?.(entry);
+          return;
+        }
         if (topic === MODERATION_TOPIC && !participant) {
           const act = moderationFor(new TextDecoder().decode(payload), room.localParticipant.identity);
           if (act) {

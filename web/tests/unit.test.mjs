@@ -8,7 +8,7 @@ import { DisconnectReason } from 'livekit-client';
 import { callIdFromPath, failureKind } from '../src/bridge.js';
 import { pickLanguage, setLanguage, t } from '../src/i18n.js';
 import { gridColumns } from '../src/call-view.js';
-import { leaveReason, moderationFor, transcriptionFlag } from '../src/room.js';
+import { leaveReason, lobbyMessage, moderationFor, transcriptionFlag } from '../src/room.js';
 import { localpart, ssoRedirectUrl, userIdentifier } from '../src/matrix.js';
 
 globalThis.document ??= { documentElement: {} };
@@ -99,4 +99,11 @@ test('a moderation message names who acted, for its target only (or everyone but
   for (const bad of ['', 'nope', 'null', '[]', '{"target":"@bob:hs"}']) assert.equal(moderationFor(bad, '@bob:hs'), null, bad);
   setLanguage('en');
   assert.equal(t('call.muted.by', { name: '<b>Eve</b>' }), 'Muted by <b>Eve</b>.');
+});
+
+test('a lobby message is read whole or not at all', () => {
+  const waiting = JSON.stringify({ call_id: 'c', guest: '@g1:guests.salon.invalid', name: 'Ada <b>', invited_by: '@mod:hs', number: 1, state: 'waiting' });
+  assert.deepEqual(lobbyMessage(waiting), { guest: '@g1:guests.salon.invalid', name: 'Ada <b>', invitedBy: '@mod:hs', state: 'waiting' });
+  assert.equal(lobbyMessage(JSON.stringify({ guest: 'g', name: 'n', state: 'dancing' })), null);
+  for (const bad of ['', '{', 'null', '{"guest":1,"name":"n","state":"waiting"}']) assert.equal(lobbyMessage(bad), null, bad);
 });
