@@ -367,13 +367,58 @@ async fn a_call_on_a_livekit_cluster_is_joined_heard_transcribed_and_closed() {
     });
     assert!(!told_of_transcriber, "the hidden transcriber was announced");
 
-    // Bob leaves: the webhook tells Salon, the room stops listing him.
-    bob_client.leave().await;
+    // Moderation through RoomService: alice mutes bob (LiveKit asks his
+    // client to mute), then removes him. LiveKit keeps no list of the
+    // removed: when bob comes back with the token he had, Salon learns it
+    // from the webhook and removes him again.
+    let muted = alice
+        .command(&room, &format!("!visio mute {}", bob.user_id))
+        .await;
+    assert_eq!(muted["org.salon.reply"]["outcome"], "done", "{muted}");
+    assert_eq!(muted["org.salon.reply"]["tracks"], 1, "{muted}");
+    bob_client
+        .wait_signal("LiveKit's mute request", WAIT, |m| match m {
+            livekit_protocol::signal_response::Message::Mute(r) if r.muted => Some(()),
+            _ => None,
+        })
+        .await
+        .expect("bob's client is asked to mute");
+    let removed = alice
+        .command(&room, &format!("!visio remove {}", bob.user_id))
+        .await;
+    assert_eq!(removed["org.salon.reply"]["outcome"], "done", "{removed}");
+    bob_client
+        .wait_closed(WAIT)
+        .await
+        .expect("LiveKit disconnected bob");
     alice
         .wait_until("bob no longer listed", WAIT, || async {
             !listed(&alice, &room).await.contains(&bob.user_id)
         })
         .await;
+    let back = TestClient::connect(
+        &cluster.nodes[1].ws_url(),
+        bob_grant["token"].as_str().unwrap(),
+    )
+    .await
+    .expect("LiveKit itself takes the old token back");
+    back.wait_closed(WAIT)
+        .await
+        .expect("Salon removes bob again when he comes back with his old token");
+    let (status, _) = {
+        let r = env
+            .http
+            .post(format!(
+                "http://127.0.0.1:{}/_salon/v1/calls/{call_id}/join",
+                env.web_port
+            ))
+            .json(&json!({"openid_token": bob.openid_token().await}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), ())
+    };
+    assert_eq!(status, 403, "no new token for a removed member");
 
     // `!visio stop` closes the LiveKit room: alice is disconnected, LiveKit
     // no longer has the room, and the minutes arrive.

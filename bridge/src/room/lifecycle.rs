@@ -314,6 +314,15 @@ impl Bridge {
             debug!(%identity, joined, "media change in a room without a live call");
             return Ok(());
         };
+        // Someone a moderator removed came back (on a LiveKit cluster, which
+        // keeps no list of the removed, with a token minted before): out again.
+        if joined
+            && let Some(who) = self.store.identity(identity)?
+            && call.removed.contains(&who.user_id)
+        {
+            warn!(call_id = %call.id, %identity, user = %who.user_id, "a removed participant joined again; removing them");
+            self.media.remove(&call.media_room(), identity).await;
+        }
         if self.sync_participants(&mut call)? {
             self.store.save_call(&call).await?;
             info!(call_id = %call.id, %identity, joined, participants = call.participants.len(), "participants changed");
