@@ -19,69 +19,18 @@
 mod score;
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use livekit_protocol::data_packet;
-use salon_lkclient::server::{Cluster, ClusterConfig};
 use salon_sfu::testing::TestClient;
 use serde_json::{Value, json};
-use support::{Env, User, join_grant, room_with_bot, speak, talk, workspace_root};
+use support::{User, join_grant, room_with_bot, speak, talk, workspace_root};
 
-const KEY: &str = "salon-cluster";
-const SECRET: &str = "a-cluster-secret-long-enough-for-livekit-0123";
+use support::backends::{KEY, SECRET, cluster_env, livekit_binary};
 const WAIT: Duration = Duration::from_secs(30);
 /// Transcription on a loaded two-core machine can lag; a ceiling, not a target.
 const TRANSCRIPT_WAIT: Duration = Duration::from_secs(120);
 const ALICE_SAYS: &str = "The budget for the new school library is ready for review.";
-
-fn livekit_binary() -> Option<PathBuf> {
-    match salon_lkclient::server::binary() {
-        Some(binary) => Some(binary),
-        None if std::env::var_os("SALON_REQUIRE_LIVEKIT").is_some() => panic!(
-            "SALON_REQUIRE_LIVEKIT is set but there is no LiveKit server binary: \
-             run scripts/setup-livekit-server.sh (or set SALON_LIVEKIT_BIN)"
-        ),
-        None => {
-            eprintln!(
-                "\n*** SKIPPED tests/cluster.rs: no LiveKit server binary. \
-                 Run scripts/setup-livekit-server.sh (scripts/setup.sh does), \
-                 or set SALON_LIVEKIT_BIN. ***\n"
-            );
-            None
-        }
-    }
-}
-
-/// A fresh Synapse, a two-node LiveKit cluster posting webhooks to the
-/// bridge, and the bridge configured for it (`extra_sfu` added to `[sfu]`).
-async fn cluster_env(binary: &std::path::Path) -> (Env, Cluster) {
-    let env = Env::start().await;
-    let webhook = format!(
-        "http://127.0.0.1:{}{}",
-        env.web_port,
-        salon::livekit::WEBHOOK_PATH
-    );
-    let cluster = Cluster::start(
-        binary,
-        &env.dir.path().join("livekit"),
-        &ClusterConfig {
-            nodes: 2,
-            api_key: KEY.into(),
-            api_secret: SECRET.into(),
-            webhook_urls: vec![webhook],
-            empty_timeout_s: 60,
-        },
-    );
-    std::fs::write(env.dir.path().join("livekit_secret"), SECRET).unwrap();
-    let mut config = std::fs::read_to_string(&env.config_path).unwrap();
-    config.push_str(&format!(
-        "\n[sfu]\nbackend = \"livekit\"\nurl = \"{}\"\napi_key = \"{KEY}\"\napi_secret_file = \"livekit_secret\"\n",
-        cluster.nodes[0].ws_url()
-    ));
-    std::fs::write(&env.config_path, config).unwrap();
-    (env, cluster)
-}
 
 /// Who the room's `org.salon.call` lists.
 async fn listed(user: &User, room: &str) -> Vec<String> {
@@ -143,7 +92,7 @@ async fn a_call_on_a_livekit_cluster_is_joined_heard_transcribed_and_closed() {
         workspace_root().join("models/base/model.bin").exists(),
         "no Whisper model: run scripts/install-models.sh"
     );
-    let (mut env, mut cluster) = cluster_env(&binary).await;
+    let (mut env, mut cluster) = cluster_env(&binary, |_| {}).await;
     env.start_bridge().await;
     let alice = env.user("alice").await;
     let bob = env.user("bob").await;

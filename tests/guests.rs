@@ -1,5 +1,5 @@
-//! Guests without a Matrix account, on a real Synapse with the embedded SFU
-//! and Whisper: a moderator makes a guest link, the guest knocks and waits
+//! Guests without a Matrix account, on a real Synapse with Whisper, on the
+//! embedded SFU and on a LiveKit cluster alike: a moderator makes a guest link, the guest knocks and waits
 //! in the lobby (no token, so no media and no data), the room is told, a
 //! member without the power level cannot admit, the moderator admits, the
 //! guest joins with a webrtc-crate LiveKit client, is heard and transcribed
@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{Value, json};
+use support::backends::{Backend, bridge_on};
 use support::{Env, join_call, room_with_bot, speak, talk};
 
 const WAIT: Duration = support::WAIT;
@@ -53,10 +54,19 @@ fn claims(token: &str) -> Value {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_guest_waits_in_the_lobby_is_admitted_and_transcribed_under_their_label() {
-    let mut env = Env::start_with(|cfg| cfg.push_str("\n[calls]\nempty_grace_seconds = 2\n")).await;
-    env.start_bridge().await;
+backend_tests!(
+    a_guest_waits_in_the_lobby_is_admitted_and_transcribed_under_their_label,
+    guest_journey
+);
+
+async fn guest_journey(backend: Backend) {
+    let Some((env, _cluster)) = bridge_on(backend, |cfg| {
+        cfg.push_str("\n[calls]\nempty_grace_seconds = 2\n")
+    })
+    .await
+    else {
+        return;
+    };
     let alice = env.user("alice").await; // the room's creator: a moderator
     let bob = env.user("bob").await;
     let room = room_with_bot(&env, &alice, &[&bob]).await;

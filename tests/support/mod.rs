@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod backends;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
