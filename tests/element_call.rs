@@ -81,6 +81,15 @@ rc_delayed_event_mgmt: {{per_second: 1000, burst_count: 1000}}
 /// A Synapse with MatrixRTC on and this test's bridge as its transport; the
 /// bridge runs. `bridge_config` is added to the bridge's config.
 async fn matrix_rtc_env(bridge_config: &str) -> Env {
+    matrix_rtc_env_on(bridge_config, None).await
+}
+
+/// [`matrix_rtc_env`], with the bridge's media on a LiveKit cluster started
+/// from `livekit` (the server binary) when given.
+async fn matrix_rtc_env_on(
+    bridge_config: &str,
+    livekit: Option<(&Path, &mut Option<salon_lkclient::server::Cluster>)>,
+) -> Env {
     let web_port = Cell::new(0u16);
     let mut env = Env::start_full(
         |config| {
@@ -96,6 +105,9 @@ async fn matrix_rtc_env(bridge_config: &str) -> Env {
     )
     .await;
     assert_eq!(web_port.get(), env.web_port);
+    if let Some((binary, cluster)) = livekit {
+        *cluster = Some(support::backends::attach_cluster(&env, binary));
+    }
     env.start_bridge().await;
     env
 }
@@ -1526,6 +1538,77 @@ async fn a_guest_on_salons_page_waits_in_the_lobby_then_is_heard_and_transcribed
     browsers
         .ask(
             json!({"cmd": "hang_up", "names": ["alice", "guest"]}),
+            Duration::from_secs(60),
+        )
+        .await;
+}
+
+/// The same Element Call on a LiveKit cluster: Salon stays the focus (its
+/// `/sfu/get` hands out the cluster's URL and a token LiveKit takes), two
+/// members hear each other through it (LiveKit's own `/rtc/v1`), and the
+/// room knows the call from LiveKit's webhooks.
+#[tokio::test(flavor = "multi_thread")]
+async fn element_call_members_hear_each_other_on_a_livekit_cluster() {
+    let Some(binary) = support::backends::livekit_binary() else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut cluster = None;
+    let env = matrix_rtc_env_on(
+        "\n[calls]\nempty_grace_seconds = 5\n",
+        Some((&binary, &mut cluster)),
+    )
+    .await;
+    let cluster = cluster.expect("the cluster");
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    let room = call_room(&env, &alice, &[&bob]).await;
+    let dir = env.dir.path().to_owned();
+    let alice_wav = speech_wav(&dir, "alice", ALICE_SAYS, "en-us", "1.5");
+    let bob_wav = speech_wav(&dir, "bob", BOB_SAYS, "en-gb", "1.5");
+    let mut browsers = Browsers::start(&dir).await;
+    let answer = browsers
+        .ask(
+            json!({
+                "cmd": "ec_join", "hs": env.hs_url, "room": room,
+                "people": [person("alice", &alice_wav), person("bob", &bob_wav)],
+                "expect_heard": 1, "timeout_ms": 120_000, "stagger": true,
+            }),
+            Duration::from_secs(200),
+        )
+        .await;
+    let heard = listen(&mut browsers).await;
+    for name in ["alice", "bob"] {
+        assert_eq!(
+            heard_streams(&heard[name]).len(),
+            1,
+            "{name} must hear the other member on the cluster: {}",
+            heard[name]
+        );
+        let console = answer["people"][name]["console"].to_string();
+        let node = cluster.nodes[0].ws_url();
+        assert!(
+            console.contains("livekitRoom.connect SUCCESS") && console.contains(&node),
+            "{name} connected to the cluster ({node}): {console}"
+        );
+    }
+    // The webhooks made it a Salon call with both members in it.
+    let status = alice
+        .wait_for(
+            "both members in !visio status",
+            Duration::from_secs(40),
+            || async {
+                let status = alice.command(&room, "!visio status").await;
+                let body = status["body"].as_str().unwrap_or("").to_owned();
+                (body.contains(alice.user_id.as_str()) && body.contains(bob.user_id.as_str()))
+                    .then_some(status)
+            },
+        )
+        .await;
+    assert_eq!(status["org.salon.reply"]["outcome"], "live", "{status}");
+    browsers
+        .ask(
+            json!({"cmd": "hang_up", "names": ["alice", "bob"]}),
             Duration::from_secs(60),
         )
         .await;

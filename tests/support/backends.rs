@@ -45,6 +45,13 @@ pub fn livekit_binary() -> Option<PathBuf> {
 /// bridge, and the bridge configured for it (not started).
 pub async fn cluster_env(binary: &Path, edit_config: impl FnOnce(&mut String)) -> (Env, Cluster) {
     let env = Env::start_with(edit_config).await;
+    let cluster = attach_cluster(&env, binary);
+    (env, cluster)
+}
+
+/// Starts a two-node LiveKit cluster posting webhooks to `env`'s bridge, and
+/// points the bridge's config at it (before the bridge starts).
+pub fn attach_cluster(env: &Env, binary: &Path) -> Cluster {
     let webhook = format!(
         "http://127.0.0.1:{}{}",
         env.web_port,
@@ -68,7 +75,7 @@ pub async fn cluster_env(binary: &Path, edit_config: impl FnOnce(&mut String)) -
         cluster.nodes[0].ws_url()
     ));
     std::fs::write(&env.config_path, config).unwrap();
-    (env, cluster)
+    cluster
 }
 
 /// A started bridge on `backend` (its cluster kept alive with it), or `None`
