@@ -162,6 +162,12 @@ async fn guest_journey(backend: Backend) {
     );
     assert!(state.get("token").is_none());
 
+    let status = bob.command(&room, "!visio status").await;
+    assert_eq!(status["org.salon.reply"]["lobby"], 1, "{status}");
+    assert!(
+        status["body"].as_str().unwrap().contains(&label),
+        "{status}"
+    );
     // A member cannot admit; the moderator can.
     let refused = bob.command(&room, "!visio admit").await;
     assert_eq!(

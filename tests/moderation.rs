@@ -265,6 +265,16 @@ async fn moderation_journey(backend: Backend) {
     // Locked: a member is refused, a moderator is not; unlocked, they come in.
     let locked = alice.command(&room, "!visio lock").await;
     assert_eq!(locked["org.salon.reply"]["outcome"], "done", "{locked}");
+    let status = bob.command(&room, "!visio status").await;
+    assert_eq!(
+        status["org.salon.reply"]["locked_by"],
+        alice.user_id.as_str(),
+        "{status}"
+    );
+    assert!(
+        status["body"].as_str().unwrap().contains("Locked by"),
+        "{status}"
+    );
     let again = alice.command(&room, "!visio lock").await;
     assert_eq!(again["org.salon.reply"]["outcome"], "unchanged", "{again}");
     let (status, body) = join_status(&env, &erin, &call_id).await;

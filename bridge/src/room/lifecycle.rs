@@ -254,9 +254,28 @@ impl Bridge {
                     CallOrigin::MatrixRtc => " with Element Call",
                     CallOrigin::Command => "",
                 };
+                let locked = match &call.locked_by {
+                    Some(by) => format!(" 🔒 Locked by {by}: only moderators can join."),
+                    None => String::new(),
+                };
+                let waiting: Vec<String> = self
+                    .store
+                    .knocks_of(&call.id)?
+                    .into_iter()
+                    .filter(|k| k.state == crate::guests::KnockState::Waiting)
+                    .map(|k| format!("{} ({})", k.number, k.label()))
+                    .collect();
+                let lobby = if waiting.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " Waiting in the lobby: {} (`!visio admit`).",
+                        waiting.join(", ")
+                    )
+                };
                 (
                     format!(
-                        "A call is live since {} ({}), started by {}{with}. {people}{transcription} Join here: {}",
+                        "A call is live since {} ({}), started by {}{with}. {people}{transcription}{locked}{lobby} Join here: {}",
                         format_time(call.started_at),
                         calls::human_duration(call.duration(now)),
                         call.started_by,
@@ -273,6 +292,8 @@ impl Bridge {
                         "transcription": call.transcribing,
                         "room_state": room_state_field(&call),
                         "origin": call.origin,
+                        "locked_by": call.locked_by,
+                        "lobby": waiting.len(),
                     }),
                 )
             }
