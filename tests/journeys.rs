@@ -925,8 +925,12 @@ fn speech_wav(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathB
 /// The MatrixRTC membership state event the call page writes for its user.
 const CALL_MEMBER: &str = "org.matrix.msc3401.call.member";
 
-#[tokio::test(flavor = "multi_thread")]
-async fn on_the_call_page_two_members_sign_in_join_and_hear_each_other() {
+backend_tests!(
+    on_the_call_page_two_members_sign_in_join_and_hear_each_other,
+    call_page_journey
+);
+
+async fn call_page_journey(backend: support::backends::Backend) {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     // Delayed events on (MSC4140), as a MatrixRTC homeserver has them: the
     // page schedules its delayed leave and restarts it every 4 s.
@@ -939,6 +943,9 @@ async fn on_the_call_page_two_members_sign_in_join_and_hear_each_other() {
         },
     )
     .await;
+    let Some(_cluster) = support::backends::cluster_for(backend, &env) else {
+        return;
+    };
     env.start_bridge().await;
     let alice = env.user("alice").await;
     let bob = env.user("bob").await;

@@ -78,6 +78,16 @@ pub fn attach_cluster(env: &Env, binary: &Path) -> Cluster {
     cluster
 }
 
+/// For a journey that builds its own `Env`: on `Backend::LiveKit`, a cluster
+/// attached to it (before its bridge starts); `None` when the LiveKit binary
+/// is missing and not required (skip the journey).
+pub fn cluster_for(backend: Backend, env: &Env) -> Option<Option<Cluster>> {
+    match backend {
+        Backend::Embedded => Some(None),
+        Backend::LiveKit => Some(Some(attach_cluster(env, &livekit_binary()?))),
+    }
+}
+
 /// A started bridge on `backend` (its cluster kept alive with it), or `None`
 /// when the LiveKit binary is missing and not required.
 pub async fn bridge_on(
@@ -96,8 +106,14 @@ pub async fn bridge_on(
     Some((env, cluster))
 }
 
+/// Held by each run of a two-backend journey: the two runs of one journey
+/// (and of the others in the same test binary) take turns, so that two
+/// Whisper or Chromium journeys never share the two cores.
+pub static ONE_BACKEND_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// One journey, two tests: `$name::on_the_embedded_sfu` and
-/// `$name::on_a_livekit_cluster`, each calling `$journey(Backend)`.
+/// `$name::on_a_livekit_cluster`, each calling `$journey(Backend)`, one
+/// after the other.
 #[macro_export]
 macro_rules! backend_tests {
     ($name:ident, $journey:ident) => {
@@ -106,11 +122,13 @@ macro_rules! backend_tests {
 
             #[tokio::test(flavor = "multi_thread")]
             async fn on_the_embedded_sfu() {
+                let _turn = super::support::backends::ONE_BACKEND_AT_A_TIME.lock().await;
                 super::$journey(Backend::Embedded).await;
             }
 
             #[tokio::test(flavor = "multi_thread")]
             async fn on_a_livekit_cluster() {
+                let _turn = super::support::backends::ONE_BACKEND_AT_A_TIME.lock().await;
                 super::$journey(Backend::LiveKit).await;
             }
         }
