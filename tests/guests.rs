@@ -336,4 +336,11 @@ async fn guest_journey(backend: Backend) {
         .find(|p| p["mxid"] == guest.as_str())
         .unwrap_or_else(|| panic!("the guest in the minutes: {participants}"));
     assert_eq!(listed["display_name"], label.as_str());
+    // Neither the link's token nor a knock's secret is ever logged.
+    let log = std::fs::read_to_string(env.dir.path().join("bridge.log")).unwrap();
+    assert!(
+        !log.contains(&token),
+        "the guest link's token is in the log"
+    );
+    assert!(!log.contains(&secret), "a lobby secret is in the log");
 }
