@@ -4,8 +4,10 @@
 //! ```text
 //! loadgen make-y4m OUT.y4m SECONDS
 //! loadgen suite [--quick] --ivf clip.ivf --janus-etc DIR --sfu-serve PATH [--livekit PATH] [--seconds S] [--sfu-cpu C] [--netem-dev lo]
+//! loadgen suite --soak [SECONDS] [--soak-bucket S] ...   # the soak run (default 3600 s, 60 s buckets)
 //! loadgen report SAVED-OUTPUT   # the table again from a run's RESULT lines
-//! loadgen one --sfu salon|janus|livekit --scenario a|b --n N --pid PID --ivf clip.ivf [--seconds S] [--netem-loss PCT]
+//! loadgen soak-report SAVED-OUTPUT SVG-DIR   # the soak report and SVGs again from its SOAK lines
+//! loadgen one --sfu salon|janus|livekit --scenario a|b --n N --pid PID --ivf clip.ivf [--seconds S] [--netem-loss PCT] [--soak S --bucket S]
 //! ```
 //!
 //! `suite` runs every case against Salon, Janus and (with `--livekit`)
@@ -13,12 +15,15 @@
 //! `taskset` to the same core, each measurement in a fresh `one` child
 //! process, and prints the table, the ratios and, last, `sfu pps-per-cpu
 //! ratio salon/janus: X.XX` (after `sfu pps-per-cpu ratio salon/livekit`).
+//! `suite --soak` runs the long cases instead (`soak`): a time series of the
+//! SFU's RSS and CPU, loss and stalled tracks per bucket, a table and SVGs.
 
 mod janus;
 mod measure;
 mod media;
 mod peer;
 mod scenario;
+mod soak;
 mod suite;
 
 use std::path::PathBuf;
@@ -84,6 +89,10 @@ struct OneArgs {
     salon_ws: String,
     janus_ws: String,
     livekit_ws: String,
+    /// Soak mode: run this long instead of one window (0: the window).
+    soak_s: f64,
+    /// Soak mode: loss and stalled tracks are counted per bucket this long.
+    bucket_s: f64,
 }
 
 fn value<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, name: &str) -> Result<T>
@@ -110,6 +119,8 @@ fn parse_one(mut args: impl Iterator<Item = String>) -> Result<OneArgs> {
         salon_ws: "ws://127.0.0.1:7880".into(),
         janus_ws: "ws://127.0.0.1:8188".into(),
         livekit_ws: suite::LIVEKIT_WS.into(),
+        soak_s: 0.0,
+        bucket_s: 60.0,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -135,6 +146,8 @@ fn parse_one(mut args: impl Iterator<Item = String>) -> Result<OneArgs> {
             "--salon-ws" => parsed.salon_ws = value(&mut args, &arg)?,
             "--janus-ws" => parsed.janus_ws = value(&mut args, &arg)?,
             "--livekit-ws" => parsed.livekit_ws = value(&mut args, &arg)?,
+            "--soak" => parsed.soak_s = value(&mut args, &arg)?,
+            "--bucket" => parsed.bucket_s = value(&mut args, &arg)?,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -142,6 +155,39 @@ fn parse_one(mut args: impl Iterator<Item = String>) -> Result<OneArgs> {
         bail!("one needs --sfu and --pid");
     }
     Ok(parsed)
+}
+
+/// Sets the case's scenario up on the SFU (every client connected, every
+/// track arriving).
+async fn connect(
+    args: &OneArgs,
+    clip: &Arc<media::Vp8Clip>,
+    window: &Arc<Window>,
+    collector: &Collector,
+) -> Result<scenario::Setup> {
+    // Salon and LiveKit server speak the same protocol: one client code path.
+    let livekit_ws = match args.sfu.as_str() {
+        "salon" => Some(&args.salon_ws),
+        "livekit" => Some(&args.livekit_ws),
+        "janus" => None,
+        other => bail!("unknown SFU {other}"),
+    };
+    match livekit_ws {
+        Some(ws) => {
+            scenario::livekit_protocol(args.scenario, args.n, ws, clip, window, collector).await
+        }
+        None => {
+            scenario::janus(
+                args.scenario,
+                args.n,
+                &args.janus_ws,
+                clip,
+                window,
+                collector,
+            )
+            .await
+        }
+    }
 }
 
 /// Measures one case against an SFU that is already running as `pid`.
@@ -152,30 +198,7 @@ async fn one(args: OneArgs) -> Result<Outcome> {
     let window = Window::new();
     let (collector, stop) = Collector::new(window.clone());
     let started = Instant::now();
-    // Salon and LiveKit server speak the same protocol: one client code path.
-    let livekit_ws = match args.sfu.as_str() {
-        "salon" => Some(&args.salon_ws),
-        "livekit" => Some(&args.livekit_ws),
-        "janus" => None,
-        other => bail!("unknown SFU {other}"),
-    };
-    let setup = match livekit_ws {
-        Some(ws) => {
-            scenario::livekit_protocol(args.scenario, args.n, ws, &clip, &window, &collector)
-                .await?
-        }
-        None => {
-            scenario::janus(
-                args.scenario,
-                args.n,
-                &args.janus_ws,
-                &clip,
-                &window,
-                &collector,
-            )
-            .await?
-        }
-    };
+    let setup = connect(&args, &clip, &window, &collector).await?;
     let setup_s = started.elapsed().as_secs_f64();
     // Loss starts once everyone is connected: it is media recovery that is
     // measured, not how handshakes survive loss.
@@ -330,8 +353,13 @@ fn main() -> Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let outcome = runtime.block_on(one(parsed))?;
-            println!("RESULT {}", serde_json::to_string(&outcome)?);
+            if parsed.soak_s > 0.0 {
+                let outcome = runtime.block_on(soak::one(parsed))?;
+                println!("SOAK {}", serde_json::to_string(&outcome)?);
+            } else {
+                let outcome = runtime.block_on(one(parsed))?;
+                println!("RESULT {}", serde_json::to_string(&outcome)?);
+            }
             // Tearing down hundreds of peer connections is slow and measures
             // nothing; the SFU is killed by the suite anyway.
             std::process::exit(0);
@@ -341,8 +369,13 @@ fn main() -> Result<()> {
             let path: PathBuf = value(&mut args, "path")?;
             suite::report_file(&path)
         }
+        "soak-report" => {
+            let path: PathBuf = value(&mut args, "path")?;
+            let dir: PathBuf = value(&mut args, "svg dir")?;
+            soak::report_file(&path, &dir)
+        }
         _ => bail!(
-            "usage: loadgen make-y4m|clip-info|one|suite|report ... (see bench/sfu/README.md)"
+            "usage: loadgen make-y4m|clip-info|one|suite|report|soak-report ... (see bench/sfu/README.md)"
         ),
     }
 }

@@ -18,6 +18,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
 use crate::media::{self, Vp8Clip};
+use crate::soak::{Dedupe, Ledger};
 
 /// Linux USER_HZ, the unit of utime/stime in /proc/PID/stat.
 const CLOCK_TICKS_PER_SEC: f64 = 100.0;
@@ -45,10 +46,12 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
 
 /// The measurement window, in [`media::now_ns`] time; packets sent inside it
 /// are the ones counted, wherever and whenever they arrive.
+/// In soak mode it also carries the [`Ledger`] that counts per bucket.
 #[derive(Default)]
 pub struct Window {
     start: AtomicU64,
     end: AtomicU64,
+    ledger: std::sync::OnceLock<Arc<Ledger>>,
 }
 
 impl Window {
@@ -56,7 +59,17 @@ impl Window {
         Arc::new(Self {
             start: AtomicU64::new(u64::MAX),
             end: AtomicU64::new(u64::MAX),
+            ledger: std::sync::OnceLock::new(),
         })
+    }
+    /// A window whose packets are also counted per bucket by `ledger` (soak).
+    pub fn with_ledger(ledger: Arc<Ledger>) -> Arc<Self> {
+        let window = Self::new();
+        let _ = window.ledger.set(ledger);
+        window
+    }
+    pub fn ledger(&self) -> Option<&Arc<Ledger>> {
+        self.ledger.get()
     }
     pub fn open(&self) {
         self.start.store(media::now_ns(), Ordering::Release);
@@ -190,6 +203,9 @@ impl Outbound {
                     if ok && window.contains(sent_ns) {
                         sent.fetch_add(1, Ordering::Relaxed);
                     }
+                    if let (true, Some(ledger)) = (ok, window.ledger()) {
+                        ledger.sent(source, sent_ns);
+                    }
                 }
                 timestamp = timestamp.wrapping_add(clock_step);
             }
@@ -245,6 +261,12 @@ impl Collector {
             let mut seen: HashSet<(u16, u32)> = HashSet::new();
             let mut local = Received::default();
             let mut source = None;
+            // Soak: this track's last arrival, and the dedupe of its buckets.
+            let soak = this
+                .window
+                .ledger()
+                .map(|l| (l.clone(), l.register_track()));
+            let mut soak_seen = Dedupe::default();
             loop {
                 tokio::select! {
                     _ = stop.changed() => break,
@@ -253,6 +275,9 @@ impl Collector {
                         let now = media::now_ns();
                         let Some(stamp) = media::read_stamp(&packet.payload) else { continue };
                         source = Some(stamp.source);
+                        if let Some((ledger, last)) = &soak {
+                            ledger.received(last, &stamp, now, &mut soak_seen);
+                        }
                         if !this.window.contains(stamp.sent_ns) {
                             continue;
                         }

@@ -1,7 +1,8 @@
 //! The whole run: for each case, Salon, Janus and LiveKit server (when its
 //! binary is given), each freshly started on the same pinned core and
 //! measured by a fresh `one` child; optional `tc netem` loss around the
-//! lossy cases; then the table, the ratios and the last line.
+//! lossy cases; then the table, the ratios and the last line. With
+//! `--soak`, the soak run (`crate::soak`) instead.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::Outcome;
 use crate::scenario::{self, Scenario};
+use crate::soak;
 
 /// LiveKit server's signalling port in the bench (Salon's is 7880).
 const LIVEKIT_PORT: u16 = 7890;
@@ -30,6 +32,10 @@ struct SuiteArgs {
     netem_devs: Vec<String>,
     log_dir: PathBuf,
     only: Option<String>,
+    /// `--soak [SECONDS]`: the soak run instead of the cases.
+    soak: Option<f64>,
+    /// `--soak-bucket SECONDS`: loss and stalls are counted per bucket.
+    soak_bucket: f64,
 }
 
 struct Case {
@@ -38,7 +44,7 @@ struct Case {
     netem_loss_pct: f64,
 }
 
-fn parse(mut args: impl Iterator<Item = String>) -> Result<SuiteArgs> {
+fn parse(args: impl Iterator<Item = String>) -> Result<SuiteArgs> {
     let mut parsed = SuiteArgs {
         quick: false,
         ivf: PathBuf::new(),
@@ -50,8 +56,20 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<SuiteArgs> {
         netem_devs: vec!["lo".into()],
         log_dir: std::env::temp_dir(),
         only: None,
+        soak: None,
+        soak_bucket: 60.0,
     };
+    let mut args = args.peekable();
     while let Some(arg) = args.next() {
+        // `--soak` takes an optional value: an hour without one.
+        if arg == "--soak" {
+            let seconds = args.peek().and_then(|v| v.parse::<f64>().ok());
+            if seconds.is_some() {
+                args.next();
+            }
+            parsed.soak = Some(seconds.unwrap_or(soak::DEFAULT_SECONDS));
+            continue;
+        }
         let mut next = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--quick" => parsed.quick = true,
@@ -68,6 +86,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<SuiteArgs> {
             "--netem-dev" => parsed.netem_devs = next()?.split(',').map(str::to_owned).collect(),
             "--log-dir" => parsed.log_dir = next()?.into(),
             "--only" => parsed.only = Some(next()?),
+            "--soak-bucket" => parsed.soak_bucket = next()?.parse()?,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -276,16 +295,25 @@ pub(crate) fn inject_loss(devs: &[String], loss_pct: f64) -> Result<&'static str
     Ok("nftables numgen (no netem in this kernel)")
 }
 
-fn measure(args: &SuiteArgs, case: &Case, sfu: &str) -> Result<Outcome> {
+/// Starts `sfu` fresh and runs one `loadgen one` child against it (with
+/// `extra` arguments), returning the JSON after `prefix` on its stdout.
+fn run_child(
+    args: &SuiteArgs,
+    case: &Case,
+    sfu: &str,
+    extra: &[String],
+    prefix: &str,
+) -> Result<String> {
     let label = format!(
-        "{sfu}-{:?}-{}{}",
+        "{sfu}-{:?}-{}{}{}",
         case.scenario,
         case.n,
         if case.netem_loss_pct > 0.0 {
             "-loss"
         } else {
             ""
-        }
+        },
+        if extra.is_empty() { "" } else { "-soak" }
     );
     let server = match (sfu, &args.livekit) {
         ("salon", _) => start_salon(args)?,
@@ -311,6 +339,7 @@ fn measure(args: &SuiteArgs, case: &Case, sfu: &str) -> Result<Outcome> {
         .args(["--seconds", &args.seconds.to_string()])
         .args(["--netem-loss", &case.netem_loss_pct.to_string()])
         .args(["--netem-dev", &args.netem_devs.join(",")])
+        .args(extra)
         .stderr(child_log)
         .output()
         .context("running the measurement")?;
@@ -318,14 +347,55 @@ fn measure(args: &SuiteArgs, case: &Case, sfu: &str) -> Result<Outcome> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
+        .find_map(|l| l.strip_prefix(prefix))
         .with_context(|| {
             format!(
                 "{label} failed (see {})",
                 args.log_dir.join(format!("loadgen-{label}.log")).display()
             )
         })?;
-    Ok(serde_json::from_str(line)?)
+    Ok(line.to_owned())
+}
+
+fn measure(args: &SuiteArgs, case: &Case, sfu: &str) -> Result<Outcome> {
+    Ok(serde_json::from_str(&run_child(
+        args,
+        case,
+        sfu,
+        &[],
+        "RESULT ",
+    )?)?)
+}
+
+/// The soak run: each of [`soak::CASES`] on every SFU in turn, each for
+/// `seconds`, then the per-bucket tables, the summary and one SVG each.
+fn run_soak(args: &SuiteArgs, sfus: &[&str], seconds: f64) -> Result<()> {
+    let extra = [
+        "--soak".to_owned(),
+        seconds.to_string(),
+        "--bucket".to_owned(),
+        args.soak_bucket.to_string(),
+    ];
+    let mut outcomes = Vec::new();
+    for (scenario, n) in soak::CASES {
+        let case = Case {
+            scenario,
+            n,
+            netem_loss_pct: 0.0,
+        };
+        for &sfu in sfus {
+            eprintln!("bench: soak {seconds} s, scenario {scenario:?} N={n} on {sfu}");
+            match run_child(args, &case, sfu, &extra, "SOAK ") {
+                Ok(line) => {
+                    println!("SOAK {line}");
+                    outcomes.push(serde_json::from_str(&line)?);
+                }
+                Err(error) => eprintln!("bench: {error:#}"),
+            }
+        }
+    }
+    print!("{}", soak::report(&outcomes, &args.log_dir)?);
+    Ok(())
 }
 
 pub fn run(args: impl Iterator<Item = String>) -> Result<()> {
@@ -339,6 +409,9 @@ pub fn run(args: impl Iterator<Item = String>) -> Result<()> {
         None => eprintln!(
             "bench: no LiveKit server binary (scripts/setup-livekit-server.sh builds it): Salon and Janus only"
         ),
+    }
+    if let Some(seconds) = args.soak {
+        return run_soak(&args, &sfus, seconds);
     }
     let mut outcomes: Vec<Outcome> = Vec::new();
     for case in cases(&args) {
@@ -382,15 +455,22 @@ fn case_name(o: &Outcome) -> String {
     )
 }
 
+/// The JSON after `prefix` on each line of a saved run's output.
+pub fn saved<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    prefix: &str,
+) -> Result<Vec<T>> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(serde_json::from_str)
+        .collect::<Result<Vec<T>, _>>()?)
+}
+
 /// Prints the report again from a saved run's `RESULT` lines.
 pub fn report_file(path: &std::path::Path) -> Result<()> {
-    let text = std::fs::read_to_string(path)?;
-    let outcomes = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("RESULT "))
-        .map(serde_json::from_str)
-        .collect::<Result<Vec<Outcome>, _>>()?;
-    print!("{}", report(&outcomes));
+    print!("{}", report(&saved::<Outcome>(path, "RESULT ")?));
     Ok(())
 }
 
