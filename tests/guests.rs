@@ -320,13 +320,7 @@ async fn guest_journey(backend: Backend) {
     guest_client.leave().await;
     alice_client.leave().await;
     let minutes = alice
-        .wait_for("the minutes", Duration::from_secs(120), || async {
-            alice
-                .timeline(&room)
-                .await
-                .into_iter()
-                .find(|e| e["content"]["org.salon.minutes"]["call_id"] == call_id.as_str())
-        })
+        .wait_for_minutes(&room, &call_id, Duration::from_secs(120))
         .await;
     let participants = &minutes["content"]["org.salon.minutes"]["participants"];
     let listed = participants

@@ -349,13 +349,7 @@ async fn moderation_journey(backend: Backend) {
     bob_client.leave().await;
     alice_client.leave().await;
     let minutes = alice
-        .wait_for("the minutes", Duration::from_secs(60), || async {
-            alice
-                .timeline(&room)
-                .await
-                .into_iter()
-                .find(|e| e["content"]["org.salon.minutes"]["call_id"] == call_id.as_str())
-        })
+        .wait_for_minutes(&room, &call_id, Duration::from_secs(60))
         .await;
     let acts = minutes["content"]["org.salon.minutes"]["moderation"]
         .as_array()

@@ -631,6 +631,17 @@ impl User {
         .await;
     }
 
+    /// Waits for the minutes of `call_id` in `room`, and returns the event.
+    pub async fn wait_for_minutes(&self, room: &str, call_id: &str, timeout: Duration) -> Value {
+        self.wait_for("the minutes", timeout, || async {
+            self.timeline(room)
+                .await
+                .into_iter()
+                .find(|e| e["content"]["org.salon.minutes"]["call_id"] == call_id)
+        })
+        .await
+    }
+
     /// Waits until a condition on the room holds.
     pub async fn wait_until<F, Fut>(&self, what: &str, timeout: Duration, mut check: F)
     where
