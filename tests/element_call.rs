@@ -258,7 +258,16 @@ fn heard_streams(listen: &Value) -> Vec<(String, Value)> {
 /// Two members, each in Element Call, in a call on Salon: the homeserver,
 /// alice, bob, their room, the browsers, and run.mjs's `ec_join` answer by name.
 async fn element_call_pair(bridge_config: &str) -> (Env, User, User, String, Browsers, Value) {
-    let env = matrix_rtc_env(bridge_config).await;
+    element_call_pair_on(bridge_config, None).await
+}
+
+/// [`element_call_pair`], with the media on a LiveKit cluster when given
+/// (see [`matrix_rtc_env_on`]).
+async fn element_call_pair_on(
+    bridge_config: &str,
+    livekit: Option<(&Path, &mut Option<salon_lkclient::server::Cluster>)>,
+) -> (Env, User, User, String, Browsers, Value) {
+    let env = matrix_rtc_env_on(bridge_config, livekit).await;
     let alice = env.user("alice").await;
     let bob = env.user("bob").await;
     let room = call_room(&env, &alice, &[&bob]).await;
@@ -1554,29 +1563,12 @@ async fn element_call_members_hear_each_other_on_a_livekit_cluster() {
     };
     let _one = ONE_AT_A_TIME.lock().await;
     let mut cluster = None;
-    let env = matrix_rtc_env_on(
+    let (_env, alice, bob, room, mut browsers, joined) = element_call_pair_on(
         "\n[calls]\nempty_grace_seconds = 5\n",
         Some((&binary, &mut cluster)),
     )
     .await;
     let cluster = cluster.expect("the cluster");
-    let alice = env.user("alice").await;
-    let bob = env.user("bob").await;
-    let room = call_room(&env, &alice, &[&bob]).await;
-    let dir = env.dir.path().to_owned();
-    let alice_wav = speech_wav(&dir, "alice", ALICE_SAYS, "en-us", "1.5");
-    let bob_wav = speech_wav(&dir, "bob", BOB_SAYS, "en-gb", "1.5");
-    let mut browsers = Browsers::start(&dir).await;
-    let answer = browsers
-        .ask(
-            json!({
-                "cmd": "ec_join", "hs": env.hs_url, "room": room,
-                "people": [person("alice", &alice_wav), person("bob", &bob_wav)],
-                "expect_heard": 1, "timeout_ms": 120_000, "stagger": true,
-            }),
-            Duration::from_secs(200),
-        )
-        .await;
     let heard = listen(&mut browsers).await;
     for name in ["alice", "bob"] {
         assert_eq!(
@@ -1585,7 +1577,7 @@ async fn element_call_members_hear_each_other_on_a_livekit_cluster() {
             "{name} must hear the other member on the cluster: {}",
             heard[name]
         );
-        let console = answer["people"][name]["console"].to_string();
+        let console = joined[name]["console"].to_string();
         let node = cluster.nodes[0].ws_url();
         assert!(
             console.contains("livekitRoom.connect SUCCESS") && console.contains(&node),

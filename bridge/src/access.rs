@@ -77,6 +77,19 @@ impl AccessState {
         self
     }
 
+    /// The 429 answer when the client behind `peer` made more than
+    /// `[web] attempts_per_minute` attempts this minute (this one counted);
+    /// `None` while it may go on.
+    pub(crate) fn over_limit(&self, peer: SocketAddr, headers: &HeaderMap) -> Option<Response> {
+        (!self.allow_attempt(peer, headers)).then(|| {
+            matrix_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "M_LIMIT_EXCEEDED",
+                "too many attempts from this address; wait a minute",
+            )
+        })
+    }
+
     /// Counts one attempt from the client behind `peer`; false once it made
     /// more than `[web] attempts_per_minute` this minute.
     pub(crate) fn allow_attempt(&self, peer: SocketAddr, headers: &HeaderMap) -> bool {
@@ -351,12 +364,8 @@ async fn join(
     Path(call_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if !state.allow_attempt(peer, &headers) {
-        return matrix_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "M_LIMIT_EXCEEDED",
-            "too many join attempts; wait a minute",
-        );
+    if let Some(refused) = state.over_limit(peer, &headers) {
+        return refused;
     }
     let Some(call) = live_call(&state.store, &call_id).filter(Call::is_active) else {
         return not_found();
@@ -455,12 +464,8 @@ async fn moderate(
     body: Bytes,
 ) -> Response {
     use crate::queues::PageAct;
-    if !state.allow_attempt(peer, &headers) {
-        return matrix_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "M_LIMIT_EXCEEDED",
-            "too many attempts; wait a minute",
-        );
+    if let Some(refused) = state.over_limit(peer, &headers) {
+        return refused;
     }
     let Some(call) = live_call(&state.store, &call_id).filter(Call::is_active) else {
         return not_found();

@@ -140,12 +140,8 @@ async fn knock(
     Path(token): Path<String>,
     body: Bytes,
 ) -> Response {
-    if !state.allow_attempt(peer, &headers) {
-        return matrix_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "M_LIMIT_EXCEEDED",
-            "too many attempts; wait a minute",
-        );
+    if let Some(refused) = state.over_limit(peer, &headers) {
+        return refused;
     }
     let (link, call) = match open_link(&state, &token) {
         Ok(open) => open,

@@ -29,25 +29,32 @@ fn python() -> PathBuf {
     python
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_sdk_participants_hear_only_each_other_and_get_captions() {
-    let python = python();
-    let server = common::start().await;
+/// Runs `tests/python/{script}` with the SFU's URL and alice's and bob's
+/// tokens for `room`, its stdin, stdout and stderr piped.
+fn run_script(script: &str, ws: &str, room: &str) -> tokio::process::Child {
     let script = std::path::PathBuf::from(
         std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()),
     )
-    .join("tests/python/two_tones.py");
-    let mut child = tokio::process::Command::new(python)
+    .join("tests/python")
+    .join(script);
+    tokio::process::Command::new(python())
         .arg(script)
-        .arg(&server.ws)
-        .arg(common::token("py", "alice"))
-        .arg(common::token("py", "bob"))
+        .arg(ws)
+        .arg(common::token(room, "alice"))
+        .arg(common::token(room, "bob"))
         .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("python starts");
+        .expect("python starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_participants_hear_only_each_other_and_get_captions() {
+    let server = common::start().await;
+    let mut child = run_script("two_tones.py", &server.ws, "py");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut stderr = child.stderr.take().expect("stderr");
     let stderr_task = tokio::spawn(async move {
@@ -115,24 +122,8 @@ async fn python_sdk_participants_hear_only_each_other_and_get_captions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_clients_obey_a_moderators_mute_and_removal() {
     use tokio::io::AsyncWriteExt;
-    let python = python();
     let server = common::start().await;
-    let script = std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("tests/python/moderated.py");
-    let mut child = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(&server.ws)
-        .arg(common::token("mod", "alice"))
-        .arg(common::token("mod", "bob"))
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python starts");
+    let mut child = run_script("moderated.py", &server.ws, "mod");
     let mut stdin = child.stdin.take().expect("stdin");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut stderr = child.stderr.take().expect("stderr");
