@@ -58,6 +58,12 @@ const TRANSCRIPT_WAIT: Duration = Duration::from_secs(120);
 const ALICE_SAYS: &str = "The budget for the new school library is ready for review.";
 const BOB_SAYS: &str = "I will send the final report to the minister on Friday.";
 const CAROL_SAYS: &str = "The workers need two more weeks to paint the walls.";
+/// Alice's sentence in the encrypted call. Through Chromium's fake capture,
+/// on two cores shared with Whisper, every loop lost its first 0.3 s and
+/// "review": "The budget … is ready for review" came back as "Get for the
+/// new school library is ready for a new" (WER 0.36) on nearly every loop
+/// of a CI run. This one keeps WER 0.11 with its first word gone.
+const ALICE_SAYS_ENCRYPTED: &str = "Hello everyone, the library will open in September.";
 
 /// What `docs/element-call.md` tells the admin to add to `homeserver.yaml`,
 /// naming this test's bridge as the transport. Delayed-event management is
@@ -1143,7 +1149,7 @@ async fn an_encrypted_element_call_is_transcribed_once_visio_joins_it_as_a_membe
     // Alice speaks with the British voice too: Whisper base hears espeak's
     // American one as "it's for the new school library is ready for a new"
     // most loops, over the word error rate allowed.
-    let alice_wav = speech_wav(&dir, "alice", ALICE_SAYS, "en-gb", "6");
+    let alice_wav = speech_wav(&dir, "alice", ALICE_SAYS_ENCRYPTED, "en-gb", "6");
     let bob_wav = speech_wav(&dir, "bob", BOB_SAYS, "en-gb", "6");
     let carol_wav = speech_wav(&dir, "carol", CAROL_SAYS, "en", "6");
     let mut browsers = Browsers::start(&dir).await;
@@ -1237,7 +1243,7 @@ async fn an_encrypted_element_call_is_transcribed_once_visio_joins_it_as_a_membe
         &elements,
         &room,
         &mut seen,
-        &[(&alice, ALICE_SAYS), (&bob, BOB_SAYS)],
+        &[(&alice, ALICE_SAYS_ENCRYPTED), (&bob, BOB_SAYS)],
         on_ms,
         TRANSCRIPT_WAIT,
     )
@@ -1307,7 +1313,7 @@ async fn an_encrypted_element_call_is_transcribed_once_visio_joins_it_as_a_membe
         &elements,
         &room,
         &mut seen,
-        &[(&alice, ALICE_SAYS), (&carol, CAROL_SAYS)],
+        &[(&alice, ALICE_SAYS_ENCRYPTED), (&carol, CAROL_SAYS)],
         bob_left + 3000,
         THREE_SPEAKERS_WAIT,
     )

@@ -23,8 +23,10 @@ use tracing::{debug, info, warn};
 
 use super::LiveKitBackend;
 
-/// Packets a tap may fall behind by before it skips (2.5 s of Opus).
-const FEED_DEPTH: usize = 128;
+/// Packets a tap may fall behind by before it skips (10 s of Opus, as the
+/// embedded SFU's taps: Whisper on a busy machine can starve the tap
+/// task for seconds, and a skip loses words).
+const FEED_DEPTH: usize = 512;
 /// How long a track may wait for LiveKit to say whose it is.
 const WHOSE_WAIT: Duration = Duration::from_secs(5);
 

@@ -23,9 +23,12 @@ use crate::clock::now_millis;
 use crate::media::AudioTap;
 use crate::media_e2ee::FrameDecryptor;
 
-/// A participant silent this long while an utterance is open closes it (DTX
-/// or a muted microphone stops the packets).
-const SILENCE_TIMEOUT: Duration = Duration::from_millis(700);
+/// A participant silent this long while an utterance is open closes it (a
+/// muted microphone stops the packets; DTX keeps sending one every 400 ms,
+/// and those close it through the RTP gap). Packets that merely arrive late
+/// (a sender or this process starved of CPU) must not cut a sentence in
+/// two, so this is well above the jitter a busy machine shows.
+const SILENCE_TIMEOUT: Duration = Duration::from_millis(1_500);
 /// The longest gap in a track filled with silence; beyond it the track's
 /// clock jumps.
 const MAX_GAP_MS: u64 = 3_000;
@@ -157,6 +160,9 @@ impl TrackTranscription {
         debug!("tapping audio");
         loop {
             let packet = tokio::select! {
+                // packets first: after this task was starved both branches
+                // are ready, and the waiting packets say it was not silence
+                biased;
                 packet = tap.recv() => packet,
                 _ = tokio::time::sleep(SILENCE_TIMEOUT), if segmenter.in_speech() => {
                     // the packets stopped mid-utterance (DTX, mute): it is silence
@@ -184,6 +190,14 @@ impl TrackTranscription {
             if at_ms > position_ms + 60 {
                 // a gap (DTX or loss): silence, so utterances end on time
                 let gap = (at_ms - position_ms).min(MAX_GAP_MS);
+                if gap >= 200 {
+                    debug!(
+                        gap_ms = gap,
+                        at_ms,
+                        rtp = packet.rtp_timestamp,
+                        "a gap in the track is silence"
+                    );
+                }
                 let zeros = vec![0.0; gap as usize * 16];
                 for u in segmenter.push(position_ms, &zeros) {
                     self.queue_final(&mut utterances, u, packet.received_at - end_silence);
@@ -194,6 +208,12 @@ impl TrackTranscription {
                 .decryptor
                 .opus(packet.encryption.into(), &packet.payload)
             else {
+                debug!(
+                    at_ms,
+                    len = packet.payload.len(),
+                    rtp = packet.rtp_timestamp,
+                    "a frame that could not be decrypted"
+                );
                 continue;
             };
             let pcm = match decoder.decode_packet(&opus) {
@@ -259,6 +279,7 @@ impl TrackTranscription {
 
     fn queue_final(&self, utterances: &mut u64, u: Utterance, speech_end_at: Instant) {
         let id = self.utterance_id(*utterances);
+        debug!(start_ms = u.start_ms, end_ms = u.end_ms, utterance = %id.0, "utterance");
         *utterances += 1;
         self.queue.push(Job {
             session: self.session.clone(),
