@@ -284,7 +284,44 @@ impl Metrics {
         for (name, value) in self.commands.lock().expect("metrics lock").iter() {
             let _ = writeln!(out, "salon_commands_total{{command=\"{name}\"}} {value}");
         }
+        render_process(&mut out);
         out
+    }
+}
+
+/// What a soak watches for leaks: the process's resident memory and open
+/// file descriptors (Linux `/proc`; absent elsewhere) and the tokio tasks
+/// alive on the runtime that serves `/metrics`.
+fn render_process(out: &mut String) {
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "{name} {value}");
+    };
+    // statm: sizes in pages; the second is resident
+    if let Some(pages) = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+    {
+        gauge(
+            "salon_process_resident_bytes",
+            "Resident memory of the bridge process.",
+            pages * 4096,
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        gauge(
+            "salon_process_open_fds",
+            "Open file descriptors of the bridge process.",
+            fds.count() as u64,
+        );
+    }
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        gauge(
+            "salon_tokio_alive_tasks",
+            "Tasks alive on the bridge's tokio runtime.",
+            handle.metrics().num_alive_tasks() as u64,
+        );
     }
 }
 
@@ -303,6 +340,13 @@ mod tests {
         assert!(text.contains("salon_transactions_total 1\n"));
         assert!(text.contains("# TYPE salon_live_calls gauge\nsalon_live_calls 2\n"));
         assert!(text.contains("salon_commands_total{command=\"start\"} 2\n"));
+        // outside a runtime there are no tasks to count; on Linux the
+        // process figures are there
+        assert!(!text.contains("salon_tokio_alive_tasks"));
+        if cfg!(target_os = "linux") {
+            assert!(text.contains("# TYPE salon_process_resident_bytes gauge\n"));
+            assert!(text.contains("salon_process_open_fds "));
+        }
         m.caption_latency
             .observe(std::time::Duration::from_millis(1200));
         let text = m.render();
