@@ -24,7 +24,8 @@ cd "$(dirname "$0")/.."
 DEMO_ONLY=0; [ "${1:-}" = "--demo" ] && DEMO_ONLY=1
 
 APT_PACKAGES=(curl python3-venv libopus-dev pkg-config)
-[ "$DEMO_ONLY" = 1 ] || APT_PACKAGES+=(espeak-ng sox chromium)
+# g++: libFuzzer, which the fuzz targets (scripts/fuzz.sh) link, is C++.
+[ "$DEMO_ONLY" = 1 ] || APT_PACKAGES+=(espeak-ng sox chromium g++)
 # Node may come from elsewhere (nodesource, nvm): only ask Debian for it when
 # there is no npm at all.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)

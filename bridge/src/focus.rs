@@ -200,6 +200,18 @@ fn required(fields: &[(&str, &str)]) -> Result<(), Refusal> {
     }
 }
 
+/// Both bodies, parsed and checked as the handlers do before they ask the
+/// homeserver anything: the entry of the `focus_bodies` fuzz target.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn parse_bodies_for_fuzzing(body: &[u8]) {
+    if let Ok(request) = parse_body::<LegacyRequest>(body, "") {
+        let _ = request.validate();
+    }
+    if let Ok(request) = parse_body::<TokenRequest>(body, "") {
+        let _ = request.validate();
+    }
+}
+
 fn matrix_room(room_id: &str) -> Result<OwnedRoomId, Refusal> {
     RoomId::parse(room_id)
         .map_err(|_| Refusal::bad_json(format!("not a Matrix room id: {room_id}")))

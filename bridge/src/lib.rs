@@ -19,6 +19,8 @@ pub mod commands;
 pub mod config;
 pub mod doctor;
 pub mod focus;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 pub mod guests;
 pub mod livekit;
 pub mod lobby;

@@ -27,6 +27,8 @@
 pub mod config;
 pub mod error;
 pub mod events;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 mod media;
 mod room;
 mod signal;

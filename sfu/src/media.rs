@@ -228,7 +228,7 @@ pub fn register_interceptors(
     Ok(configure_rtcp_reports(registry))
 }
 
-fn media_engine() -> Result<(MediaEngine, Registry), SfuError> {
+pub(crate) fn media_engine() -> Result<(MediaEngine, Registry), SfuError> {
     let mut engine = MediaEngine::default();
     engine.register_default_codecs()?;
     engine.register_header_extension(

@@ -276,6 +276,13 @@ impl Config {
         validate::validate(raw, base, with_tokens)
     }
 
+    /// Parses and checks `text` without reading token files: the entry of
+    /// the `config` fuzz target.
+    #[cfg(feature = "fuzzing")]
+    pub fn check_text(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        Self::parse(text, Path::new(""), base, false)
+    }
+
     /// The bot's full user id, e.g. `@visio:example.org`.
     pub fn bot_user_id(&self) -> OwnedUserId {
         UserId::parse(format!(

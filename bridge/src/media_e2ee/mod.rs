@@ -307,6 +307,14 @@ impl FrameDecryptor {
 #[cfg(test)]
 mod fixture_tests;
 
+/// Reads a frame's trailer (and a SIF trailer): the entry of the
+/// `e2ee_frame` fuzz target.
+#[cfg(feature = "fuzzing")]
+pub fn frame_parse_for_fuzzing(payload: &[u8]) -> bool {
+    let _ = frame::strip_sif(payload, b"LKROCKS");
+    frame::parse(payload).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

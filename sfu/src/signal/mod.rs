@@ -27,7 +27,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::Sfu;
 use crate::room::JoinError;
 
-mod dispatch;
+pub(crate) mod dispatch;
 
 use crate::token::{self, Claims};
 use dispatch::{Verdict, decode_request, handle_request};
