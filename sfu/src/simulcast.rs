@@ -400,9 +400,77 @@ impl LayerForward {
     }
 }
 
+/// Track settings a subscriber sent before its down track existed.
+/// livekit-client sends `UpdateTrackSettings` as soon as it learns of a
+/// track (adaptive stream, `setVideoQuality`), which can be before the
+/// subscription is set up here; they are kept, newest per track, and
+/// applied when it is. Bounded: a client naming endless tracks costs
+/// nothing beyond [`EarlySettings::MAX`] entries.
+#[derive(Debug, Default)]
+pub(crate) struct EarlySettings {
+    by_track: Vec<(String, EarlySetting)>,
+}
+
+/// The fields of one `UpdateTrackSettings` that choose a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EarlySetting {
+    pub(crate) disabled: bool,
+    pub(crate) quality: i32,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+}
+
+impl EarlySettings {
+    pub(crate) const MAX: usize = 64;
+
+    /// Keeps `setting` for `track_sid`, replacing an older one; when full,
+    /// the oldest track's is forgotten.
+    pub(crate) fn remember(&mut self, track_sid: &str, setting: EarlySetting) {
+        self.by_track.retain(|(sid, _)| sid != track_sid);
+        if self.by_track.len() >= Self::MAX {
+            self.by_track.remove(0);
+        }
+        self.by_track.push((track_sid.to_owned(), setting));
+    }
+
+    /// The setting kept for `track_sid`, taken out.
+    pub(crate) fn take(&mut self, track_sid: &str) -> Option<EarlySetting> {
+        let at = self.by_track.iter().position(|(sid, _)| sid == track_sid)?;
+        Some(self.by_track.remove(at).1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn early_settings_keep_the_newest_per_track_and_stay_bounded() {
+        let low = EarlySetting {
+            disabled: false,
+            quality: 0,
+            width: 0,
+            height: 0,
+        };
+        let off = EarlySetting {
+            disabled: true,
+            ..low
+        };
+        let mut early = EarlySettings::default();
+        early.remember("TR_a", low);
+        early.remember("TR_a", off);
+        assert_eq!(early.take("TR_a"), Some(off), "the newest wins");
+        assert_eq!(early.take("TR_a"), None, "taken once");
+        for i in 0..EarlySettings::MAX + 10 {
+            early.remember(&format!("TR_{i}"), low);
+        }
+        assert_eq!(early.by_track.len(), EarlySettings::MAX);
+        assert_eq!(early.take("TR_0"), None, "the oldest went first");
+        assert_eq!(
+            early.take(&format!("TR_{}", EarlySettings::MAX + 9)),
+            Some(low)
+        );
+    }
 
     /// A VP8 RTP payload: descriptor with a 15-bit PictureID, then a frame.
     fn vp8(keyframe: bool, start: bool, width: u16, height: u16) -> Vec<u8> {

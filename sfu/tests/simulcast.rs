@@ -485,6 +485,75 @@ async fn each_subscriber_gets_the_layer_it_asks_for_as_one_stream() {
     publisher.abort();
 }
 
+/// livekit-client sends `UpdateTrackSettings` as soon as it learns of a
+/// track, which can be before its subscription is set up: the settings
+/// must still hold when it is. Carol joins without auto-subscribe, asks for
+/// the low layer of Alice's video, then subscribes: the first frames she
+/// gets are already the low layer, never the best one a new subscription
+/// starts with. Until she subscribes she gets no track at all.
+#[tokio::test]
+async fn track_settings_sent_before_the_subscription_are_applied_to_it() {
+    let server = common::start().await;
+    let alice = SimulcastPublisher::connect(&server.ws, &common::token("early", "alice")).await;
+    let publisher = {
+        let me = SimulcastPublisherHandle {
+            track: alice.track.clone(),
+            ssrcs: alice.ssrcs,
+        };
+        tokio::spawn(async move {
+            let mut sequences = [1000u16, 20_000, 40_000];
+            let mut tick = tokio::time::interval(Duration::from_millis(33));
+            for n in 0u32.. {
+                tick.tick().await;
+                me.send_frame(n, n % 15 == 0, &mut sequences).await;
+            }
+        })
+    };
+    let options = salon_sfu::testing::ClientOptions {
+        auto_subscribe: false,
+        ..Default::default()
+    };
+    let carol = TestClient::connect_with(&server.ws, &common::token("early", "carol"), &options)
+        .await
+        .expect("carol joins");
+    // Without auto-subscribe, nothing comes until she asks (as on LiveKit).
+    assert!(
+        carol.next_track(Duration::from_millis(700)).await.is_err(),
+        "auto_subscribe=0 was not honoured"
+    );
+    carol.send(signal_request::Message::TrackSetting(
+        proto::UpdateTrackSettings {
+            track_sids: vec![alice.track_sid.clone()],
+            quality: proto::VideoQuality::Low as i32,
+            ..Default::default()
+        },
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    carol.send(signal_request::Message::Subscription(
+        proto::UpdateSubscription {
+            track_sids: vec![alice.track_sid.clone()],
+            subscribe: true,
+            ..Default::default()
+        },
+    ));
+    let mut video = carol.next_track(WAIT).await.expect("carol gets the video");
+    assert_eq!(video.track_id, alice.track_sid);
+    let mut check = StreamCheck::default();
+    for _ in 0..45 {
+        let packet = tokio::time::timeout(WAIT, video.packets.recv())
+            .await
+            .expect("packet in time")
+            .expect("track open");
+        assert_eq!(
+            check.take(&packet),
+            0,
+            "only the low layer, from the first frame"
+        );
+    }
+    assert_eq!(check.sizes_seen, vec![SIZES[0]]);
+    publisher.abort();
+}
+
 /// The part of the publisher the sending task needs.
 struct SimulcastPublisherHandle {
     track: Arc<TrackLocalStaticRTP>,

@@ -32,6 +32,7 @@ use crate::config::SfuConfig;
 use crate::error::SfuError;
 use crate::events::{Encryption, ParticipantInfoSummary, RoomEvent, TrackSummary};
 use crate::media::{DownTrack, MediaSettings, PeerEvent, PeerLink, PeerRole};
+use crate::simulcast::EarlySettings;
 use crate::speakers::{AudioMeter, SpeakerDetector};
 
 mod forward;
@@ -198,10 +199,14 @@ impl Rooms {
         room_name: &str,
         identity: &str,
         name: &str,
-        can_publish: bool,
-        can_subscribe: bool,
-        can_publish_data: bool,
+        admission: Admission,
     ) -> Result<(Arc<Participant>, ParticipantChannels), JoinError> {
+        let Admission {
+            can_publish,
+            can_subscribe,
+            can_publish_data,
+            auto_subscribe,
+        } = admission;
         let room = self.get_or_create(room_name)?;
         let (peer_tx, peer_rx) = mpsc::unbounded_channel();
         let (sub_tx, sub_rx) = mpsc::unbounded_channel();
@@ -236,6 +241,7 @@ impl Rooms {
             can_publish,
             can_subscribe,
             can_publish_data,
+            auto_subscribe,
             room: Arc::downgrade(&room),
             outbox: outbox_tx,
             publisher,
@@ -254,6 +260,7 @@ impl Rooms {
             removed: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             pending_candidates: Mutex::new(Vec::new()),
+            early_settings: Mutex::new(EarlySettings::default()),
         });
 
         // Admission and duplicate identity, atomically.
@@ -510,8 +517,9 @@ impl Room {
             identity: participant.identity.clone(),
             name: participant.name.clone(),
         });
-        // Give the newcomer everything already published.
-        if participant.can_subscribe {
+        // Give the newcomer everything already published (unless it joined
+        // with `auto_subscribe=0` and subscribes itself).
+        if participant.can_subscribe && participant.auto_subscribe {
             for other in self.others(&participant.sid) {
                 let tracks: Vec<_> = lock(&other.published).clone();
                 for track in tracks {
@@ -638,6 +646,17 @@ impl Room {
             self.remove_participant(&p).await;
         }
     }
+}
+
+/// What a joining participant may do (from its token's grants) and whether
+/// it is subscribed to every track by itself (`auto_subscribe`, a query
+/// parameter of `/rtc`; LiveKit's default is yes).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Admission {
+    pub(crate) can_publish: bool,
+    pub(crate) can_subscribe: bool,
+    pub(crate) can_publish_data: bool,
+    pub(crate) auto_subscribe: bool,
 }
 
 #[cfg(test)]

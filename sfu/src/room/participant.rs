@@ -20,7 +20,7 @@ use crate::events::{
     AudioPacket, AudioTap, Encryption, MuteWhat, RoomEvent, TappedTrack, TrackKind,
 };
 use crate::media::{DataLink, DownTrack, PeerLink, UpTrack};
-use crate::simulcast::{LayerRequest, LayerSizes, MAX_LAYERS};
+use crate::simulcast::{EarlySetting, EarlySettings, LayerRequest, LayerSizes, MAX_LAYERS};
 use crate::speakers::AudioMeter;
 
 use super::*;
@@ -102,6 +102,8 @@ pub(crate) struct Participant {
     pub(super) joined_at: i64,
     pub(super) can_publish: bool,
     pub(super) can_subscribe: bool,
+    /// Subscribed to every track as it comes (else only to what it asks for).
+    pub(super) auto_subscribe: bool,
     pub(super) can_publish_data: bool,
     pub(super) room: Weak<Room>,
     pub(super) outbox: mpsc::Sender<proto::SignalResponse>,
@@ -126,6 +128,8 @@ pub(crate) struct Participant {
     pub(super) removed: AtomicBool,
     pub(super) tasks: Mutex<Vec<JoinHandle<()>>>,
     pub(super) pending_candidates: Mutex<Vec<(proto::SignalTarget, String)>>,
+    /// Track settings that came before their subscription (applied by `subscribe`).
+    pub(super) early_settings: Mutex<EarlySettings>,
 }
 
 impl Participant {
@@ -422,7 +426,7 @@ impl Participant {
         self.spawn(forwarder.run(up));
 
         for other in room.others(&self.sid) {
-            if other.can_subscribe {
+            if other.can_subscribe && other.auto_subscribe {
                 other.subscribe(&track).await;
                 other.negotiate_subscriber().await;
             }
@@ -444,6 +448,16 @@ impl Participant {
                 continue;
             };
             let Some(down) = track.subscribers.get(&self.sid) else {
+                // not subscribed yet: applied when it is
+                lock(&self.early_settings).remember(
+                    sid,
+                    EarlySetting {
+                        disabled: settings.disabled,
+                        quality: settings.quality,
+                        width: settings.width,
+                        height: settings.height,
+                    },
+                );
                 continue;
             };
             let request = LayerRequest::from_settings(
@@ -473,6 +487,17 @@ impl Participant {
         {
             Ok(down) => {
                 let down = Arc::new(down);
+                if let Some(early) = lock(&self.early_settings).take(&track.sid) {
+                    let request = LayerRequest::from_settings(
+                        early.disabled,
+                        early.quality,
+                        early.width,
+                        early.height,
+                        &track.sizes,
+                    );
+                    debug!(track_sid = %track.sid, ?request, "track settings sent before the subscription");
+                    down.set_request(request);
+                }
                 lock(&self.subscriptions).insert(track.sid.clone(), down.clone());
                 track.subscribers.insert(self.sid.clone(), down.clone());
                 track.dynacast();

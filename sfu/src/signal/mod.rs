@@ -25,7 +25,7 @@ use prost::Message as _;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::Sfu;
-use crate::room::JoinError;
+use crate::room::{Admission, JoinError};
 
 pub(crate) mod dispatch;
 
@@ -161,12 +161,16 @@ async fn rtc(
     let reconnect = params
         .get("reconnect")
         .is_some_and(|v| v == "1" || v == "true");
+    // LiveKit's clients send `auto_subscribe=0|1` (the Python SDK `false`).
+    let auto_subscribe = !params
+        .get("auto_subscribe")
+        .is_some_and(|v| v == "0" || v == "false");
     upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| {
             let span = info_span!("signal", room = %claims.video.room, identity = %claims.sub);
-            session(sfu, socket, claims, reconnect).instrument(span)
+            session(sfu, socket, claims, reconnect, auto_subscribe).instrument(span)
         })
 }
 
@@ -193,7 +197,13 @@ fn leave(reason: proto::DisconnectReason, action: proto::leave_request::Action) 
     }))
 }
 
-async fn session(sfu: Arc<Sfu>, socket: WebSocket, claims: Claims, reconnect: bool) {
+async fn session(
+    sfu: Arc<Sfu>,
+    socket: WebSocket,
+    claims: Claims,
+    reconnect: bool,
+    auto_subscribe: bool,
+) {
     let (mut sink, mut stream) = socket.split();
     if reconnect {
         // No session resumption yet: ask for a full rejoin.
@@ -219,9 +229,12 @@ async fn session(sfu: Arc<Sfu>, socket: WebSocket, claims: Claims, reconnect: bo
             &room_name,
             &claims.sub,
             &name,
-            claims.can_publish(),
-            claims.can_subscribe(),
-            claims.can_publish_data(),
+            Admission {
+                can_publish: claims.can_publish(),
+                can_subscribe: claims.can_subscribe(),
+                can_publish_data: claims.can_publish_data(),
+                auto_subscribe,
+            },
         )
         .await;
     let (participant, mut channels) = match joined {
