@@ -367,21 +367,7 @@ async fn each_subscriber_gets_the_layer_it_asks_for_as_one_stream() {
         .expect("bob joins");
     let mut alice = SimulcastPublisher::connect(&server.ws, &common::token("sim", "alice")).await;
 
-    let publisher = {
-        let me = SimulcastPublisherHandle {
-            track: alice.track.clone(),
-            ssrcs: alice.ssrcs,
-        };
-        tokio::spawn(async move {
-            let mut sequences = [1000u16, 20_000, 40_000];
-            let mut tick = tokio::time::interval(Duration::from_millis(33));
-            for n in 0u32.. {
-                tick.tick().await;
-                // A keyframe on every layer every 15 frames (0.5 s).
-                me.send_frame(n, n % 15 == 0, &mut sequences).await;
-            }
-        })
-    };
+    let publisher = alice.start_sending();
 
     let mut video = bob.next_track(WAIT).await.expect("bob gets the video");
     assert_eq!(video.track_id, alice.track_sid);
@@ -495,20 +481,7 @@ async fn each_subscriber_gets_the_layer_it_asks_for_as_one_stream() {
 async fn track_settings_sent_before_the_subscription_are_applied_to_it() {
     let server = common::start().await;
     let alice = SimulcastPublisher::connect(&server.ws, &common::token("early", "alice")).await;
-    let publisher = {
-        let me = SimulcastPublisherHandle {
-            track: alice.track.clone(),
-            ssrcs: alice.ssrcs,
-        };
-        tokio::spawn(async move {
-            let mut sequences = [1000u16, 20_000, 40_000];
-            let mut tick = tokio::time::interval(Duration::from_millis(33));
-            for n in 0u32.. {
-                tick.tick().await;
-                me.send_frame(n, n % 15 == 0, &mut sequences).await;
-            }
-        })
-    };
+    let publisher = alice.start_sending();
     let options = salon_sfu::testing::ClientOptions {
         auto_subscribe: false,
         ..Default::default()
@@ -552,6 +525,25 @@ async fn track_settings_sent_before_the_subscription_are_applied_to_it() {
     }
     assert_eq!(check.sizes_seen, vec![SIZES[0]]);
     publisher.abort();
+}
+
+impl SimulcastPublisher {
+    /// Sends 30 frames a second on every layer, a keyframe on each every 15
+    /// frames (0.5 s), until the task is aborted.
+    fn start_sending(&self) -> tokio::task::JoinHandle<()> {
+        let me = SimulcastPublisherHandle {
+            track: self.track.clone(),
+            ssrcs: self.ssrcs,
+        };
+        tokio::spawn(async move {
+            let mut sequences = [1000u16, 20_000, 40_000];
+            let mut tick = tokio::time::interval(Duration::from_millis(33));
+            for n in 0u32.. {
+                tick.tick().await;
+                me.send_frame(n, n % 15 == 0, &mut sequences).await;
+            }
+        })
+    }
 }
 
 /// The part of the publisher the sending task needs.
