@@ -16,7 +16,8 @@ track (Opus, DTX on, as livekit-client does). The first --speakers of them take
 turns saying espeak-ng sentences (each its own English voice and sentences) at
 real-time pace, --pause seconds apart, so that Whisper on a 2-core machine
 keeps up; the others send silence. Everyone keeps the speakers' tracks and
-unsubscribes from the silent ones (the SFU sends every track to everyone), as
+unsubscribes from the silent ones (which works whether or not the server
+honours auto_subscribe), as
 decoding all 380 would take more than a 2-core machine has; --subscribe-all
 keeps them all. The call is started and transcription turned on first if they
 are not.
